@@ -1,0 +1,1 @@
+"""Code shared by the grizzly-partner services. Imported, never run (except `python -m grizzly_common.ready`)."""

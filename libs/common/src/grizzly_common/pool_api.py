@@ -1,0 +1,63 @@
+"""Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
+
+Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup. Answers are always HTTP 200 with one of these
+structs; transport failures are the caller's to map to Unavailable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class ServicesRequest(msgspec.Struct, frozen=True):
+    upstream: str
+
+
+class ServicesResult(msgspec.Struct, frozen=True):
+    countryList: list[dict[str, Any]]  # noqa: N815 - rendered as-is into the protocol answer
+
+
+class ClaimRequest(msgspec.Struct, frozen=True):
+    upstream: str
+    country: str
+    operator: str
+    service: str
+    sum: str  # decimal as text: never a float in storage
+    currency: int | None
+    exclude_prefixes: list[str]
+    request_json: str  # the platform's request without its key, kept for the audit trail
+
+
+class ClaimResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "NO_NUMBERS" | "ERROR"
+    number: int = 0
+    activation_id: int = 0
+    flashcall: bool = False
+    voice: bool = False
+    error: str = ""
+
+
+class FinishRequest(msgspec.Struct, frozen=True):
+    upstream: str
+    activation_id: int
+    status: int
+
+
+class FinishResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR"
+    error: str = ""
+
+
+class LookupRequest(msgspec.Struct, frozen=True):
+    number: int
+
+
+class LookupResult(msgspec.Struct, frozen=True):
+    """The open activation of a number, if any."""
+
+    found: bool
+    activation_id: int = 0
+    upstream: str = ""
+    service: str = ""

@@ -1,0 +1,44 @@
+"""Redis connections and Lua scripts shipped as package files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from types import ModuleType
+
+import redis.asyncio as aioredis
+
+
+def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of raising "Too many connections".
+
+    redis-py's default asyncio pool raises MaxConnectionsError under load (anchors B2''); a blocking pool
+    bounds the connections and queues the rest for up to timeout_s.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def load_lua(package: str | ModuleType, name: str) -> str:
+    """The text of a .lua file shipped inside a package (e.g. grizzly_pool.lua)."""
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+# Unique numeric ids that survive a Redis wipe: the counter starts at (now in ms) * 1000, so a counter
+# re-created later starts above every id handed out before (unless >1000 ids/ms were sustained).
+# Stays below 2**53, so JSON consumers that parse numbers as doubles keep every digit.
+NEXT_ID_LUA = """
+local id = redis.call('INCR', KEYS[1])
+if id < 1000000000000 then
+  local t = redis.call('TIME')
+  id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+  redis.call('SET', KEYS[1], id)
+end
+return id
+"""

@@ -1,0 +1,130 @@
+"""Reading settings from environment variables: cast once at start-up, errors name the variable.
+
+Each service defines a frozen dataclass with a ``from_env`` classmethod built from these helpers and calls it
+in ``main()``; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Values that are never accepted as a secret: they come from copied examples, not from an operator.
+_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "password", "key"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value.strip()
+
+
+def env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _raw(env, name)
+    return default if value is None else value
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float | None = None) -> float:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def env_secret(env: Mapping[str, str], name: str) -> str:
+    """A required secret. The value itself never appears in an error message."""
+    value = _raw(env, name)
+    if value is None:
+        raise SettingsError(f"{name} is required")
+    if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 8:
+        raise SettingsError(f"{name} looks like a placeholder; set a real secret of at least 8 characters")
+    return value
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One platform this server is a partner of (Grizzly, an SMSHUB-compatible platform, ...)."""
+
+    name: str
+    key: str = field(repr=False)  # the protocol key: in every request the platform sends and every push
+    push_url: str
+    user_agent: str
+    gzip: bool  # SMSHUB-family platforms want gzip request bodies on pushes
+    push_timeout_s: float
+
+
+DEFAULT_PUSH_URL = "https://api.grizzlysms.com/agent/api/sms"  # third-party evidence; confirm with support
+DEFAULT_USER_AGENT = "grizzly-partner/0.1"
+
+
+def upstreams_from_env(env: Mapping[str, str]) -> tuple[Upstream, ...]:
+    """UPSTREAMS=grizzly,smshub then UPSTREAM_<NAME>_KEY / _PUSH_URL / _GZIP / _USER_AGENT / _PUSH_TIMEOUT_S."""
+    names = env_list(env, "UPSTREAMS", ("grizzly",))
+    if not names:
+        raise SettingsError("UPSTREAMS names no upstream")
+    upstreams = []
+    for name in names:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise SettingsError(f"UPSTREAMS: {name!r} is not a valid upstream name (letters, digits, - and _)")
+        prefix = "UPSTREAM_" + name.upper().replace("-", "_") + "_"
+        upstreams.append(
+            Upstream(
+                name=name,
+                key=env_secret(env, prefix + "KEY"),
+                push_url=env_str(env, prefix + "PUSH_URL", DEFAULT_PUSH_URL),
+                user_agent=env_str(env, prefix + "USER_AGENT", DEFAULT_USER_AGENT),
+                gzip=env_bool(env, prefix + "GZIP", False),
+                push_timeout_s=env_float(env, prefix + "PUSH_TIMEOUT_S", 5.0, minimum=0.1),
+            )
+        )
+    keys = [u.key for u in upstreams]
+    if len(set(keys)) != len(keys):
+        raise SettingsError("two upstreams share one KEY: every upstream needs its own protocol key")
+    return tuple(upstreams)
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment; the one place settings code touches os.environ."""
+    return os.environ

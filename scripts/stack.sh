@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The whole grizzly-partner stack as local processes on 127.0.0.1 (no Docker needed).
+# usage: scripts/stack.sh install|up|down|status|test [pytest args]
+#   install  Python deps (uv, uv.lock), redis-server (Debian package), Kafka jars (Maven Central); re-runs reuse them
+#   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
+#   down     stop everything `up` started (data under .run/ is kept; `down --wipe` deletes it)
+#   test     install, then the full test suite (its fixtures start their own Redis/Kafka on free ports)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+RUN=${STACK_RUN_DIR:-$ROOT/.run}
+export REDIS_PORT=${REDIS_PORT:-16379}
+export KAFKA_PORT=${KAFKA_PORT:-19092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+export KAFKA_WORK=${KAFKA_WORK:-$RUN/kafka}
+
+# Defaults for a local stack. Every one can be overridden from the environment (docs/configuration.md).
+# The keys below are for a machine's own loopback only; production sets real secrets.
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+export KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}
+export UPSTREAMS=${UPSTREAMS:-grizzly}
+export UPSTREAM_GRIZZLY_KEY=${UPSTREAM_GRIZZLY_KEY:-local-dev-partner-key}
+export UPSTREAM_GRIZZLY_PUSH_URL=${UPSTREAM_GRIZZLY_PUSH_URL:-http://127.0.0.1:8090/agent/api/sms}
+export EDGE_PORT=${EDGE_PORT:-8080} POOL_PORT=${POOL_PORT:-8081} POOL_ADMIN_PORT=${POOL_ADMIN_PORT:-8082}
+export INGEST_PORT=${INGEST_PORT:-8083} PUSHER_PORT=${PUSHER_PORT:-8084}
+export EDGE_POOL_URL=${EDGE_POOL_URL:-http://127.0.0.1:$POOL_PORT}
+export PUSHER_POOL_URL=${PUSHER_POOL_URL:-http://127.0.0.1:$POOL_PORT}
+export POOL_ADMIN_TOKEN=${POOL_ADMIN_TOKEN:-local-dev-admin-token}
+export INGEST_TOKEN=${INGEST_TOKEN:-local-dev-ingest-token}
+
+log() { printf '[stack] %s\n' "$*"; }
+
+install() {
+  local t0=$SECONDS
+  if ! command -v uv >/dev/null 2>&1; then
+    log "installing uv"; python3 -m pip install --quiet --disable-pip-version-check uv
+  fi
+  uv sync --frozen --quiet
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing redis-server (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  fi
+  PYTHON="$ROOT/.venv/bin/python" scripts/kafka.sh fetch
+  log "installed in $((SECONDS - t0))s"
+}
+
+redis_start() {
+  mkdir -p "$RUN/redis"
+  if [ -f "$RUN/redis/redis.pid" ] && kill -0 "$(cat "$RUN/redis/redis.pid")" 2>/dev/null; then return 0; fi
+  # append-only persistence: an activation or a pending SMS survives a Redis restart
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly yes \
+    --daemonize yes --pidfile "$RUN/redis/redis.pid" --logfile "$RUN/redis/redis.log" --save ""
+  .venv/bin/python -m grizzly_common.ready redis "$REDIS_URL" --timeout 30
+  log "redis ready on 127.0.0.1:$REDIS_PORT"
+}
+
+redis_stop() {
+  if [ -f "$RUN/redis/redis.pid" ] && kill -0 "$(cat "$RUN/redis/redis.pid")" 2>/dev/null; then
+    kill -TERM "$(cat "$RUN/redis/redis.pid")"
+    for _ in $(seq 1 50); do [ -f "$RUN/redis/redis.pid" ] || break; sleep 0.1; done
+    log "redis stopped"
+  fi
+}
+
+SERVICES="pool:grizzly-pool:$POOL_PORT edge:grizzly-edge:$EDGE_PORT ingest:grizzly-ingest:$INGEST_PORT pusher:grizzly-pusher:$PUSHER_PORT"
+
+services_start() {
+  mkdir -p "$RUN/services"
+  local entry name cmd port
+  for entry in $SERVICES; do
+    IFS=: read -r name cmd port <<<"$entry"
+    if [ -f "$RUN/services/$name.pid" ] && kill -0 "$(cat "$RUN/services/$name.pid")" 2>/dev/null; then continue; fi
+    nohup ".venv/bin/$cmd" >> "$RUN/services/$name.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/services/$name.pid"
+    .venv/bin/python -m grizzly_common.ready http "http://127.0.0.1:$port/readyz" --timeout 60 \
+      || { log "$name did not become ready; last log lines:"; tail -20 "$RUN/services/$name.log"; exit 1; }
+    log "$name ready on 127.0.0.1:$port"
+  done
+}
+
+services_stop() {
+  local entry name cmd port pid
+  for entry in $SERVICES; do
+    IFS=: read -r name cmd port <<<"$entry"
+    [ -f "$RUN/services/$name.pid" ] || continue
+    pid=$(cat "$RUN/services/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+      log "$name stopped"
+    fi
+    rm -f "$RUN/services/$name.pid"
+  done
+}
+
+case "${1:-}" in
+  install) install ;;
+  up)
+    t0=$SECONDS
+    install
+    redis_start
+    PYTHON="$ROOT/.venv/bin/python" scripts/kafka.sh start
+    services_start
+    log "stack up in $((SECONDS - t0))s: partner URL http://127.0.0.1:$EDGE_PORT/ (also /GrizzlySMS.php)," \
+        "SMS in at http://127.0.0.1:$INGEST_PORT/v1/sms, pool admin on :$POOL_ADMIN_PORT; stop with scripts/stack.sh down"
+    ;;
+  down)
+    services_stop
+    PYTHON="$ROOT/.venv/bin/python" scripts/kafka.sh stop || true
+    redis_stop
+    if [ "${2:-}" = "--wipe" ]; then rm -rf "$RUN"; log "data wiped"; fi
+    ;;
+  status)
+    for entry in $SERVICES; do
+      IFS=: read -r name cmd port <<<"$entry"
+      if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then echo "$name: ready"; else echo "$name: down"; fi
+    done
+    scripts/kafka.sh status || true
+    ;;
+  test)
+    shift
+    install
+    exec uv run --frozen --no-sync pytest "$@"
+    ;;
+  *) echo "usage: $0 install|up|down [--wipe]|status|test [pytest args]" >&2; exit 1 ;;
+esac
