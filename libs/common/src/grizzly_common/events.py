@@ -33,14 +33,19 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     """One incoming SMS (or call) on one of our numbers, as sms-ingest accepted it."""
 
     v: int = 1
-    kind: Literal["sms", "call"] = "sms"
+    kind: Literal["sms", "call", "call_record"] = "sms"  # -> PUSH_SMS, PUSH_CALL, PUSH_CALL_RECORD
     sms_id: int  # stable numeric id assigned at ingestion; the smsId / callId of the push
     number: int  # receiving number, digits with country code
     phone_from: str  # sender, may be alphanumeric ("Telegram")
-    text: str = ""
+    text: str = ""  # full text (multipart already reassembled); a call record's transcript
     received_at_ms: int  # when the hardware received it (or ingestion time if the source has none)
     ingested_at_ms: int
     source: str  # which adapter accepted it (generic, android, goip, modem)
+    device: str = ""  # gateway/device the SIM sits in, when the source says
+    slot: str = ""  # SIM slot / port on that device, when the source says
+    parts: int = 1  # how many SMS parts were reassembled into this text
+    recording_b64: str = ""  # call_record only: the audio file, base64 (bounded by the ingest body limit)
+    recording_type: str = ""  # call_record only: MIME type of the audio, e.g. audio/wav
 
 
 class PushTask(msgspec.Struct, frozen=True, kw_only=True):

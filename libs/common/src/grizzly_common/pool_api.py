@@ -1,6 +1,6 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup. Answers are always HTTP 200 with one of these
+Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup, /v1/resolve. Answers are always HTTP 200 with one of these
 structs; transport failures are the caller's to map to Unavailable.
 """
 
@@ -61,3 +61,15 @@ class LookupResult(msgspec.Struct, frozen=True):
     activation_id: int = 0
     upstream: str = ""
     service: str = ""
+
+
+class ResolveRequest(msgspec.Struct, frozen=True):
+    """Which number sits in this device's SIM slot (sources such as GoIP or Android report the slot, not the number)."""
+
+    device: str
+    slot: str
+
+
+class ResolveResult(msgspec.Struct, frozen=True):
+    found: bool
+    number: int = 0

@@ -1,0 +1,66 @@
+"""The audit trail: every activation's request, number, SMS, and push attempt, kept in Redis for disputes.
+
+Every service writes here through these functions (one shared REDIS_URL); the pool's admin API and CLI read it.
+Keys (all under the optional prefix):
+  audit:act:{activation_id}  list of JSON events, oldest first, expiring AUDIT_RETENTION_DAYS after the last event
+  audit:unmatched            stream of SMS/calls that arrived for a number with no open activation (never pushed)
+Secrets never go in: callers pass the platform's request without its key.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+DEFAULT_RETENTION_S = 90 * 86400
+UNMATCHED_MAXLEN = 1_000_000  # approximate cap of the unmatched stream (oldest trimmed first)
+
+
+def activation_key(activation_id: int, prefix: str = "") -> str:
+    return f"{prefix}audit:act:{activation_id}"
+
+
+def unmatched_key(prefix: str = "") -> str:
+    return f"{prefix}audit:unmatched"
+
+
+def _event(event: str, fields: dict[str, Any]) -> bytes:
+    return orjson.dumps({"ts_ms": int(time.time() * 1000), "event": event, **fields}, default=str)
+
+
+async def record(
+    redis: aioredis.Redis,
+    activation_id: int,
+    event: str,
+    *,
+    prefix: str = "",
+    retention_s: int = DEFAULT_RETENTION_S,
+    **fields: Any,
+) -> None:
+    """Append one event (e.g. "issued", "finish", "sms", "push_attempt") to an activation's trail."""
+    key = activation_key(activation_id, prefix)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.rpush(key, _event(event, fields))
+        pipe.expire(key, retention_s)
+        await pipe.execute()
+
+
+async def read(redis: aioredis.Redis, activation_id: int, *, prefix: str = "") -> list[dict[str, Any]]:
+    raw = await redis.lrange(activation_key(activation_id, prefix), 0, -1)
+    return [orjson.loads(item) for item in raw]
+
+
+async def record_unmatched(redis: aioredis.Redis, *, prefix: str = "", **fields: Any) -> None:
+    """An SMS or call for a number without an open activation: kept for an operator, not pushed."""
+    await redis.xadd(
+        unmatched_key(prefix), {"event": _event("unmatched", fields)}, maxlen=UNMATCHED_MAXLEN, approximate=True
+    )
+
+
+async def read_unmatched(redis: aioredis.Redis, *, prefix: str = "", count: int = 100) -> list[dict[str, Any]]:
+    """The newest `count` unmatched messages, newest first."""
+    entries = await redis.xrevrange(unmatched_key(prefix), count=count)
+    return [orjson.loads(fields[b"event"]) for _id, fields in entries]
