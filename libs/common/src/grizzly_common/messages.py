@@ -7,6 +7,7 @@ the platform may add fields at any time.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -49,7 +50,10 @@ def _decode(body: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid field: {exc}") from None
+        text = str(exc)
+        if text.startswith("Expected `object`") and " - at `$" not in text:
+            raise BadRequest(f"body must be a JSON object ({text[9:]})") from None
+        raise BadRequest(f"invalid field: {text}") from None
     except msgspec.DecodeError:
         raise BadRequest("body is not valid JSON") from None
 
@@ -64,8 +68,8 @@ def decode_get_number(body: bytes) -> GetNumberRequest:
     request = _decode(body, GetNumberRequest)
     if not request.service or not request.operator or request.country == "":
         raise BadRequest("country, operator and service must not be empty")
-    if request.sum < 0:
-        raise BadRequest("invalid field: sum must be >= 0")
+    if not math.isfinite(request.sum) or request.sum < 0:
+        raise BadRequest("invalid field: sum must be a finite number >= 0")
     return request
 
 

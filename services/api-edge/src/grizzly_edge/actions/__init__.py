@@ -1,0 +1,22 @@
+"""One module per protocol action: parse the body, call the pool, build the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grizzly_edge.pool_client import PoolClient
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated request, ready for its action handler."""
+
+    upstream: str  # name of the upstream whose key matched
+    body: bytes  # decompressed JSON body (contains the key: never log or store it as is)
+    pool: PoolClient
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: str  # SUCCESS | NO_NUMBERS | ERROR (for metrics and logs)
+    body: bytes

@@ -1,0 +1,103 @@
+"""api-edge: the one partner URL the platform POSTs GET_SERVICES / GET_NUMBER / FINISH_ACTIVATION to."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+import aiohttp
+from grizzly_common.errors import BadRequest, PartnerError
+from grizzly_common.logging import log_fields
+from grizzly_common.messages import error_body
+from grizzly_common.web import health_routes
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from grizzly_edge.actions import Answer, Call
+from grizzly_edge.auth import KeyRing
+from grizzly_edge.body import accepts_gzip, compress, decode_content, read_body
+from grizzly_edge.dispatch import route
+from grizzly_edge.metrics import REQUEST_SECONDS, RESULTS
+from grizzly_edge.pool_client import PoolClient
+from grizzly_edge.settings import Settings
+
+log = logging.getLogger("grizzly_edge")
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class State(TypedDict):
+    pool: PoolClient
+
+
+def _reply(request: Request, settings: Settings, body: bytes) -> Response:
+    headers = {"Vary": "Accept-Encoding"}
+    if len(body) >= settings.gzip_min_bytes and accepts_gzip(request.headers.get("accept-encoding")):
+        body = compress(body, settings.gzip_level)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, status_code=200, media_type="application/json", headers=headers)
+
+
+def create_app(settings: Settings) -> Starlette:
+    keys = KeyRing(settings.upstreams)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        connector = aiohttp.TCPConnector(limit=settings.pool_connections, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=settings.pool_timeout_s, connect=min(settings.pool_timeout_s, 1.0))
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
+            log.info(
+                "api-edge ready",
+                extra=log_fields(paths=list(settings.paths), upstreams=[u.name for u in settings.upstreams]),
+            )
+            yield {"pool": PoolClient(session, settings.pool_url)}
+
+    async def partner(request: Request) -> Response:
+        started = time.perf_counter()
+        action = "invalid"
+        try:
+            if request.method != "POST":
+                raise BadRequest(f"method {request.method} not allowed: POST a JSON body")
+            raw = await read_body(request, settings.max_body_bytes)
+            body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
+            target = route(body, keys)
+            action = target.action
+            answer = await target.handler(Call(upstream=target.upstream, body=body, pool=request.state.pool))
+        except PartnerError as exc:
+            answer = Answer("ERROR", error_body(exc.error))
+            log.info("answered ERROR", extra=log_fields(action=action, error=exc.error))
+        except Exception:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
+            log.exception("unexpected failure", extra=log_fields(action=action))
+            answer = Answer("ERROR", error_body("internal error"))
+        RESULTS.labels(action, answer.status).inc()
+        REQUEST_SECONDS.labels(action).observe(time.perf_counter() - started)
+        return _reply(request, settings, answer.body)
+
+    async def on_partner_error(request: Request, exc: Exception) -> Response:
+        text = exc.error if isinstance(exc, PartnerError) else "internal error"
+        return Response(error_body(text), status_code=200, media_type="application/json")
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, HTTPException) else 500
+        return Response(error_body(f"HTTP {code}: not a partner URL"), status_code=code, media_type="application/json")
+
+    async def pool_ready(request: Request) -> None:
+        await request.state.pool.healthy()
+
+    routes = [Route(path, partner, methods=ALL_METHODS) for path in settings.paths]
+    routes += health_routes({"pool": pool_ready})
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: on_http_error,
+            PartnerError: on_partner_error,
+            Exception: on_partner_error,
+        },
+    )

@@ -1,0 +1,80 @@
+"""A tiny in-process fake of the pool's internal API (unit tests only): a Starlette app on uvicorn in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import msgspec
+import uvicorn
+from grizzly_common import pool_api
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakePool:
+    """Records every request; answers with whatever the test set (claim / finish / services)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.reset()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.services = pool_api.ServicesResult(countryList=[])
+        self.claim = pool_api.ClaimResult(status="NO_NUMBERS")
+        self.finish = pool_api.FinishResult(status="SUCCESS")
+        self.delay_s = 0.0
+
+    def app(self) -> Starlette:
+        def endpoint(path: str, answer: str) -> Route:
+            async def handle(request: Request) -> Response:
+                self.requests.append((path, msgspec.json.decode(await request.body())))
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                return Response(msgspec.json.encode(getattr(self, answer)), media_type="application/json")
+
+            return Route(path, handle, methods=["POST"])
+
+        async def healthz(request: Request) -> Response:
+            return Response(b'{"status":"ok"}', media_type="application/json")
+
+        return Starlette(
+            routes=[
+                endpoint("/v1/services", "services"),
+                endpoint("/v1/claim", "claim"),
+                endpoint("/v1/finish", "finish"),
+                Route("/healthz", healthz),
+            ]
+        )
+
+    def start(self) -> None:
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake pool did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
