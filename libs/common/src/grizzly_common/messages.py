@@ -94,7 +94,7 @@ def normalize_prefixes(entries: list[str | int]) -> list[str]:
         if isinstance(entry, bool):
             raise BadRequest("invalid field: exceptionPhoneSet entries must be digits")
         digits = str(entry).strip().lstrip("+")
-        if not digits.isdigit():
+        if not (digits.isascii() and digits.isdigit()):
             raise BadRequest(f"invalid field: exceptionPhoneSet entry {str(entry)[:32]!r} is not digits")
         prefixes.append(digits)
     return prefixes
