@@ -1,0 +1,15 @@
+"""Prometheus metrics of the pool (default registry, served on /metrics of the internal port)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CLAIMS = Counter("pool_claims_total", "GET_NUMBER claims by result", ["result"])
+FINISHES = Counter("pool_finishes_total", "FINISH_ACTIVATION calls by status and outcome", ["status", "outcome"])
+COUNTS_REPORTED = Gauge("pool_counts_reported", "Sum of the counts last reported per service", ["service"])
+SCRIPT_SECONDS = Histogram(
+    "pool_script_seconds",
+    "Latency of the pool's Lua scripts",
+    ["script"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

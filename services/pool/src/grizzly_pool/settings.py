@@ -1,0 +1,78 @@
+"""Pool settings, read once from the environment in main() (see README.md for every variable)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from grizzly_common.settings import SettingsError, env_int, env_list, env_secret, env_str
+
+DEFAULT_SERVICES = ("tg", "wa", "vk", "ok", "go", "fb", "ig", "ds", "dr", "ot")
+
+
+def parse_country_map(name: str, value: str) -> dict[str, str]:
+    """ "ru:0,ua:1" -> {"ru": "0", "ua": "1"}: our country code -> the code this upstream uses."""
+    mapping: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        ours, sep, theirs = item.partition(":")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise SettingsError(f"{name}: expected ours:theirs pairs like ru:0, got {item!r}")
+        mapping[ours.strip().lower()] = theirs.strip().lower()
+    if len(set(mapping.values())) != len(mapping):
+        raise SettingsError(f"{name}: two countries map to the same upstream code")
+    return mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    key_prefix: str
+    host: str
+    port: int
+    admin_host: str
+    admin_port: int
+    admin_token: str = field(repr=False)
+    services: tuple[str, ...]
+    split_countries: frozenset[str]  # countries reported per operator; every other country is reported as `any`
+    country_maps: dict[str, dict[str, str]]  # upstream -> {our country -> upstream's country code}
+    upstreams: tuple[str, ...]
+    cancel_limit: int
+    sample_size: int
+    audit_prefix: str
+    redis_max_connections: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_token: bool = True) -> Settings:
+        upstreams = env_list(env, "UPSTREAMS", ("grizzly",))
+        maps = {}
+        for upstream in upstreams:
+            name = "POOL_COUNTRY_MAP_" + upstream.upper().replace("-", "_")
+            maps[upstream] = parse_country_map(name, env.get(name, ""))
+        services = env_list(env, "POOL_SERVICES", DEFAULT_SERVICES)
+        if not services:
+            raise SettingsError("POOL_SERVICES names no service")
+        for service in services:
+            if not service.isalnum():
+                raise SettingsError(f"POOL_SERVICES: {service!r} is not a service code (letters and digits)")
+        return cls(
+            redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+            key_prefix=env.get("POOL_KEY_PREFIX", "gp:"),
+            host=env_str(env, "POOL_HOST", "0.0.0.0"),  # noqa: S104 - a container's service port
+            port=env_int(env, "POOL_PORT", 8081, minimum=1),
+            admin_host=env_str(env, "POOL_ADMIN_HOST", "0.0.0.0"),  # noqa: S104
+            admin_port=env_int(env, "POOL_ADMIN_PORT", 8082, minimum=1),
+            admin_token=env_secret(env, "POOL_ADMIN_TOKEN") if require_token else "",
+            services=tuple(s.lower() for s in services),
+            split_countries=frozenset(c.lower() for c in env_list(env, "POOL_SPLIT_COUNTRIES", ())),
+            country_maps=maps,
+            upstreams=upstreams,
+            cancel_limit=env_int(env, "POOL_CANCEL_LIMIT", 4, minimum=1),
+            sample_size=env_int(env, "POOL_CLAIM_SAMPLE", 16, minimum=1),
+            audit_prefix=env.get("AUDIT_KEY_PREFIX", ""),
+            redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 64, minimum=1),
+            log_level=env_str(env, "LOG_LEVEL", "INFO"),
+        )

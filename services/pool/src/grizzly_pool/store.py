@@ -1,0 +1,425 @@
+"""The Redis-backed number pool: keys, typed wrappers around the Lua scripts, and the counting rule.
+
+Data model (every key under the configurable prefix, default "gp:"; see README.md):
+  num:{number}        hash  country, operator, device, slot, online (1/0), flashcall, voice, act (open activation id
+                            or ""), last_act
+  hist:{number}       hash  per-service history, global across upstreams: b:{svc} blocked (why: 1, 3, 4),
+                            c:{svc} cancels, r:{svc} refunds; kept when the number is removed
+  slots:{device}      hash  slot -> number (resolve)
+  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers
+  groups              hash  "country|operator|device" -> how many numbers the group holds
+  free:{group}        set   numbers of the group that are online and not in an open activation
+  bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
+  numbers, devices    sets  the inventory (list, stats)
+  act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
+                            ("open" or the first finish status), created_ms, finished_ms, repeats, key names
+  actid               string  the activation id counter
+
+Counting rule (exact at the moment of the answer, cost groups x services, never per number):
+  capleft(d) = 0 if device d is offline, else cap(d) - active(d) (unbounded when cap is 0)
+  avail(c,o,d,s) = free(c,o,d) - bf(c,o,d,s)
+  split country:  count(c,o,s)   = sum over d of min(avail(c,o,d,s), capleft(d))
+  `any` country:  count(c,any,s) = sum over d of min(sum over o of avail(c,o,d,s), capleft(d))
+claim.lua applies the same constraints one number at a time, so N claims after a count C yield min(N, C) numbers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from grizzly_common import audit
+from grizzly_common.pool_api import LookupResult, ResolveResult
+from grizzly_common.redis_client import load_lua
+
+from grizzly_pool import metrics
+
+UNLIMITED: Final = 1 << 62
+ANY: Final = "any"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
+_SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
+
+
+class InventoryError(ValueError):
+    """A value that cannot go into the inventory; the message says which and why."""
+
+
+def check_number(value: str | int) -> int:
+    text = str(value).strip().lstrip("+")
+    if not text.isdigit() or not 6 <= len(text) <= 15 or text[0] == "0":
+        raise InventoryError(f"number {str(value)[:32]!r} must be 6-15 digits with the country code, no leading 0")
+    return int(text)
+
+
+def check_name(what: str, value: str) -> str:
+    text = value.strip().lower()
+    if not _NAME.match(text):
+        raise InventoryError(f"{what} {value[:64]!r} must be 1-64 of a-z 0-9 _ . : @ / -")
+    return text
+
+
+def check_device(value: str) -> str:
+    text = value.strip()
+    if not _DEVICE.match(text):
+        raise InventoryError(f"device {value[:64]!r} must be 1-128 of A-Z a-z 0-9 _ . : @ / -")
+    return text
+
+
+def check_slot(value: str) -> str:
+    text = value.strip()
+    if not _SLOT.match(text):
+        raise InventoryError(f"slot {value[:64]!r} must be 1-32 of A-Z a-z 0-9 _ . : / -")
+    return text
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    number: int
+    country: str
+    operator: str
+    device: str
+    slot: str
+    online: bool = True
+    flashcall: bool = False
+    voice: bool = False
+
+    @classmethod
+    def checked(
+        cls,
+        number: str | int,
+        country: str,
+        operator: str,
+        device: str,
+        slot: str,
+        online: bool = True,
+        flashcall: bool = False,
+        voice: bool = False,
+    ) -> NumberRow:
+        operator_name = check_name("operator", operator)
+        if operator_name == ANY:
+            raise InventoryError("operator 'any' is reserved: give the SIM's real operator")
+        return cls(
+            check_number(number),
+            check_name("country", country),
+            operator_name,
+            check_device(device),
+            check_slot(slot),
+            online,
+            flashcall,
+            voice,
+        )
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    existing: int = 0
+    conflicts: list[int] = field(default_factory=list)  # (device, slot) already held by another number
+
+
+@dataclass
+class RemoveReport:
+    removed: int = 0
+    missing: int = 0
+    busy: list[int] = field(default_factory=list)  # in an open activation: not removed
+
+
+@dataclass(frozen=True)
+class Claimed:
+    number: int
+    activation_id: int
+    flashcall: bool
+    voice: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcome: str  # "unknown" | "finished" | "repeat"
+    first_status: int = 0  # for a repeat: the status that closed the activation
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The counters of every group and device at one instant (counts.lua)."""
+
+    services: tuple[str, ...]
+    groups: list[tuple[str, str, str]]
+    free: list[int]
+    blocked: list[list[int]]  # per group, per service
+    capleft: dict[str, int]  # per device
+
+    def table(self, split_countries: frozenset[str] | set[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """country -> operator (or "any") -> service -> count, by the counting rule in the module doc."""
+        per_key: dict[tuple[str, str, str], list[int]] = {}
+        for index, (country, operator, device) in enumerate(self.groups):
+            reported = operator if country in split_countries else ANY
+            sums = per_key.setdefault((country, reported, device), [0] * len(self.services))
+            free = self.free[index]
+            for j, blocked in enumerate(self.blocked[index]):
+                sums[j] += max(0, free - blocked)
+        table: dict[str, dict[str, dict[str, int]]] = {}
+        for (country, operator, device), sums in sorted(per_key.items()):
+            left = self.capleft.get(device, 0)
+            row = table.setdefault(country, {}).setdefault(operator, dict.fromkeys(self.services, 0))
+            for j, service in enumerate(self.services):
+                row[service] += min(sums[j], left)
+        return table
+
+
+def _flag(value: bytes | str | None) -> bool:
+    return value in (b"1", "1")
+
+
+class PoolStore:
+    """All pool state changes go through these methods (and the Lua scripts behind them)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str = "gp:",
+        *,
+        cancel_limit: int = 4,
+        sample_size: int = 16,
+        audit_prefix: str = "",
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.cancel_limit = cancel_limit
+        self.sample_size = sample_size
+        self.audit_prefix = audit_prefix
+        self._scripts = {
+            name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua"))
+            for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "counts")
+        }
+
+    # keys ------------------------------------------------------------------------------------------------------
+    def key(self, *parts: str | int) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def group_keys(self, country: str, operator: str, device: str) -> tuple[str, str, str]:
+        group = f"{country}|{operator}|{device}"
+        return self.key("free", group), self.key("bf", group), self.key("dev", device)
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._scripts[name](keys=list(keys), args=list(args))
+        finally:
+            metrics.SCRIPT_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    # inventory -------------------------------------------------------------------------------------------------
+    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
+        """Add numbers in batches (one script call per batch); existing numbers are left untouched."""
+        report = AddReport()
+        chunk: list[str | int] = []
+        count = 0
+
+        async def flush() -> None:
+            result = await self._run(
+                "add_numbers", [self.key("groups"), self.key("numbers"), self.key("devices")], [self.prefix, *chunk]
+            )
+            report.added += int(result[0])
+            report.existing += int(result[1])
+            report.conflicts.extend(int(n) for n in result[2:])
+            chunk.clear()
+
+        for row in rows:
+            chunk.extend(
+                (row.number, row.country, row.operator, row.device, row.slot,
+                 int(row.online), int(row.flashcall), int(row.voice))
+            )  # fmt: skip
+            count += 1
+            if count % batch == 0:
+                await flush()
+        if chunk:
+            await flush()
+        return report
+
+    async def remove_numbers(self, numbers: Iterable[int]) -> RemoveReport:
+        keys = [self.key("groups"), self.key("numbers"), self.key("devices")]
+        result = await self._run("remove_numbers", keys, [self.prefix, *numbers])
+        return RemoveReport(int(result[0]), int(result[1]), [int(n) for n in result[2:]])
+
+    async def set_online(self, numbers: Iterable[int], online: bool) -> tuple[int, int]:
+        """(changed, missing)"""
+        result = await self._run("set_online", [], [self.prefix, int(online), *numbers])
+        return int(result[0]), int(result[1])
+
+    async def set_device(self, device: str, *, online: bool | None = None, cap: int | None = None) -> bool:
+        """Device-wide online flag and module cap (0 = no limit). False when the device holds no number."""
+        if not await self.redis.sismember(self.key("devices"), device):  # type: ignore[misc]
+            return False
+        fields: dict[str, str] = {}
+        if online is not None:
+            fields["online"] = "1" if online else "0"
+        if cap is not None:
+            if cap < 0:
+                raise InventoryError("cap must be >= 0 (0 = no limit)")
+            fields["cap"] = str(cap)
+        if fields:
+            await self.redis.hset(self.key("dev", device), mapping=fields)  # type: ignore[misc]
+        return True
+
+    async def groups(self) -> list[tuple[str, str, str]]:
+        raw = await self.redis.hkeys(self.key("groups"))  # type: ignore[misc]
+        out = []
+        for item in raw:
+            country, operator, device = item.decode().split("|", 2)
+            out.append((country, operator, device))
+        return out
+
+    # counts ----------------------------------------------------------------------------------------------------
+    async def snapshot(self, services: Sequence[str]) -> Snapshot:
+        groups = await self.groups()
+        devices = sorted({device for _, _, device in groups})
+        keys: list[str] = []
+        for country, operator, device in groups:
+            free_key, bf_key, _ = self.group_keys(country, operator, device)
+            keys += (free_key, bf_key)
+        keys += [self.key("dev", device) for device in devices]
+        raw = await self._run("counts", keys, [len(groups), *services])
+        free = [int(row[0]) for row in raw[: len(groups)]]
+        blocked = [[int(v) for v in row[1:]] for row in raw[: len(groups)]]
+        capleft: dict[str, int] = {}
+        for device, (online, cap, active) in zip(devices, raw[len(groups) :], strict=True):
+            if online in (b"0", "0"):
+                capleft[device] = 0
+            elif int(cap) <= 0:
+                capleft[device] = UNLIMITED
+            else:
+                capleft[device] = max(0, int(cap) - int(active))
+        return Snapshot(tuple(services), groups, free, blocked, capleft)
+
+    # activations -----------------------------------------------------------------------------------------------
+    async def claim(
+        self,
+        *,
+        upstream: str,
+        country: str,
+        operator: str,
+        service: str,
+        sum: str,
+        currency: int | None,
+        exclude_prefixes: Sequence[str],
+        request_json: str,
+    ) -> Claimed | None:
+        """One atomic check-and-claim (claim.lua); None when nothing fits (NO_NUMBERS)."""
+        candidates = [g for g in await self.groups() if g[0] == country and operator in (ANY, g[1])]
+        if not candidates:
+            return None
+        random.shuffle(candidates)  # spread activations over devices
+        keys = [self.key("actid")]
+        for group in candidates:
+            keys += self.group_keys(*group)
+        args: list[str | int] = [
+            self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
+            int(time.time() * 1000), self.sample_size, len(exclude_prefixes), *exclude_prefixes,
+        ]  # fmt: skip
+        result = await self._run("claim", keys, args)
+        if not result:
+            return None
+        claimed = Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
+        await audit.record(
+            self.redis,
+            claimed.activation_id,
+            "issued",
+            prefix=self.audit_prefix,
+            upstream=upstream,
+            number=claimed.number,
+            country=country,
+            operator=operator,
+            service=service,
+            sum=sum,
+            currency=currency,
+            request=request_json,
+        )
+        return claimed
+
+    async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
+        args = [self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id]
+        result = await self._run("finish", [self.key("act", activation_id)], args)
+        outcome = result[0].decode()
+        if outcome == "unknown":
+            return Finished("unknown")
+        first = int(result[1])
+        event = "finish" if outcome == "finished" else "finish_repeat"
+        await audit.record(
+            self.redis, activation_id, event, prefix=self.audit_prefix, upstream=upstream, status=status, first=first
+        )
+        return Finished(outcome, first)
+
+    async def activation(self, activation_id: int) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.key("act", activation_id))  # type: ignore[misc]
+        return {k.decode(): v.decode() for k, v in raw.items() if not k.decode().endswith("_key")}
+
+    async def lookup(self, number: int) -> LookupResult:
+        act = await self.redis.hget(self.key("num", number), "act")  # type: ignore[misc]
+        if not act:
+            return LookupResult(found=False)
+        upstream, service = await self.redis.hmget(self.key("act", act.decode()), ["upstream", "service"])  # type: ignore[misc]
+        if upstream is None:
+            return LookupResult(found=False)
+        return LookupResult(found=True, activation_id=int(act), upstream=upstream.decode(), service=service.decode())
+
+    async def resolve(self, device: str, slot: str) -> ResolveResult:
+        number = await self.redis.hget(self.key("slots", device), slot)  # type: ignore[misc]
+        return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)
+
+    # reading ---------------------------------------------------------------------------------------------------
+    async def number_info(self, number: int) -> dict[str, Any] | None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key("num", number))
+            pipe.hgetall(self.key("hist", number))
+            info, hist = await pipe.execute()
+        if not info:
+            return None
+        out: dict[str, Any] = {k.decode(): v.decode() for k, v in info.items()}
+        out["number"] = number
+        out["history"] = {k.decode(): v.decode() for k, v in hist.items()}
+        return out
+
+    async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """One SSCAN page of the inventory with each number's fields; next cursor 0 means done."""
+        next_cursor, members = await self.redis.sscan(self.key("numbers"), cursor, count=count)  # type: ignore[misc]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hgetall(self.key("num", member.decode()))
+            rows = await pipe.execute()
+        out = []
+        for member, row in zip(members, rows, strict=True):
+            if row:
+                out.append({"number": int(member), **{k.decode(): v.decode() for k, v in row.items()}})
+        return int(next_cursor), sorted(out, key=lambda r: r["number"])
+
+    async def stats(self) -> dict[str, Any]:
+        """Totals from the counters (no scan of the numbers)."""
+        groups = await self.groups()
+        devices = sorted({d for _, _, d in groups})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.scard(self.key("numbers"))
+            for country, operator, device in groups:
+                pipe.scard(self.group_keys(country, operator, device)[0])
+            for device in devices:
+                pipe.hgetall(self.key("dev", device))
+            raw = await pipe.execute()
+        device_rows = {}
+        for device, row in zip(devices, raw[1 + len(groups) :], strict=True):
+            fields = {k.decode(): v.decode() for k, v in row.items()}
+            device_rows[device] = {
+                "online": fields.get("online", "1") == "1",
+                "cap": int(fields.get("cap", "0")),
+                "active": int(fields.get("active", "0")),
+                "numbers": int(fields.get("numbers", "0")),
+            }
+        return {
+            "numbers": int(raw[0]),
+            "free_online": sum(int(n) for n in raw[1 : 1 + len(groups)]),
+            "active": sum(d["active"] for d in device_rows.values()),
+            "devices": device_rows,
+        }

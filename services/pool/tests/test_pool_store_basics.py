@@ -1,0 +1,207 @@
+"""PoolStore against a real Redis: inventory, counts, claims and finishes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+from grizzly_common import audit
+from grizzly_common.redis_client import make_redis
+from grizzly_pool.store import InventoryError, NumberRow, PoolStore
+
+T = TypeVar("T")
+
+
+def run(redis_url: str, body: Callable[[PoolStore], Awaitable[T]], **options: int) -> T:
+    async def main() -> T:
+        client = make_redis(redis_url)
+        try:
+            return await body(PoolStore(client, "gp:", **options))
+        finally:
+            await client.aclose(close_connection_pool=True)
+
+    return asyncio.run(main())
+
+
+def rows(count: int, *, country: str = "ru", operator: str = "mts", device: str = "d1", start: int = 79000000000):
+    return [NumberRow.checked(start + i, country, operator, device, str(i)) for i in range(count)]
+
+
+async def claim(store: PoolStore, service: str = "tg", operator: str = "any", country: str = "ru", **kw: object):
+    return await store.claim(
+        upstream=str(kw.get("upstream", "grizzly")),
+        country=country,
+        operator=operator,
+        service=service,
+        sum="0.35",
+        currency=None,
+        exclude_prefixes=list(kw.get("prefixes", [])),  # type: ignore[call-overload]
+        request_json="{}",
+    )
+
+
+async def count(store: PoolStore, service: str = "tg", country: str = "ru", operator: str = "any") -> int:
+    table = (await store.snapshot(["tg", "wa"])).table(set())
+    return table.get(country, {}).get(operator, {}).get(service, 0)
+
+
+def test_concurrent_claims_after_count_give_exactly_that_many_distinct_numbers(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(60, device="d1") + rows(60, device="d2", start=79100000000))
+        await store.set_device("d1", cap=25)
+        assert await count(store) == 85
+        results = await asyncio.gather(*(claim(store) for _ in range(200)))
+        numbers = [r.number for r in results if r is not None]
+        assert len(numbers) == 85 == len(set(numbers))
+        assert len({r.activation_id for r in results if r is not None}) == 85
+        assert await count(store) == 0
+
+    run(redis_url, body)
+
+
+def test_device_cap_offline_device_and_offline_number(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(5, device="d1") + rows(5, device="d2", start=79100000000))
+        await store.set_device("d1", cap=2)
+        assert await count(store) == 7
+        await store.set_device("d2", online=False)
+        assert await count(store) == 2
+        await store.set_online([79000000000], False)
+        assert await count(store) == 2  # still 4 free on d1, cap 2
+        await store.set_device("d1", cap=0)
+        assert await count(store) == 4
+        got = {(await claim(store)).number for _ in range(4)}  # type: ignore[union-attr]
+        assert 79000000000 not in got and len(got) == 4
+        assert await claim(store) is None
+
+    run(redis_url, body)
+
+
+def test_blocked_statuses_1_3_and_4_after_four_cancels(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(1))
+        for status in (1, 3):
+            await store.add_numbers(rows(1, device=f"d{status + 1}", start=79000000001 + status))
+        first = await claim(store)
+        assert first is not None
+        assert (await store.finish(upstream="grizzly", activation_id=first.activation_id, status=1)).outcome == (
+            "finished"
+        )
+        # every number except the one finished with 1 is still counted for tg
+        assert await count(store) == 2
+        assert await count(store, "wa") == 3
+        sold = []
+        for _ in range(2):
+            c = await claim(store)
+            assert c is not None and c.number != first.number
+            await store.finish(upstream="grizzly", activation_id=c.activation_id, status=3)
+            sold.append(c.number)
+        assert await count(store) == 0
+        assert await claim(store) is None
+        # 4 cancels for wa on one number block it for wa only
+        assert (await store.remove_numbers(sold)).removed == 2
+        for _ in range(4):
+            assert await count(store, "wa") == 1
+            c = await claim(store, "wa")
+            assert c is not None and c.number == first.number
+            await store.finish(upstream="grizzly", activation_id=c.activation_id, status=4)
+        assert await count(store, "wa") == 0
+        assert await claim(store, "wa") is None
+
+    run(redis_url, body)
+
+
+def test_excluded_prefixes_of_several_lengths(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(
+            [NumberRow.checked(n, "ru", "mts", "d1", str(i)) for i, n in enumerate(
+                [79181110000, 79281110000, 79283110000, 79283210000, 79990000000])]
+        )  # fmt: skip
+        got = set()
+        while (c := await claim(store, prefixes=["7918", "79281", "792831"])) is not None:
+            got.add(c.number)
+        assert got == {79283210000, 79990000000}
+
+    run(redis_url, body, sample_size=1)
+
+
+def test_operator_any_matches_all_operators_and_named_operator_only_its_own(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(2, operator="mts") + rows(2, operator="beeline", device="d2", start=79100000000))
+        table = (await store.snapshot(["tg"])).table({"ru"})
+        assert table == {"ru": {"mts": {"tg": 2}, "beeline": {"tg": 2}}}
+        assert (await store.snapshot(["tg"])).table(set()) == {"ru": {"any": {"tg": 4}}}
+        a = await claim(store, operator="beeline")
+        assert a is not None and a.number >= 79100000000
+        got = [await claim(store, operator="any") for _ in range(4)]
+        assert sum(1 for g in got if g is not None) == 3
+
+    run(redis_url, body)
+
+
+def test_finish_is_idempotent_and_unknown_or_foreign_activation_is_unknown(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(1))
+        c = await claim(store)
+        assert c is not None
+        assert (await store.finish(upstream="other", activation_id=c.activation_id, status=3)).outcome == "unknown"
+        assert (await store.finish(upstream="grizzly", activation_id=12345, status=3)).outcome == "unknown"
+        assert (await store.finish(upstream="grizzly", activation_id=c.activation_id, status=4)).outcome == "finished"
+        again = await store.finish(upstream="grizzly", activation_id=c.activation_id, status=3)
+        assert again == type(again)("repeat", 4)
+        assert await count(store) == 1  # the 3 after the 4 did not block tg
+        assert (await store.lookup(c.number)).found is False
+        events = [e["event"] for e in await audit.read(store.redis, c.activation_id)]
+        assert events == ["issued", "finish", "finish_repeat"]
+
+    run(redis_url, body)
+
+
+def test_refund_after_sold_is_recorded_and_number_stays_blocked(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(1))
+        c = await claim(store)
+        assert c is not None
+        assert (await store.lookup(c.number)).activation_id == c.activation_id
+        await store.finish(upstream="grizzly", activation_id=c.activation_id, status=3)
+        await store.finish(upstream="grizzly", activation_id=c.activation_id, status=5)
+        info = await store.number_info(c.number)
+        assert info is not None and info["history"] == {"b:tg": "3", "r:tg": "1"}
+        assert await count(store) == 0 and await count(store, "wa") == 1
+
+    run(redis_url, body)
+
+
+def test_claim_after_script_flush_reloads_the_script(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(2))
+        assert await claim(store) is not None
+        await store.redis.script_flush()
+        assert await claim(store) is not None
+
+    run(redis_url, body)
+
+
+def test_resolve_and_slot_conflict_and_busy_number_is_not_removed(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        report = await store.add_numbers(rows(2) + [NumberRow.checked(79500000000, "ru", "mts", "d1", "0")])
+        assert (report.added, report.conflicts) == (2, [79500000000])
+        assert (await store.resolve("d1", "1")).number == 79000000001
+        assert (await store.resolve("d1", "9")).found is False
+        c = await claim(store)
+        assert c is not None
+        removal = await store.remove_numbers([c.number, 79999999999])
+        assert (removal.removed, removal.missing, removal.busy) == (0, 1, [c.number])
+
+    run(redis_url, body)
+
+
+def test_bad_inventory_values_are_refused() -> None:
+    with pytest.raises(InventoryError, match="number"):
+        NumberRow.checked("12ab", "ru", "mts", "d1", "1")
+    with pytest.raises(InventoryError, match="operator 'any'"):
+        NumberRow.checked("79000000000", "ru", "any", "d1", "1")
+    with pytest.raises(InventoryError, match="country"):
+        NumberRow.checked("79000000000", "r|u", "mts", "d1", "1")
