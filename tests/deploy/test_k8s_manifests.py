@@ -1,0 +1,409 @@
+"""The Kubernetes manifests (deploy/k8s), rendered in Python and checked offline.
+
+Every object validates against the Kubernetes JSON schemas (kubernetes-validate, strict: unknown fields fail);
+the KEDA ScaledObject (a CRD) against a small schema of our own. Then the rules the services depend on.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy import env_scan
+from tests.deploy.kustomize import Obj, load_docs, render
+
+K8S = env_scan.ROOT / "deploy" / "k8s"
+BASE = K8S / "base"
+STAGING = K8S / "overlays" / "staging"
+KEDA = K8S / "components" / "keda"
+# the oldest Kubernetes minor we support, and the newest the validator knows
+K8S_VERSIONS = ("1.28", kubernetes_validate.latest_version())
+
+SERVICES = ("api-edge", "pool", "sms-ingest", "pusher")  # Deployment name = services/<dir> = image name
+PORT_VARS = {"api-edge": "EDGE_PORT", "pool": "POOL_PORT", "sms-ingest": "INGEST_PORT", "pusher": "PUSHER_PORT"}
+EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT"}
+SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
+RENDERINGS = {
+    "base": (BASE, ()),
+    "staging": (STAGING, ()),
+    "base+keda": (BASE, (KEDA,)),
+}
+
+
+@cache
+def _render(name: str) -> tuple[Obj, ...]:
+    directory, components = RENDERINGS[name]
+    return tuple(render(directory, components))
+
+
+def objects(name: str, kind: str) -> list[Obj]:
+    return [obj for obj in _render(name) if obj["kind"] == kind]
+
+
+def one(name: str, kind: str, object_name: str) -> Obj:
+    [found] = [obj for obj in objects(name, kind) if obj["metadata"]["name"] == object_name]
+    return found
+
+
+def container(deployment: Obj) -> Obj:
+    [only] = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def config_data(name: str) -> dict[str, str]:
+    return one(name, "ConfigMap", "grizzly-config")["data"]
+
+
+@cache
+def secret_example() -> Obj:
+    [secret] = load_docs(BASE / "secret.example.yaml")
+    return secret
+
+
+def resolve(name: str, env_entry: Obj) -> str | None:
+    """The value an env entry gets in the pod (None: from the Secret)."""
+    if "value" in env_entry:
+        return str(env_entry["value"])
+    ref = env_entry["valueFrom"]
+    if "configMapKeyRef" in ref:
+        return config_data(name)[ref["configMapKeyRef"]["key"]]
+    return None
+
+
+def env_value(name: str, deployment: Obj, var: str) -> str | None:
+    for entry in container(deployment).get("env", []):
+        if entry["name"] == var:
+            return resolve(name, entry)
+    raise KeyError(var)
+
+
+def port_number(ctr: Obj, port: Any) -> int:
+    if isinstance(port, int):
+        assert port in {p["containerPort"] for p in ctr["ports"]}, f"{ctr['name']}: port {port} not exposed"
+        return port
+    [number] = [p["containerPort"] for p in ctr["ports"] if p["name"] == port]
+    return int(number)
+
+
+# ---------------------------------------------------------------- schema validation
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("rendering", sorted(RENDERINGS))
+def test_every_object_validates_against_the_kubernetes_schema(rendering: str, version: str) -> None:
+    checked = 0
+    for obj in _render(rendering):
+        if obj["apiVersion"].startswith("keda.sh/"):
+            continue  # a CRD: test_keda_scaled_object_shape
+        kubernetes_validate.validate(obj, version, strict=True)
+        checked += 1
+    assert checked >= 11  # ConfigMap + 4 x (Deployment, Service) + 2 PDBs (+ the HPA unless KEDA replaces it)
+
+
+def test_the_secret_example_validates_against_the_kubernetes_schema() -> None:
+    kubernetes_validate.validate(secret_example(), K8S_VERSIONS[-1], strict=True)
+
+
+def test_schema_validation_is_not_a_no_op() -> None:
+    broken = dict(one("base", "Deployment", "pusher"))
+    broken["spec"] = dict(broken["spec"], replica=2)  # misspelled field
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
+
+
+# ---------------------------------------------------------------- deployments
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_each_service_has_a_deployment_and_a_service_selecting_it(rendering: str) -> None:
+    for service in SERVICES:
+        deployment = one(rendering, "Deployment", service)
+        assert deployment["apiVersion"] == "apps/v1"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        svc = one(rendering, "Service", service)
+        assert svc["spec"]["selector"].items() <= labels.items()
+        ctr = container(deployment)
+        assert ctr["image"].startswith(f"grizzly-partner/{service}:")
+        for port in svc["spec"]["ports"]:
+            assert port_number(ctr, port["targetPort"]) > 0
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_probes_hit_healthz_and_readyz_on_the_service_port(service: str) -> None:
+    deployment = one("base", "Deployment", service)
+    ctr = container(deployment)
+    app_port = int(env_value("base", deployment, PORT_VARS[service]) or 0)
+    liveness, readiness = ctr["livenessProbe"]["httpGet"], ctr["readinessProbe"]["httpGet"]
+    assert liveness["path"] == "/healthz"
+    assert readiness["path"] == "/readyz"
+    assert port_number(ctr, liveness["port"]) == app_port
+    assert port_number(ctr, readiness["port"]) == app_port
+    if "startupProbe" in ctr:
+        assert port_number(ctr, ctr["startupProbe"]["httpGet"]["port"]) == app_port
+    # the exposed ports are the ports the process listens on
+    for port in ctr["ports"]:
+        var = PORT_VARS[service] if port["name"] == "http" else EXTRA_PORT_VARS[(service, port["name"])]
+        assert int(env_value("base", deployment, var) or 0) == port["containerPort"], var
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_resources_are_requested_and_limited(service: str) -> None:
+    resources = container(one("base", "Deployment", service))["resources"]
+    for section in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(resources[section]), section
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_runs_as_non_root_with_a_read_only_root_filesystem(service: str) -> None:
+    pod = one("base", "Deployment", service)["spec"]["template"]["spec"]
+    ctr = container(one("base", "Deployment", service))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    security = ctr["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod["automountServiceAccountToken"] is False
+    # a Service named pool would otherwise inject POOL_PORT=tcp://10.x.x.x:8081 into every pod
+    assert pod["enableServiceLinks"] is False
+
+
+def _uvicorn_grace_s() -> float:
+    text = (env_scan.ROOT / "libs/common/src/grizzly_common/web.py").read_text()
+    match = re.search(r"timeout_graceful_shutdown=(\d+(?:\.\d+)?)", text)
+    assert match, "grizzly_common.web.serve no longer sets timeout_graceful_shutdown"
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_grace_period_covers_pre_stop_sleep_and_the_service_shutdown(service: str) -> None:
+    deployment = one("base", "Deployment", service)
+    pod = deployment["spec"]["template"]["spec"]
+    command = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pre_stop_s = float(command[1])
+    assert pre_stop_s >= 3, "endpoints need a few seconds to drop the pod before SIGTERM"
+    own_grace_s = _uvicorn_grace_s()
+    if service == "pusher":
+        own_grace_s = max(own_grace_s, float(env_value("base", deployment, "PUSHER_SHUTDOWN_GRACE_S") or 0))
+    assert pod["terminationGracePeriodSeconds"] > pre_stop_s + own_grace_s
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_every_env_reference_exists_in_the_config_map_or_the_secret(rendering: str) -> None:
+    data = config_data(rendering)
+    secret_keys = set(secret_example()["stringData"])
+    used_config_keys = set()
+    for deployment in objects(rendering, "Deployment"):
+        for entry in container(deployment).get("env", []):
+            ref = entry.get("valueFrom", {})
+            if "configMapKeyRef" in ref:
+                assert ref["configMapKeyRef"]["name"] == "grizzly-config"
+                assert ref["configMapKeyRef"]["key"] in data, entry["name"]
+                used_config_keys.add(ref["configMapKeyRef"]["key"])
+            elif "secretKeyRef" in ref:
+                assert ref["secretKeyRef"]["name"] == "grizzly-secrets"
+                assert ref["secretKeyRef"]["key"] in secret_keys, entry["name"]
+            else:
+                assert "value" in entry, entry
+        assert "envFrom" not in container(deployment), "explicit env only: each service gets what it reads"
+    assert set(data) == used_config_keys, "ConfigMap keys no Deployment uses"
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_no_secret_values_in_the_config_map(rendering: str) -> None:
+    data = config_data(rendering)
+    secret_keys = set(secret_example()["stringData"])
+    every_secret_var = {v.name for s in env_scan.scan_all().values() for v in s.vars.values() if v.secret}
+    for key, value in data.items():
+        assert not SECRET_NAME.search(key), key
+        assert key not in secret_keys
+        assert not any(var == key or re.fullmatch(var.replace("<NAME>", "[A-Z0-9_]+"), key) for var in every_secret_var)
+        assert not re.search(r"://[^/@\s]*:[^/@\s]*@", value), f"{key} carries a password in its URL"
+    for deployment in objects(rendering, "Deployment"):
+        for entry in container(deployment).get("env", []):
+            if SECRET_NAME.search(entry["name"]):
+                assert "secretKeyRef" in entry.get("valueFrom", {}), f"{entry['name']} must come from the Secret"
+
+
+def test_the_secret_example_holds_placeholders_only_and_is_not_deployed() -> None:
+    secret = secret_example()
+    assert secret["metadata"]["name"] == "grizzly-secrets"
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        assert value.startswith("REPLACE_ME"), key
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    assert "secret.example.yaml" not in kustomization["resources"]
+    for rendering in RENDERINGS:
+        assert not objects(rendering, "Secret")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_deployment_env_matches_what_the_service_reads(service: str) -> None:
+    scanned = env_scan.scan_service(service)
+    if not scanned.has_settings:
+        pytest.skip(f"services/{service} has no settings module yet")
+    deployment = one("base", "Deployment", service)
+    upstreams = tuple(u.strip() for u in config_data("base")["UPSTREAMS"].split(",") if u.strip())
+    readable = {name: var for var in scanned.vars.values() for name in var.concrete(upstreams)}
+    entries = {entry["name"]: entry for entry in container(deployment).get("env", [])}
+    for name, entry in entries.items():
+        assert name in readable, f"{service} sets {name}, which services/{service} never reads"
+        if readable[name].secret:
+            assert "secretKeyRef" in entry.get("valueFrom", {}), f"{name} is a secret"
+    for name, var in readable.items():
+        if var.required:
+            assert name in entries, f"{service} requires {name}"
+        if "127.0.0.1" in var.default or "localhost" in var.default:
+            assert name in entries, f"{name} defaults to a loopback address ({var.default}): wrong in a pod"
+    # api-edge, pool and pusher must agree on the upstream list (keys, country maps, pushes)
+    if "UPSTREAMS" in readable:
+        assert entries["UPSTREAMS"]["valueFrom"]["configMapKeyRef"]["key"] == "UPSTREAMS"
+
+
+def test_inbound_topic_partitions_agree_and_bound_the_pusher_replicas() -> None:
+    data = config_data("base")
+    assert data["INGEST_TOPIC_PARTITIONS"] == data["PUSHER_TOPIC_PARTITIONS"], "first creator picks the count"
+    partitions = int(data["PUSHER_TOPIC_PARTITIONS"])
+    for rendering in ("base", "staging"):
+        assert one(rendering, "HorizontalPodAutoscaler", "pusher")["spec"]["maxReplicas"] <= partitions
+    assert one("base+keda", "ScaledObject", "pusher")["spec"]["maxReplicaCount"] <= partitions
+
+
+# ---------------------------------------------------------------- scaling and disruption
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_pusher_hpa_targets_the_pusher_deployment_on_cpu(rendering: str) -> None:
+    [hpa] = objects(rendering, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "pusher")
+    one(rendering, "Deployment", "pusher")
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert "replicas" not in one(rendering, "Deployment", "pusher")["spec"], "the autoscaler owns the count"
+    # the pusher requests CPU, or a CPU utilisation target means nothing
+    assert "cpu" in container(one(rendering, "Deployment", "pusher"))["resources"]["requests"]
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+@pytest.mark.parametrize("service", ["api-edge", "pool"])
+def test_pod_disruption_budget_protects_edge_and_pool_without_blocking_drains(rendering: str, service: str) -> None:
+    pdb = one(rendering, "PodDisruptionBudget", service)
+    deployment = one(rendering, "Deployment", service)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] >= 1
+    assert deployment["spec"].get("replicas", 1) > pdb["spec"]["minAvailable"], "one pod must be evictable"
+
+
+# ---------------------------------------------------------------- KEDA component
+
+SCALED_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "kind": {"const": "ScaledObject"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "name": {"type": "string"},
+                    },
+                },
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "pollingInterval": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "advanced": {"type": "object"},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"const": "kafka"},
+                            "metadata": {
+                                "type": "object",
+                                "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+                                # KEDA reads trigger metadata as strings: an unquoted number is rejected
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def test_keda_component_is_not_in_the_base() -> None:
+    for rendering in ("base", "staging"):
+        assert not [obj for obj in _render(rendering) if obj["apiVersion"].startswith("keda.sh/")]
+    kustomization = yaml.safe_load((KEDA / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+
+
+@pytest.mark.parametrize("rendering", ["base+keda"])
+def test_keda_scaled_object_shape(rendering: str) -> None:
+    scaled = one(rendering, "ScaledObject", "pusher")
+    jsonschema.validate(scaled, SCALED_OBJECT_SCHEMA)
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == "pusher"
+    one(rendering, "Deployment", "pusher")
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], "never scale the pusher to zero"
+
+
+def test_keda_replaces_the_cpu_hpa_and_watches_the_pushers_own_brokers_group_and_topic() -> None:
+    assert not objects("base+keda", "HorizontalPodAutoscaler"), "two autoscalers on one Deployment fight"
+    [trigger] = one("base+keda", "ScaledObject", "pusher")["spec"]["triggers"]
+    data = config_data("base+keda")
+    meta = trigger["metadata"]
+    assert meta["bootstrapServers"] == data["KAFKA_BOOTSTRAP"]
+    assert meta["topic"] == data["KAFKA_TOPIC_PREFIX"] + "inbound-messages"
+    assert meta["consumerGroup"] == data["PUSHER_GROUP_ID"]
+
+
+def test_keda_topic_is_the_inbound_topic_of_grizzly_common() -> None:
+    from grizzly_common.events import Topics
+
+    [trigger] = one("base+keda", "ScaledObject", "pusher")["spec"]["triggers"]
+    assert trigger["metadata"]["topic"] == Topics(config_data("base")["KAFKA_TOPIC_PREFIX"]).inbound
+
+
+# ---------------------------------------------------------------- staging overlay
+
+
+def test_staging_pins_images_namespace_and_its_own_topics() -> None:
+    for obj in _render("staging"):
+        assert obj["metadata"]["namespace"] == "grizzly-staging"
+    for service in SERVICES:
+        assert container(one("staging", "Deployment", service))["image"] == f"grizzly-partner/{service}:staging"
+    staging, base = config_data("staging"), config_data("base")
+    assert staging["KAFKA_TOPIC_PREFIX"] and staging["KAFKA_TOPIC_PREFIX"] != base["KAFKA_TOPIC_PREFIX"]
+    assert set(staging) == set(base), "the overlay patches values, it adds no keys"
+    # the base stays as written: rendering the overlay did not modify it
+    assert all("namespace" not in obj["metadata"] for obj in _render("base"))
