@@ -1,0 +1,112 @@
+"""The sms-ingest ASGI app: source webhooks in, one acknowledged Kafka record per message out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypedDict
+
+import aiohttp
+from grizzly_common.events import Topics
+from grizzly_common.kafka_client import ensure_topics, make_producer
+from grizzly_common.logging import log_fields
+from grizzly_common.redis_client import make_redis
+from grizzly_common.web import health_routes, json_response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from grizzly_ingest import metrics
+from grizzly_ingest.errors import IngestError
+from grizzly_ingest.publisher import Publisher
+from grizzly_ingest.resolver import Resolver
+from grizzly_ingest.settings import Settings
+from grizzly_ingest.state import State
+from grizzly_ingest.webhooks import android, generic, goip
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class LifespanState(TypedDict):
+    ingest: State
+
+
+def guarded(source: str, endpoint: Endpoint) -> Endpoint:
+    """Every failure becomes a JSON error with a status the source understands; never a 500."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except IngestError as exc:
+            metrics.REJECTED.labels(source, exc.reason).inc()
+            if exc.status >= 500 or exc.status == 422:
+                log.warning("message not accepted", extra=log_fields(source=source, error=exc.error))
+            return json_response({"status": "ERROR", "error": exc.error}, exc.status)
+        except Exception:
+            # a bug: answer as "unavailable" so the source keeps the message and retries
+            metrics.REJECTED.labels(source, "internal").inc()
+            log.exception("unexpected error", extra=log_fields(source=source))
+            return json_response({"status": "ERROR", "error": "internal error, retry"}, 503)
+
+    return handle
+
+
+def create_app(settings: Settings) -> Starlette:
+    topics = Topics(settings.topic_prefix)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
+        async with contextlib.AsyncExitStack() as stack:
+            await ensure_topics(settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions)
+            redis = make_redis(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
+            producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            session = None
+            if settings.pool_url:
+                session = aiohttp.ClientSession()
+                stack.push_async_callback(session.close)
+            publisher = Publisher(
+                redis,
+                producer,
+                topics,
+                prefix=settings.redis_prefix,
+                dedupe_ttl_s=settings.dedupe_ttl_s,
+                dedupe_no_ts_ttl_s=settings.dedupe_no_ts_ttl_s,
+                multipart_timeout_s=settings.multipart_timeout_s,
+                publish_timeout_s=settings.publish_timeout_s,
+            )
+            resolver = Resolver(settings.device_numbers, session, settings.pool_url, settings.pool_timeout_s)
+            sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
+
+            async def stop_sweeper() -> None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+            stack.push_async_callback(stop_sweeper)
+            log.info("sms-ingest started", extra=log_fields(topic=topics.inbound, port=settings.port))
+            yield {"ingest": State(settings=settings, publisher=publisher, resolver=resolver)}
+
+    async def kafka_ready(request: Request) -> None:
+        state: State = request.state.ingest
+        await state.publisher.producer.client.fetch_all_metadata()
+
+    async def redis_ready(request: Request) -> None:
+        state: State = request.state.ingest
+        await state.publisher.redis.ping()
+
+    routes = [
+        Route("/v1/sms", guarded("generic", generic.sms), methods=["POST"]),
+        Route("/v1/call", guarded("generic", generic.call), methods=["POST"]),
+        Route("/v1/android", guarded("android", android.webhook), methods=["POST"]),
+        Route("/v1/goip/{device}", guarded("goip", goip.webhook), methods=["POST"]),
+        *health_routes({"kafka": kafka_ready, "redis": redis_ready}),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

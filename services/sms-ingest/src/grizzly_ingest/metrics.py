@@ -1,0 +1,16 @@
+"""Prometheus metrics of sms-ingest (default registry; /metrics is routed by grizzly_common.web.health_routes)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACCEPTED = Counter("ingest_accepted_total", "Messages accepted (published or stored as a part)", ["source", "kind"])
+DUPLICATES = Counter("ingest_duplicates_total", "Messages dropped because Kafka already had them", ["source"])
+REJECTED = Counter("ingest_rejected_total", "Requests answered with an error", ["source", "reason"])
+MULTIPART_PENDING = Gauge("ingest_multipart_pending", "Multipart messages waiting for missing parts")
+MULTIPART_TIMEOUTS = Counter("ingest_multipart_timeouts_total", "Multipart messages published incomplete")
+PUBLISH_SECONDS = Histogram(
+    "ingest_publish_seconds",
+    "Time from send to the Kafka acknowledgement",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)

@@ -1,0 +1,280 @@
+"""From an accepted source message to one Kafka record, exactly once as far as the source can tell.
+
+Every message gets a stable numeric smsId in Redis before it is published. Its fingerprint (receiving number,
+sender, text, source timestamp or id) maps to that smsId for INGEST_DEDUPE_TTL_S and is marked "published"
+once Kafka acknowledged the record: a retried source gets the same smsId back and nothing is published twice.
+If the publish failed, the retry publishes again with the same smsId (downstream dedupes by smsId).
+
+Parts of a multipart SMS are stored in a Redis hash before the source is answered; the part that completes the
+message publishes it. A sweeper publishes whatever arrived once INGEST_MULTIPART_TIMEOUT_S has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from grizzly_common.events import InboundMessage, Topics, encode, number_key
+from grizzly_common.logging import log_fields
+from grizzly_common.redis_client import load_lua
+from redis.exceptions import RedisError
+
+from grizzly_ingest import lua, metrics
+from grizzly_ingest.errors import Unavailable
+from grizzly_ingest.model import Accepted, Incoming
+from grizzly_ingest.text import now_ms
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+SWEEP_LEASE_MS = 30_000
+
+
+class PartMeta(msgspec.Struct, frozen=True):
+    """What a multipart message keeps from its first part (the text is stored per part)."""
+
+    number: int
+    phone_from: str
+    source: str
+    device: str = ""
+    slot: str = ""
+    received_at_ms: int | None = None
+
+
+_meta_encoder = msgspec.json.Encoder()
+_meta_decoder = msgspec.json.Decoder(PartMeta)
+
+
+def _digest(*fields: str) -> str:
+    return hashlib.sha256("\x1f".join(fields).encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def fingerprint(message: Incoming, number: int) -> str:
+    """Same SIM/number, sender, text, timestamp (and source id): the same message."""
+    recording = hashlib.sha256(message.recording_b64.encode()).hexdigest() if message.recording_b64 else ""
+    return _digest(
+        message.kind,
+        str(number),
+        message.phone_from,
+        message.text,
+        "" if message.received_at_ms is None else str(message.received_at_ms),
+        message.source_id,
+        recording,
+    )
+
+
+def join_parts(total: int, texts: dict[int, str]) -> str:
+    """Parts in seq order; a gap becomes "[part n missing]" so a partial message still says what it lacks."""
+    return "".join(texts[seq] if seq in texts else f"[part {seq} missing]" for seq in range(1, total + 1))
+
+
+class Publisher:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        *,
+        prefix: str = "",
+        dedupe_ttl_s: int,
+        dedupe_no_ts_ttl_s: int,
+        multipart_timeout_s: int,
+        publish_timeout_s: float,
+    ) -> None:
+        self.redis = redis
+        self.producer = producer
+        self.topic = topics.inbound
+        self.prefix = prefix
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self.dedupe_no_ts_ttl_s = dedupe_no_ts_ttl_s
+        self.multipart_timeout_s = multipart_timeout_s
+        self.publish_timeout_s = publish_timeout_s
+        self._dedupe = redis.register_script(load_lua(lua, "dedupe.lua"))
+        self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))
+        self._claim_due = redis.register_script(load_lua(lua, "claim_due.lua"))
+
+    # keys -------------------------------------------------------------------------------------------------
+    @property
+    def id_key(self) -> str:
+        return f"{self.prefix}ingest:next-id"
+
+    @property
+    def pending_key(self) -> str:
+        return f"{self.prefix}ingest:mp-pending"
+
+    def fp_key(self, digest: str) -> str:
+        return f"{self.prefix}ingest:fp:{digest}"
+
+    def group_key(self, message: Incoming, number: int) -> str:
+        assert message.part is not None
+        part = message.part
+        digest = _digest(message.kind, str(number), message.phone_from, part.ref, str(part.total))
+        return f"{self.prefix}ingest:mp:{digest}"
+
+    # accepting --------------------------------------------------------------------------------------------
+    async def accept(self, message: Incoming, number: int) -> Accepted:
+        """Publish (or store the part of) one message; returns once Kafka acknowledged it. Raises Unavailable."""
+        try:
+            if message.part is not None and message.part.total > 1:
+                return await self._accept_part(message, number)
+            return await self._accept_single(message, number)
+        except RedisError as exc:
+            log.warning("redis unavailable", extra=log_fields(error=repr(exc)))
+            raise Unavailable("storage unavailable, retry") from None
+
+    async def _accept_single(self, message: Incoming, number: int) -> Accepted:
+        key = self.fp_key(fingerprint(message, number))
+        has_identity = message.received_at_ms is not None or bool(message.source_id)
+        ttl = self.dedupe_ttl_s if has_identity else self.dedupe_no_ts_ttl_s
+        sms_id, state = await self._dedupe(keys=[key, self.id_key], args=[ttl])
+        sms_id = int(sms_id)
+        if _text(state) == "published":
+            metrics.DUPLICATES.labels(message.source).inc()
+            return Accepted(sms_id, duplicate=True)
+        ingested = now_ms()
+        record = InboundMessage(
+            kind=message.kind,
+            sms_id=sms_id,
+            number=number,
+            phone_from=message.phone_from,
+            text=message.text,
+            received_at_ms=message.received_at_ms if message.received_at_ms is not None else ingested,
+            ingested_at_ms=ingested,
+            source=message.source,
+            device=message.device,
+            slot=message.slot,
+            recording_b64=message.recording_b64,
+            recording_type=message.recording_type,
+        )
+        await self._publish(record)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "state", "published")
+            pipe.expire(key, ttl)
+            await pipe.execute()
+        metrics.ACCEPTED.labels(message.source, message.kind).inc()
+        return Accepted(sms_id)
+
+    async def _accept_part(self, message: Incoming, number: int) -> Accepted:
+        part = message.part
+        assert part is not None
+        key = self.group_key(message, number)
+        meta = PartMeta(
+            number=number,
+            phone_from=message.phone_from,
+            source=message.source,
+            device=message.device,
+            slot=message.slot,
+            received_at_ms=message.received_at_ms,
+        )
+        stamp = "" if message.received_at_ms is None else str(message.received_at_ms)
+        deadline = now_ms() + self.multipart_timeout_s * 1000
+        sms_id, state, _count = await self._add_part(
+            keys=[key, self.pending_key, self.id_key],
+            args=[
+                part.seq,
+                message.text,
+                _digest(message.text, stamp, message.source_id),
+                _meta_encoder.encode(meta),
+                part.total,
+                deadline,
+                max(self.dedupe_ttl_s, self.multipart_timeout_s * 4),
+            ],
+        )
+        sms_id = int(sms_id)
+        status = _text(state)
+        if status == "duplicate":
+            metrics.DUPLICATES.labels(message.source).inc()
+            return Accepted(sms_id, duplicate=True)
+        if status == "pending":
+            metrics.ACCEPTED.labels(message.source, message.kind).inc()
+            return Accepted(sms_id, pending=True)
+        await self._publish_group(key, partial=False)
+        metrics.ACCEPTED.labels(message.source, message.kind).inc()
+        return Accepted(sms_id)
+
+    async def _publish_group(self, key: str, *, partial: bool) -> bool:
+        """Publish a stored multipart message (complete, or what arrived when partial). False if already gone."""
+        fields: dict[bytes, bytes] = await self.redis.hgetall(key)
+        if not fields or fields.get(b"state") == b"published":
+            await self.redis.zrem(self.pending_key, key)
+            return False
+        total = int(fields[b"total"])
+        meta = _meta_decoder.decode(fields[b"meta"])
+        texts = {
+            int(name[2:]): value.decode("utf-8", errors="replace")
+            for name, value in fields.items()
+            if name.startswith(b"t:")
+        }
+        ingested = now_ms()
+        record = InboundMessage(
+            kind="sms",
+            sms_id=int(fields[b"id"]),
+            number=meta.number,
+            phone_from=meta.phone_from,
+            text=join_parts(total, texts),
+            received_at_ms=meta.received_at_ms if meta.received_at_ms is not None else ingested,
+            ingested_at_ms=ingested,
+            source=meta.source,
+            device=meta.device,
+            slot=meta.slot,
+            parts=len(texts),
+        )
+        await self._publish(record)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "state", "published")
+            pipe.zrem(self.pending_key, key)
+            await pipe.execute()
+        if partial and len(texts) < total:
+            metrics.MULTIPART_TIMEOUTS.inc()
+            log.info(
+                "multipart published incomplete",
+                extra=log_fields(sms_id=record.sms_id, parts=len(texts), total=total),
+            )
+        return True
+
+    async def _publish(self, record: InboundMessage) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(self.topic, encode(record), key=number_key(record.number)),
+                self.publish_timeout_s,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure to get the ack means: not accepted, retry
+            log.warning("kafka publish failed", extra=log_fields(sms_id=record.sms_id, error=repr(exc)))
+            raise Unavailable("message queue unavailable, retry") from None
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    # sweeping ---------------------------------------------------------------------------------------------
+    async def sweep_once(self) -> int:
+        """Publish every multipart message whose timeout passed; returns how many were published."""
+        published = 0
+        due = await self._claim_due(keys=[self.pending_key], args=[now_ms(), SWEEP_LEASE_MS, SWEEP_BATCH])
+        for raw_key in due:
+            key = _text(raw_key)
+            try:
+                if await self._publish_group(key, partial=True):
+                    published += 1
+            except Unavailable:
+                break  # Kafka is down: the lease expires and the next sweep retries
+        metrics.MULTIPART_PENDING.set(await self.redis.zcard(self.pending_key))
+        return published
+
+    async def sweep_forever(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except (RedisError, OSError) as exc:
+                log.warning("multipart sweep failed", extra=log_fields(error=repr(exc)))
+            except Exception:  # a bug must not stop the sweeper; the next round retries
+                log.exception("multipart sweep failed")
+            await asyncio.sleep(interval_s)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

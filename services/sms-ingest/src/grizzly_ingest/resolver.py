@@ -1,0 +1,63 @@
+"""Which number sits in a device's SIM slot: the static maps from the settings first, then the pool."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import aiohttp
+import msgspec
+from grizzly_common.logging import log_fields
+from grizzly_common.pool_api import ResolveRequest, ResolveResult
+
+from grizzly_ingest.errors import Unavailable, UnknownDevice
+
+log = logging.getLogger(__name__)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ResolveResult)
+
+
+class Resolver:
+    def __init__(
+        self,
+        static: Mapping[tuple[str, str], int],
+        session: aiohttp.ClientSession | None = None,
+        pool_url: str = "",
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.static = static
+        self.session = session
+        self.url = f"{pool_url}/v1/resolve" if pool_url else ""
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    def lookup_static(self, device: str, slot: str) -> int | None:
+        """(device, slot), then (device, "") for a device configured without slots."""
+        return self.static.get((device, slot)) or self.static.get((device, ""))
+
+    async def resolve(self, device: str, slot: str) -> int:
+        """The number, or UnknownDevice (422: the source keeps the message), or Unavailable (503)."""
+        if not device:
+            raise UnknownDevice("neither number nor device given")
+        number = self.lookup_static(device, slot)
+        if number is not None:
+            return number
+        if self.session is None or not self.url:
+            raise UnknownDevice(f"no number configured for device {device[:64]!r} slot {slot[:16]!r}")
+        try:
+            async with self.session.post(
+                self.url,
+                data=_encoder.encode(ResolveRequest(device=device, slot=slot)),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            ) as reply:
+                body = await reply.read()
+                if reply.status != 200:
+                    raise Unavailable("pool unavailable, retry")
+            result = _decoder.decode(body)
+        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("pool resolve failed", extra=log_fields(device=device, slot=slot, error=repr(exc)))
+            raise Unavailable("pool unavailable, retry") from None
+        if not result.found:
+            raise UnknownDevice(f"no number known for device {device[:64]!r} slot {slot[:16]!r}")
+        return result.number

@@ -1,0 +1,93 @@
+"""sms-ingest settings, read once from the environment in main() (errors name the variable)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from grizzly_common.settings import (
+    SettingsError,
+    env_float,
+    env_int,
+    env_secret,
+    env_str,
+)
+
+from grizzly_ingest.text import normalise_number
+
+
+def parse_number_map(name: str, value: str) -> dict[tuple[str, str], int]:
+    """ "dev1:1=447700900123,dev1:2=447700900124,dev3=447700900125" -> {(device, slot): number}; slot "" = any."""
+    result: dict[tuple[str, str], int] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        where, sep, number_text = item.rpartition("=")
+        if not sep or not where.strip():
+            raise SettingsError(f"{name}: {item!r} is not device:slot=number")
+        device, _, slot = where.strip().partition(":")
+        try:
+            number = normalise_number(number_text)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {item!r}: {exc}") from None
+        result[(device.strip(), slot.strip())] = number
+    return result
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    host: str
+    redis_url: str
+    kafka_bootstrap: str
+    topic_prefix: str
+    log_level: str
+    token: str = field(repr=False)  # INGEST_TOKEN: Bearer token of the generic and GoIP endpoints
+    android_secret: str = field(repr=False)  # signing key of the Android app's webhooks (defaults to the token)
+    android_max_skew_s: int = 300
+    pool_url: str = ""  # where /v1/resolve answers (device, slot) -> number; "" = static maps only
+    pool_timeout_s: float = 2.0
+    device_numbers: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    topic_partitions: int = 4
+    dedupe_ttl_s: int = 7 * 86400
+    dedupe_no_ts_ttl_s: int = 120
+    multipart_timeout_s: int = 120
+    sweep_interval_s: float = 5.0
+    max_body_bytes: int = 1 << 20
+    publish_timeout_s: float = 10.0
+    redis_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        token = env_secret(env, "INGEST_TOKEN")
+        android_secret = env.get("INGEST_ANDROID_SECRET", "").strip()
+        if android_secret:
+            android_secret = env_secret(env, "INGEST_ANDROID_SECRET")
+        numbers = parse_number_map("INGEST_DEVICE_NUMBERS", env_str(env, "INGEST_DEVICE_NUMBERS", ""))
+        numbers.update(parse_number_map("INGEST_ANDROID_NUMBERS", env_str(env, "INGEST_ANDROID_NUMBERS", "")))
+        multipart_timeout = env_int(env, "INGEST_MULTIPART_TIMEOUT_S", 120, minimum=1)
+        return cls(
+            port=env_int(env, "INGEST_PORT", 8083, minimum=1),
+            host=env_str(env, "INGEST_HOST", "0.0.0.0"),
+            redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+            kafka_bootstrap=env_str(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            topic_prefix=env_str(env, "KAFKA_TOPIC_PREFIX", ""),
+            log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            token=token,
+            android_secret=android_secret or token,
+            android_max_skew_s=env_int(env, "INGEST_ANDROID_MAX_SKEW_S", 300, minimum=1),
+            pool_url=env_str(env, "INGEST_POOL_URL", "").rstrip("/"),
+            pool_timeout_s=env_float(env, "INGEST_POOL_TIMEOUT_S", 2.0, minimum=0.1),
+            device_numbers=numbers,
+            topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 4, minimum=1),
+            dedupe_ttl_s=env_int(env, "INGEST_DEDUPE_TTL_S", 7 * 86400, minimum=1),
+            dedupe_no_ts_ttl_s=env_int(env, "INGEST_DEDUPE_NO_TS_TTL_S", 120, minimum=1),
+            multipart_timeout_s=multipart_timeout,
+            sweep_interval_s=env_float(
+                env, "INGEST_SWEEP_INTERVAL_S", min(5.0, max(0.2, multipart_timeout / 4)), minimum=0.05
+            ),
+            max_body_bytes=env_int(env, "INGEST_MAX_BODY_BYTES", 1 << 20, minimum=1024),
+            publish_timeout_s=env_float(env, "INGEST_PUBLISH_TIMEOUT_S", 10.0, minimum=0.5),
+            redis_prefix=env_str(env, "INGEST_REDIS_PREFIX", ""),
+        )

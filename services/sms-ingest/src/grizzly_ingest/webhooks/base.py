@@ -1,0 +1,75 @@
+"""What every source endpoint does the same way: bounded body, token check, strict JSON, number resolution."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from grizzly_ingest.errors import BadInput, BadJson, TooLarge, Unauthorized
+from grizzly_ingest.model import Accepted, Incoming
+from grizzly_ingest.state import State
+
+T = TypeVar("T")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known (or read) to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def supplied_token(request: Request, *, allow_query: bool = False) -> str:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if allow_query:
+        return request.query_params.get("token", "")
+    return ""
+
+
+def check_token(supplied: str, expected: str) -> None:
+    """Constant-time comparison; the token itself never appears in an error or a log."""
+    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise Unauthorized()
+
+
+def decode_json(body: bytes, kind: type[T]) -> T:
+    if not body.strip():
+        raise BadJson("empty body")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadInput(f"invalid field: {exc}") from None
+    except msgspec.DecodeError:
+        raise BadJson() from None
+
+
+def clean_sender(sender: str) -> str:
+    """ "+447781234567" -> "447781234567"; alphanumeric senders ("Telegram") stay as they are."""
+    sender = sender.strip()
+    if sender.startswith("+") and sender[1:].isdigit():
+        return sender[1:]
+    return sender
+
+
+def state_of(request: Request) -> State:
+    return request.state.ingest  # type: ignore[no-any-return]
+
+
+async def publish(state: State, message: Incoming) -> Accepted:
+    number = message.number
+    if number is None:
+        number = await state.resolver.resolve(message.device, message.slot)
+    return await state.publisher.accept(message, number)
