@@ -1,0 +1,61 @@
+"""grizzly-pool: without arguments (or `serve`) runs the internal API and the admin API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+from grizzly_common.logging import configure_logging
+from grizzly_common.settings import environ
+
+from grizzly_pool.admin import create_admin_app
+from grizzly_pool.app import create_app
+from grizzly_pool.settings import Settings
+
+
+async def _serve_both(settings: Settings) -> None:
+    def server(app: object, host: str, port: int) -> uvicorn.Server:
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            loop="none",
+            http="httptools",
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=20,
+        )
+        return uvicorn.Server(config)
+
+    internal = server(create_app(settings), settings.host, settings.port)
+    admin = server(create_admin_app(settings), settings.admin_host, settings.admin_port)
+    tasks = [asyncio.create_task(internal.serve()), asyncio.create_task(admin.serve())]
+    # when one server stops (signal, failed bind), stop the other too
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    internal.should_exit = admin.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def serve() -> None:
+    settings = Settings.from_env(environ())
+    configure_logging("pool", settings.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(_serve_both(settings))
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(_serve_both(settings))
+
+
+def main() -> None:
+    from grizzly_pool.cli import app
+
+    app(prog_name="grizzly-pool")
+
+
+if __name__ == "__main__":
+    main()

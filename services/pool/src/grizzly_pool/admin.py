@@ -1,0 +1,234 @@
+"""The admin API (POOL_ADMIN_PORT): inventory, devices, stats, audit. Every route needs
+`Authorization: Bearer $POOL_ADMIN_TOKEN` (constant-time compare); a wrong or missing token gets 401 JSON.
+
+Admin answers use plain HTTP codes (this is an operator API, not the platform protocol): 400 bad input with a
+message, 401 token, 404 unknown item, 503 Redis unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+import msgspec
+from grizzly_common import audit
+from grizzly_common.web import json_response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from grizzly_pool import csv_import
+from grizzly_pool.app import State, pool_lifespan, render_country_list
+from grizzly_pool.settings import Settings
+from grizzly_pool.store import InventoryError, NumberRow, check_number
+
+log = logging.getLogger(__name__)
+MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which streams from disk
+
+Handler = Callable[[Request, State], Awaitable[Response]]
+
+
+class AdminError(Exception):
+    def __init__(self, status_code: int, error: str) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.error = error
+
+
+class NumberIn(msgspec.Struct, frozen=True):
+    number: str | int
+    country: str
+    operator: str
+    device: str
+    slot: str | int
+    online: bool = True
+    flashcall: bool = False
+    voice: bool = False
+
+
+class AddBody(msgspec.Struct, frozen=True):
+    numbers: list[NumberIn]
+
+
+class NumbersBody(msgspec.Struct, frozen=True):
+    numbers: list[str | int]
+
+
+class OnlineBody(msgspec.Struct, frozen=True):
+    online: bool
+    numbers: list[str | int] = []
+    device: str = ""
+
+
+class DeviceBody(msgspec.Struct, frozen=True):
+    online: bool | None = None
+    cap: int | None = None
+
+
+def _json(request_body: bytes, kind: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(request_body, type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise AdminError(400, f"bad request: {exc}") from None
+
+
+def _numbers(values: list[str | int]) -> list[int]:
+    try:
+        return [check_number(v) for v in values]
+    except InventoryError as exc:
+        raise AdminError(400, str(exc)) from None
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, default))
+    except ValueError:
+        raise AdminError(400, f"{name} must be an integer") from None
+
+
+async def stats(request: Request, state: State) -> Response:
+    return json_response(await state["store"].stats())
+
+
+async def counts(request: Request, state: State) -> Response:
+    settings = state["settings"]
+    upstream = request.query_params.get("upstream", settings.upstreams[0])
+    snapshot = await state["store"].snapshot(settings.services)
+    table = snapshot.table(settings.split_countries)
+    return json_response({"countryList": render_country_list(table, settings.country_maps.get(upstream, {}))})
+
+
+async def list_numbers(request: Request, state: State) -> Response:
+    cursor = _int_param(request, "cursor", 0)
+    count = min(max(_int_param(request, "count", 100), 1), 10_000)
+    next_cursor, rows = await state["store"].list_numbers(cursor, count)
+    return json_response({"cursor": next_cursor, "numbers": rows})
+
+
+async def show_number(request: Request, state: State) -> Response:
+    info = await state["store"].number_info(_numbers([request.path_params["number"]])[0])
+    if info is None:
+        raise AdminError(404, "unknown number")
+    return json_response(info)
+
+
+async def add_numbers(request: Request, state: State) -> Response:
+    body: AddBody = _json(await request.body(), AddBody)
+    try:
+        rows = [NumberRow.checked(n.number, n.country, n.operator, n.device, str(n.slot), n.online, n.flashcall,
+                                  n.voice) for n in body.numbers]  # fmt: skip
+    except InventoryError as exc:
+        raise AdminError(400, str(exc)) from None
+    return json_response({"status": "SUCCESS", **asdict(await state["store"].add_numbers(rows))})
+
+
+async def remove_numbers(request: Request, state: State) -> Response:
+    body: NumbersBody = _json(await request.body(), NumbersBody)
+    report = await state["store"].remove_numbers(_numbers(body.numbers))
+    return json_response({"status": "SUCCESS", **asdict(report)})
+
+
+async def set_online(request: Request, state: State) -> Response:
+    body: OnlineBody = _json(await request.body(), OnlineBody)
+    if body.device:
+        if not await state["store"].set_device(body.device, online=body.online):
+            raise AdminError(404, "unknown device")
+        return json_response({"status": "SUCCESS"})
+    changed, missing = await state["store"].set_online(_numbers(body.numbers), body.online)
+    return json_response({"status": "SUCCESS", "changed": changed, "missing": missing})
+
+
+async def set_device(request: Request, state: State) -> Response:
+    body: DeviceBody = _json(await request.body(), DeviceBody)
+    try:
+        found = await state["store"].set_device(request.path_params["device"], online=body.online, cap=body.cap)
+    except InventoryError as exc:
+        raise AdminError(400, str(exc)) from None
+    if not found:
+        raise AdminError(404, "unknown device")
+    return json_response({"status": "SUCCESS"})
+
+
+async def import_csv(request: Request, state: State) -> Response:
+    """text/csv body: validated as a whole first (nothing is imported when a line is bad), then added."""
+    size = int(request.headers.get("content-length") or 0)
+    if size > MAX_IMPORT_BYTES:
+        raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
+    try:
+        text = (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise AdminError(400, "CSV must be UTF-8") from None
+    lines = text.splitlines()
+    try:
+        rows = csv_import.validate(lines)
+        report = await state["store"].add_numbers(csv_import.parse(lines))
+    except csv_import.CsvError as exc:
+        raise AdminError(400, f"nothing imported: {exc}") from None
+    log.info("csv import", extra={"fields": {"rows": rows, "added": report.added, "existing": report.existing}})
+    return json_response({"status": "SUCCESS", "rows": rows, **asdict(report)})
+
+
+async def show_activation(request: Request, state: State) -> Response:
+    activation_id = _int_param_path(request, "activation_id")
+    info = await state["store"].activation(activation_id)
+    events = await audit.read(state["redis"], activation_id, prefix=state["settings"].audit_prefix)
+    if not info and not events:
+        raise AdminError(404, "unknown activationId")
+    return json_response({"activation": info, "events": events})
+
+
+async def unmatched(request: Request, state: State) -> Response:
+    count = min(max(_int_param(request, "count", 100), 1), 10_000)
+    items = await audit.read_unmatched(state["redis"], prefix=state["settings"].audit_prefix, count=count)
+    return json_response({"unmatched": items})
+
+
+def _int_param_path(request: Request, name: str) -> int:
+    try:
+        return int(request.path_params[name])
+    except ValueError:
+        raise AdminError(400, f"{name} must be an integer") from None
+
+
+def create_admin_app(settings: Settings) -> Starlette:
+    token = ("Bearer " + settings.admin_token).encode()
+
+    def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, token):
+                return json_response({"status": "ERROR", "error": "unauthorized"}, 401)
+            try:
+                return await handler(request, request.state)  # type: ignore[arg-type]
+            except AdminError as exc:
+                return json_response({"status": "ERROR", "error": exc.error}, exc.status_code)
+            except Exception:
+                log.exception("admin %s failed", request.url.path)
+                return json_response({"status": "ERROR", "error": "temporarily unavailable, retry"}, 503)
+
+        return endpoint
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with pool_lifespan(settings) as state:
+            yield state
+
+    routes = [
+        Route("/admin/stats", guarded(stats), methods=["GET"]),
+        Route("/admin/counts", guarded(counts), methods=["GET"]),
+        Route("/admin/numbers", guarded(list_numbers), methods=["GET"]),
+        Route("/admin/numbers", guarded(add_numbers), methods=["POST"]),
+        Route("/admin/numbers/remove", guarded(remove_numbers), methods=["POST"]),
+        Route("/admin/numbers/online", guarded(set_online), methods=["POST"]),
+        Route("/admin/numbers/{number}", guarded(show_number), methods=["GET"]),
+        Route("/admin/devices/{device}", guarded(set_device), methods=["POST"]),
+        Route("/admin/import", guarded(import_csv), methods=["POST"]),
+        Route("/admin/activations/{activation_id}", guarded(show_activation), methods=["GET"]),
+        Route("/admin/unmatched", guarded(unmatched), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

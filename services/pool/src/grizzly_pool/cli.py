@@ -1,0 +1,303 @@
+"""`grizzly-pool`: run the service (default) or manage the inventory.
+
+The management commands talk to Redis directly (REDIS_URL and POOL_KEY_PREFIX, like the service), through the same
+PoolStore and Lua scripts as the service, so they need no admin token and stream big CSV files from disk.
+The admin HTTP API offers the same operations remotely (README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from grizzly_common import audit
+from grizzly_common.redis_client import make_redis
+from grizzly_common.settings import SettingsError, environ
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from grizzly_pool import csv_import
+from grizzly_pool.app import make_store, render_country_list
+from grizzly_pool.settings import Settings
+from grizzly_pool.store import InventoryError, NumberRow, PoolStore, check_number
+
+app = typer.Typer(help="grizzly-partner number pool: service and inventory tools", no_args_is_help=False)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="default: $REDIS_URL")]
+PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="key prefix, default: $POOL_KEY_PREFIX or gp:")]
+
+
+def _settings(redis_url: str | None = None, prefix: str | None = None) -> Settings:
+    env = dict(environ())
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    if prefix is not None:
+        env["POOL_KEY_PREFIX"] = prefix
+    try:
+        return Settings.from_env(env, require_token=False)
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, body: Callable[[PoolStore], Awaitable[T]]) -> T:
+    async def main() -> T:
+        redis = make_redis(settings.redis_url, max_connections=4)
+        try:
+            return await body(make_store(settings, redis))
+        finally:
+            await redis.aclose(close_connection_pool=True)
+
+    try:
+        return asyncio.run(main())
+    except InventoryError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+@app.callback(invoke_without_command=True)
+def default(ctx: typer.Context) -> None:
+    """Without a command: run the service (same as `grizzly-pool serve`)."""
+    if ctx.invoked_subcommand is None:
+        serve()
+
+
+@app.command()
+def serve() -> None:
+    """Run the internal API (POOL_PORT) and the admin API (POOL_ADMIN_PORT)."""
+    from grizzly_pool.__main__ import serve as run_service
+
+    run_service()
+
+
+@app.command("import")
+def import_csv(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    batch: Annotated[int, typer.Option(min=1, max=20_000)] = 2000,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Import a CSV (header number,country,operator,device,slot[,online,flashcall,voice]).
+
+    The whole file is checked first: on a bad line nothing is imported and the line number is shown.
+    Numbers already in the pool are left as they are and counted as existing.
+    """
+    settings = _settings(redis_url, prefix)
+
+    def lines() -> Iterator[str]:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            yield from handle
+
+    try:
+        total = csv_import.validate(lines())
+    except csv_import.CsvError as exc:
+        err.print(f"[red]nothing imported: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+    async def body(store: PoolStore) -> tuple[int, int, list[int]]:
+        added = existing = 0
+        conflicts: list[int] = []
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("import", total=total)
+            chunk: list[NumberRow] = []
+            for row in csv_import.parse(lines()):
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    report = await store.add_numbers(chunk, batch=batch)
+                    added, existing = added + report.added, existing + report.existing
+                    conflicts += report.conflicts
+                    progress.advance(task, len(chunk))
+                    chunk = []
+            if chunk:
+                report = await store.add_numbers(chunk, batch=batch)
+                added, existing = added + report.added, existing + report.existing
+                conflicts += report.conflicts
+                progress.advance(task, len(chunk))
+        return added, existing, conflicts
+
+    added, existing, conflicts = _run(settings, body)
+    console.print(f"rows {total}: added {added}, already in the pool {existing}, slot taken {len(conflicts)}")
+    if conflicts:
+        console.print("slot taken by another number (not imported): " + " ".join(map(str, conflicts[:50])))
+
+
+@app.command()
+def add(
+    number: str,
+    country: str,
+    operator: str,
+    device: str,
+    slot: str,
+    offline: Annotated[bool, typer.Option("--offline")] = False,
+    flashcall: Annotated[bool, typer.Option("--flashcall")] = False,
+    voice: Annotated[bool, typer.Option("--voice")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Add one number."""
+    settings = _settings(redis_url, prefix)
+
+    async def body(store: PoolStore) -> Any:
+        row = NumberRow.checked(number, country, operator, device, slot, not offline, flashcall, voice)
+        return await store.add_numbers([row])
+
+    report = _run(settings, body)
+    console.print(f"added {report.added}, already in the pool {report.existing}, slot taken {len(report.conflicts)}")
+
+
+@app.command()
+def remove(numbers: list[str], redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
+    """Remove numbers (not while in an open activation; the per-service history is kept)."""
+    settings = _settings(redis_url, prefix)
+    report = _run(settings, lambda store: store.remove_numbers([check_number(n) for n in numbers]))
+    console.print(f"removed {report.removed}, unknown {report.missing}, busy (kept) {report.busy}")
+
+
+def _online(numbers: list[str], device: str | None, online: bool, redis_url: str | None, prefix: str | None) -> None:
+    settings = _settings(redis_url, prefix)
+    if device:
+        if not _run(settings, lambda store: store.set_device(device, online=online)):
+            err.print(f"[red]unknown device {device}[/red]")
+            raise typer.Exit(1)
+        console.print(f"device {device} {'online' if online else 'offline'}")
+        return
+    if not numbers:
+        err.print("[red]give numbers or --device[/red]")
+        raise typer.Exit(2)
+    changed, missing = _run(settings, lambda store: store.set_online([check_number(n) for n in numbers], online))
+    console.print(f"changed {changed}, unknown {missing}")
+
+
+@app.command()
+def online(
+    numbers: Annotated[list[str] | None, typer.Argument()] = None,
+    device: Annotated[str | None, typer.Option("--device")] = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Mark numbers (or a whole --device) online."""
+    _online(numbers or [], device, True, redis_url, prefix)
+
+
+@app.command()
+def offline(
+    numbers: Annotated[list[str] | None, typer.Argument()] = None,
+    device: Annotated[str | None, typer.Option("--device")] = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Mark numbers (or a whole --device) offline: they are no longer counted nor issued."""
+    _online(numbers or [], device, False, redis_url, prefix)
+
+
+@app.command()
+def cap(
+    device: str,
+    modules: Annotated[int, typer.Argument(min=0, help="simultaneously active modules; 0 = no limit")],
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Set a device's cap on simultaneously active modules."""
+    settings = _settings(redis_url, prefix)
+    if not _run(settings, lambda store: store.set_device(device, cap=modules)):
+        err.print(f"[red]unknown device {device}[/red]")
+        raise typer.Exit(1)
+    console.print(f"device {device}: cap {modules}")
+
+
+@app.command("list")
+def list_numbers(
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """List numbers (up to --limit)."""
+    settings = _settings(redis_url, prefix)
+
+    async def body(store: PoolStore) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor = 0
+        while True:
+            cursor, rows = await store.list_numbers(cursor, min(limit, 1000))
+            out.extend(rows)
+            if cursor == 0 or len(out) >= limit:
+                return sorted(out, key=lambda r: r["number"])[:limit]
+
+    rows = _run(settings, body)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("number", "country", "operator", "device", "slot", "online", "activation")
+    for r in rows:
+        table.add_row(str(r["number"]), r.get("country", ""), r.get("operator", ""), r.get("device", ""),
+                      r.get("slot", ""), r.get("online", ""), r.get("act", ""))  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def show(number: str, redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
+    """One number: fields and per-service history."""
+    settings = _settings(redis_url, prefix)
+    info = _run(settings, lambda store: store.number_info(check_number(number)))
+    if info is None:
+        err.print("[red]unknown number[/red]")
+        raise typer.Exit(1)
+    _print_json(info)
+
+
+@app.command()
+def stats(redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
+    """Totals, devices, and the counts as GET_SERVICES would report them now."""
+    settings = _settings(redis_url, prefix)
+
+    async def body(store: PoolStore) -> dict[str, Any]:
+        data = await store.stats()
+        table = (await store.snapshot(settings.services)).table(settings.split_countries)
+        data["counts"] = render_country_list(table, {})
+        return data
+
+    _print_json(_run(settings, body))
+
+
+@app.command("audit")
+def audit_trail(activation_id: int, redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
+    """The activation and its audit events."""
+    settings = _settings(redis_url, prefix)
+
+    async def body(store: PoolStore) -> dict[str, Any]:
+        events = await audit.read(store.redis, activation_id, prefix=settings.audit_prefix)
+        return {"activation": await store.activation(activation_id), "events": events}
+
+    data = _run(settings, body)
+    if not data["activation"] and not data["events"]:
+        err.print("[red]unknown activationId[/red]")
+        raise typer.Exit(1)
+    _print_json(data)
+
+
+@app.command()
+def unmatched(
+    count: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """The newest SMS/calls that arrived for a number without an open activation."""
+    settings = _settings(redis_url, prefix)
+    _print_json(
+        _run(settings, lambda store: audit.read_unmatched(store.redis, prefix=settings.audit_prefix, count=count))
+    )

@@ -1,0 +1,179 @@
+"""The pool service over HTTP, as a real process on real Redis: internal API, admin API, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.infra import ServiceProcess
+
+Start = Callable[..., ServiceProcess]
+
+
+def internal(env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{env['POOL_PORT']}"
+
+
+def admin(env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    return f"http://127.0.0.1:{env['POOL_ADMIN_PORT']}", {"Authorization": f"Bearer {env['POOL_ADMIN_TOKEN']}"}
+
+
+def csv_text(count: int, devices: int = 1, start: int = 79000000000, operator: str = "mts") -> str:
+    lines = ["number,country,operator,device,slot,flashcall"]
+    lines += [f"{start + i},ru,{operator},dev{i % devices},{i},{int(i == 0)}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+def import_csv(env: dict[str, str], text: str) -> httpx.Response:
+    url, headers = admin(env)
+    return httpx.post(f"{url}/admin/import", content=text, headers={**headers, "content-type": "text/csv"}, timeout=60)
+
+
+def services(env: dict[str, str], upstream: str = "grizzly") -> list[dict[str, Any]]:
+    reply = httpx.post(f"{internal(env)}/v1/services", json={"upstream": upstream}, timeout=10)
+    assert reply.status_code == 200
+    return reply.json()["countryList"]  # type: ignore[no-any-return]
+
+
+def claim_body(service: str = "tg", operator: str = "any", country: str = "ru", **extra: Any) -> dict[str, Any]:
+    return {"upstream": "grizzly", "country": country, "operator": operator, "service": service, "sum": "0.35",
+            "currency": 643, "exclude_prefixes": [], "request_json": '{"action":"GET_NUMBER"}', **extra}  # fmt: skip
+
+
+def test_pool_concurrent_claims_give_exactly_the_reported_count(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool")
+    assert import_csv(stack_env, csv_text(150, devices=3)).json()["added"] == 150
+    url, headers = admin(stack_env)
+    assert httpx.post(f"{url}/admin/devices/dev0", json={"cap": 20}, headers=headers).status_code == 200
+    assert httpx.post(f"{url}/admin/devices/dev1", json={"online": False}, headers=headers).status_code == 200
+    reported = services(stack_env)
+    assert reported == [{"country": "ru", "operatorMap": {"any": {s: 70 for s in
+                        ("tg", "wa", "vk", "ok", "go", "fb", "ig", "ds", "dr", "ot")}}}]  # fmt: skip
+
+    async def burst() -> list[dict[str, Any]]:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(base_url=internal(stack_env), limits=limits, timeout=30) as client:
+            replies = await asyncio.gather(*(client.post("/v1/claim", json=claim_body()) for _ in range(200)))
+        return [r.json() for r in replies]
+
+    results = asyncio.run(burst())
+    won = [r for r in results if r["status"] == "SUCCESS"]
+    assert len(won) == 70 == len({r["number"] for r in won}) == len({r["activation_id"] for r in won})
+    assert all(r["status"] == "NO_NUMBERS" for r in results if r["status"] != "SUCCESS")
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 0
+    metrics = httpx.get(f"{internal(stack_env)}/metrics").text
+    assert 'pool_claims_total{result="SUCCESS"} 70.0' in metrics
+
+
+def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool")
+    import_csv(stack_env, csv_text(1))
+    base = internal(stack_env)
+    got = httpx.post(f"{base}/v1/claim", json=claim_body()).json()
+    assert got["status"] == "SUCCESS" and got["number"] == 79000000000 and got["flashcall"] is True
+    lookup = httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json()
+    assert lookup == {"found": True, "activation_id": got["activation_id"], "upstream": "grizzly", "service": "tg"}
+    assert httpx.post(f"{base}/v1/resolve", json={"device": "dev0", "slot": "0"}).json() == {
+        "found": True, "number": 79000000000}  # fmt: skip
+    assert httpx.post(f"{base}/v1/claim", json=claim_body()).json()["status"] == "NO_NUMBERS"
+    finish = {"upstream": "grizzly", "activation_id": got["activation_id"], "status": 3}
+    for _ in range(2):
+        reply = httpx.post(f"{base}/v1/finish", json=finish)
+        assert reply.status_code == 200 and reply.json() == {"status": "SUCCESS", "error": ""}
+    foreign = httpx.post(f"{base}/v1/finish", json={**finish, "upstream": "other"}).json()
+    assert foreign == {"status": "ERROR", "error": "unknown activationId"}
+    unknown = httpx.post(f"{base}/v1/finish", json={**finish, "activation_id": 42}).json()
+    assert unknown == {"status": "ERROR", "error": "unknown activationId"}
+    assert httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == {
+        "found": False, "activation_id": 0, "upstream": "", "service": ""}  # fmt: skip
+    # sold for tg: not offered for tg again, still for wa
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 0
+    assert services(stack_env)[0]["operatorMap"]["any"]["wa"] == 1
+    url, headers = admin(stack_env)
+    trail = httpx.get(f"{url}/admin/activations/{got['activation_id']}", headers=headers).json()
+    assert [e["event"] for e in trail["events"]] == ["issued", "finish", "finish_repeat"]
+    assert trail["activation"]["sum"] == "0.35" and trail["activation"]["request"] == '{"action":"GET_NUMBER"}'
+
+
+def test_pool_country_alias_and_operator_split(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool", POOL_COUNTRY_MAP_GRIZZLY="ru:0", POOL_SPLIT_COUNTRIES="ru", POOL_SERVICES="tg,wa")
+    import_csv(stack_env, csv_text(2))
+    import_csv(stack_env, csv_text(3, start=79100000000, operator="beeline").replace("dev0", "devb"))
+    assert services(stack_env) == [
+        {"country": "0", "operatorMap": {"beeline": {"tg": 3, "wa": 3}, "mts": {"tg": 2, "wa": 2}}}
+    ]
+    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(country="0", operator="beeline")).json()
+    assert got["status"] == "SUCCESS" and got["number"] >= 79100000000
+    excluded = claim_body(country="0", operator="any", exclude_prefixes=["7910", "790000000"])
+    assert httpx.post(f"{internal(stack_env)}/v1/claim", json=excluded).json()["status"] == "NO_NUMBERS"
+
+
+def test_pool_admin_wrong_token_is_401_json(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool")
+    url, _ = admin(stack_env)
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0000"}):
+        reply = httpx.get(f"{url}/admin/stats", headers=headers)
+        assert reply.status_code == 401
+        assert reply.json() == {"status": "ERROR", "error": "unauthorized"}
+
+
+def test_pool_admin_bad_csv_row_imports_nothing_and_names_the_line(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool")
+    text = csv_text(10).replace("79000000007,", "7900x000007,")
+    reply = import_csv(stack_env, text)
+    assert reply.status_code == 400
+    assert reply.json()["error"].startswith("nothing imported: line 9: number '7900x000007'")
+    url, headers = admin(stack_env)
+    assert httpx.get(f"{url}/admin/stats", headers=headers).json()["numbers"] == 0
+    duplicate = import_csv(stack_env, csv_text(3) + "79000000001,ru,mts,dev9,1,0\n")
+    assert duplicate.status_code == 400 and "line 5: number 79000000001 appears twice" in duplicate.json()["error"]
+
+
+def test_pool_admin_imports_20k_rows_and_reports_existing(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool")
+    text = csv_text(20_000, devices=40)
+    reply = import_csv(stack_env, text)
+    assert reply.json() == {"status": "SUCCESS", "rows": 20_000, "added": 20_000, "existing": 0, "conflicts": []}
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 20_000
+    again = import_csv(stack_env, csv_text(20_001, devices=40)).json()
+    assert (again["added"], again["existing"]) == (1, 20_000)
+
+
+def test_pool_cli_imports_csv_and_shows_stats(stack_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "numbers.csv"
+    path.write_text(csv_text(500, devices=5))
+    env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"]}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "grizzly_pool", *args], env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "added 500" in cli("import", str(path))
+    cli("cap", "dev0", "10")
+    cli("offline", "--device", "dev1")
+    cli("offline", "79000000002")
+    stats = cli("stats")
+    # 5 devices x 100: dev0 capped at 10, dev1 offline, one dev2 SIM offline -> 10 + 0 + 99 + 100 + 100
+    assert '"numbers": 500' in stats and '"tg": 309' in stats
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_pool_health_routes(start_service: Start, stack_env: dict[str, str], path: str) -> None:
+    start_service("pool")
+    assert httpx.get(internal(stack_env) + path).json()["status"] == "ok"
