@@ -1,0 +1,1 @@
+"""A stand-in for the platform (grizzly-sim) and the protocol conformance kit (grizzly-conformance)."""

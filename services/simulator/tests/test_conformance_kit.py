@@ -1,0 +1,83 @@
+"""The conformance kit against an in-memory partner: a correct one passes every item, each bug fails its item."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import pytest
+from grizzly_sim.conformance import Options, run
+from sim_fake_partner import INGEST_TOKEN, KEY, FakePartner
+
+NUMBERS = [79001000000 + i for i in range(12)] + [79281000000 + i for i in range(8)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def conformance(bugs: frozenset[str] = frozenset(), pushes: bool = False, **overrides: Any) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        listen = ("127.0.0.1", free_port())
+        fake = FakePartner(list(NUMBERS), bugs=bugs, push_url=f"http://127.0.0.1:{listen[1]}/agent/api/sms")
+        async with fake.running():
+            options = Options(
+                url=fake.url, key=KEY, push_listen=listen if pushes else None,
+                ingest_url=fake.ingest_url if pushes else "", ingest_token=INGEST_TOKEN if pushes else "",
+                push_wait_s=5, retry_wait_s=5, dup_window_s=1.5, max_count=50, **overrides,
+            )  # fmt: skip
+            report = await run(options)
+            report["left_open"] = len(fake.busy)
+            return report
+
+    return asyncio.run(go())
+
+
+def results(report: dict[str, Any]) -> dict[str, str]:
+    return {item["id"]: item["result"] for item in report["items"]}
+
+
+def test_correct_partner_passes_every_item_and_is_left_clean() -> None:
+    report = conformance(pushes=True)
+    details = {item["id"]: (item["result"], item["detail"]) for item in report["items"]}
+    assert report["passed"], {k: v for k, v in details.items() if v[0] != "PASS"}
+    assert all(result in ("PASS",) for result in results(report).values()), details
+    assert report["left_open"] == 0
+
+
+def test_push_items_are_skipped_not_passed_without_ingestion() -> None:
+    report = conformance(concurrency=(30,))
+    found = results(report)
+    assert found["push.types"] == found["push.retry"] == found["push.no_resend_after_success"] == "SKIP"
+    assert report["passed"] and report["summary"]["SKIP"] == 3
+
+
+@pytest.mark.parametrize(
+    ("bug", "failing"),
+    [
+        ("duplicates", {"concurrency.30", "services.count_accuracy"}),
+        ("string_number", {"get_number.types"}),
+        ("ignore_exclusions", {"exclusion.prefix"}),
+        ("overreport", {"services.count_accuracy"}),
+        ("finish_once", {"finish.idempotent"}),
+        ("http_errors", {"bad.wrong_key", "bad.malformed_json", "bad.get_request", "bad.huge_body"}),
+        ("lenient_types", {"bad.numeric_as_string"}),
+    ],
+)
+def test_each_bug_fails_its_item(bug: str, failing: set[str]) -> None:
+    report = conformance(frozenset({bug}), concurrency=(30,))
+    found = results(report)
+    assert not report["passed"]
+    assert {item for item in failing if found[item] == "FAIL"} == failing, found
+    assert report["left_open"] == 0 or bug in ("duplicates", "string_number")
+
+
+@pytest.mark.parametrize(
+    ("bug", "failing"), [("push_twice", "push.no_resend_after_success"), ("no_retry", "push.retry")]
+)
+def test_push_bugs_fail_their_item(bug: str, failing: str) -> None:
+    report = conformance(frozenset({bug}), pushes=True, concurrency=(30,))
+    assert results(report)[failing] == "FAIL"
