@@ -1,0 +1,31 @@
+"""grizzly-pusher: consume inbound messages from Kafka and deliver PUSH_SMS / PUSH_CALL / PUSH_CALL_RECORD."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from grizzly_common.logging import configure_logging
+from grizzly_common.settings import environ
+from grizzly_common.web import serve
+
+from grizzly_pusher.app import crashed, create_app
+from grizzly_pusher.settings import Settings
+
+
+def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
+    """uvicorn re-raises SIGTERM once it has shut down gracefully; by then everything is settled: exit 0."""
+
+
+def main() -> None:
+    settings = Settings.from_env(environ())
+    configure_logging("pusher", settings.log_level)
+    signal.signal(signal.SIGTERM, _after_graceful_shutdown)
+    app = create_app(settings)
+    serve(app, settings.host, settings.port, settings.log_level)
+    sys.exit(1 if crashed(app) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The pusher's ASGI app: health and metrics routes; the lifespan runs the Kafka consumer and the retrier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import TypedDict
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
+from grizzly_common.events import Topics
+from grizzly_common.kafka_client import ensure_topics, kafka_reachable, make_consumer, wait_kafka
+from grizzly_common.logging import log_fields
+from grizzly_common.redis_client import make_redis
+from grizzly_common.web import health_routes
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from grizzly_pusher.consumer import InboundConsumer
+from grizzly_pusher.delivery import Pusher
+from grizzly_pusher.retrier import Retrier
+from grizzly_pusher.settings import Settings
+from grizzly_pusher.store import PushStore
+
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    settings: Settings
+    redis: aioredis.Redis
+    session: aiohttp.ClientSession
+    consumer: AIOKafkaConsumer
+
+
+def crashed(app: Starlette) -> bool:
+    """True when a loop died unexpectedly (the process then exits 1)."""
+    return bool(getattr(app.state, "crashed", False))
+
+
+def _exit_on_crash(app: Starlette) -> Callable[[asyncio.Task[None]], None]:
+    """A loop that dies unexpectedly must not leave a process that looks healthy: stop (without committing)."""
+
+    def check(task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.critical("pusher loop crashed; shutting down", exc_info=task.exception())
+        app.state.crashed = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return check
+
+
+async def _stop(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    done, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        log.error("shutdown grace exceeded: cancelling; unsettled records stay uncommitted")
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(BaseException):
+            await task
+
+
+def create_app(settings: Settings) -> Starlette:
+    topics = Topics(settings.topic_prefix)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with contextlib.AsyncExitStack() as stack:
+            redis = make_redis(settings.redis_url, max_connections=settings.concurrency * 2 + 16)
+            stack.push_async_callback(redis.aclose)
+            connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 16, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(connector=connector)
+            stack.push_async_callback(session.close)
+
+            await wait_kafka(settings.kafka_bootstrap, timeout_s=120)
+            await ensure_topics(settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions)
+            consumer = make_consumer(
+                settings.kafka_bootstrap, settings.group_id, f"grizzly-pusher-{socket.gethostname()}-{os.getpid()}"
+            )
+            store = PushStore(redis, lease_s=settings.lease_s, ledger_ttl_s=settings.ledger_ttl_s)
+            pusher = Pusher(settings, redis, session, store)
+            inbound = InboundConsumer(consumer, pusher, topics.inbound)
+            inbound.subscribe()
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)  # leaves the group; runs after the loops stopped
+            retrier = Retrier(pusher)
+            tasks = [asyncio.create_task(inbound.run()), asyncio.create_task(retrier.run())]
+            for task in tasks:
+                task.add_done_callback(_exit_on_crash(app))
+            log.info(
+                "pusher started",
+                extra=log_fields(
+                    topic=topics.inbound, group=settings.group_id, upstreams=[u.name for u in settings.upstreams]
+                ),
+            )
+            try:
+                yield {"settings": settings, "redis": redis, "session": session, "consumer": consumer}
+            finally:
+                log.info("pusher stopping: in-flight pushes finish, the rest is handed back to the retry schedule")
+                pusher.stopping = True
+                inbound.stop()
+                retrier.stop()
+                await _stop(tasks, settings.shutdown_grace_s)
+                log.info("pusher stopped")
+
+    async def check_redis(request: Request) -> None:
+        if not await request.state.redis.ping():
+            raise ConnectionError("redis")
+
+    async def check_kafka(request: Request) -> None:
+        if not await kafka_reachable(settings.kafka_bootstrap, timeout_s=1.5):
+            raise ConnectionError("kafka")
+
+    async def check_pool(request: Request) -> None:
+        async with request.state.session.get(
+            settings.pool_url + "/healthz", timeout=aiohttp.ClientTimeout(total=1.5)
+        ) as reply:
+            if reply.status != 200:
+                raise ConnectionError(f"pool answered HTTP {reply.status}")
+
+    routes = health_routes({"redis": check_redis, "kafka": check_kafka, "pool": check_pool})
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,202 @@
+"""The Kafka side: read inbound messages, settle every record of a batch, then commit the batch.
+
+A record is settled when it is delivered, durably scheduled in the Redis retry schedule, recorded as unmatched,
+or parked as undecodable. Records of one number are handled in order, different numbers concurrently (bounded by
+the pusher's semaphore). Offsets are committed only when every record of the batch is settled; otherwise they
+are not committed at all, and the records come back (the ledger keeps them from being pushed twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from grizzly_common import audit
+from grizzly_common.errors import DecodeError
+from grizzly_common.events import PushTask, decode_inbound
+from grizzly_common.logging import log_fields
+
+from grizzly_pusher import metrics
+from grizzly_pusher.delivery import PoolUnavailable, Pusher
+from grizzly_pusher.store import now_ms
+
+log = logging.getLogger(__name__)
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A rebalance waits for the batch in hand to be settled and committed before partitions move."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned", extra=log_fields(partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        )
+
+
+class InboundConsumer:
+    def __init__(self, consumer: AIOKafkaConsumer, pusher: Pusher, topic: str) -> None:
+        self.consumer = consumer
+        self.pusher = pusher
+        self.topic = topic
+        self.lock = asyncio.Lock()
+        self.stop_event = asyncio.Event()
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self.lock))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> None:
+        """Until stop(): fetch, settle, commit. Returns without committing a batch it could not settle."""
+        while not self.stop_event.is_set():
+            try:
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=self.pusher.settings.concurrency * 8)
+            except KafkaError as exc:
+                log.warning("kafka fetch failed, retrying", extra=log_fields(error=repr(exc)))
+                await asyncio.sleep(1)
+                continue
+            if not batch:
+                await self._update_lag()
+                continue
+            async with self.lock:
+                settled = await self._settle_batch(batch)
+                if not settled:
+                    log.warning("batch not settled (stopping): offsets left uncommitted, records will come back")
+                    return
+                await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            await self._update_lag()
+
+    async def _settle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        by_number: dict[tuple[TopicPartition, bytes | None], list[ConsumerRecord]] = defaultdict(list)
+        for tp, records in batch.items():
+            for record in records:
+                by_number[(tp, record.key)].append(record)
+        results = await asyncio.gather(*(self._settle_in_order(records) for records in by_number.values()))
+        return all(results)
+
+    async def _settle_in_order(self, records: list[ConsumerRecord]) -> bool:
+        for record in records:
+            if not await self._settle_record(record):
+                return False
+        return True
+
+    async def _settle_record(self, record: ConsumerRecord) -> bool:
+        delay = 0.2
+        while True:
+            try:
+                async with self.pusher.semaphore:
+                    await self._handle(record)
+                return True
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                if self.stop_event.is_set():
+                    return False
+                log.warning("record not settled yet (redis), retrying", extra=log_fields(error=type(exc).__name__))
+            except Exception:
+                if self.stop_event.is_set():
+                    return False
+                log.exception("record not settled yet, retrying", extra=log_fields(offset=record.offset))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _handle(self, record: ConsumerRecord) -> None:
+        try:
+            message = decode_inbound(record.value)
+        except DecodeError as exc:
+            await self.pusher.store.park_raw(
+                record.value or b"",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key or b"",  # type: ignore[arg-type]
+                error=str(exc)[:500],
+            )
+            metrics.PARKED.labels("undecodable").inc()
+            log.error(
+                "undecodable record parked",
+                extra=log_fields(
+                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc)[:200]
+                ),
+            )
+            return
+        try:
+            found = await self.pusher.lookup(message.number)
+        except PoolUnavailable as exc:
+            # keep Kafka moving: the retrier looks the number up once the pool answers again
+            task = PushTask(
+                message=message,
+                upstream="",
+                activation_id=0,
+                attempt=0,
+                not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000),
+            )
+            await self.pusher.store.schedule(task, keep_existing=True)
+            log.warning("pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(exc)))
+            return
+        if not found.found:
+            await audit.record_unmatched(
+                self.pusher.redis,
+                sms_id=message.sms_id,
+                kind=message.kind,
+                number=message.number,
+                phone_from=message.phone_from,
+                text=message.text,
+                received_at_ms=message.received_at_ms,
+                source=message.source,
+            )
+            metrics.UNMATCHED.inc()
+            log.info(
+                "no open activation for the number: kept as unmatched",
+                extra=log_fields(sms_id=message.sms_id, number=message.number),
+            )
+            return
+        task = PushTask(
+            message=message,
+            upstream=found.upstream,
+            activation_id=found.activation_id,
+            attempt=0,
+            not_before_ms=now_ms(),
+        )
+        await self.pusher.attempt(task)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        while True:
+            try:
+                if self.stop_event.is_set():
+                    await asyncio.wait_for(self.consumer.commit(offsets), timeout=5)
+                else:
+                    await self.consumer.commit(offsets)
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                # the partitions moved to another member: it re-reads these records; the ledger dedupes
+                log.warning("commit rejected after a rebalance", extra=log_fields(error=repr(exc)))
+                return
+            except (KafkaError, TimeoutError) as exc:
+                if self.stop_event.is_set():
+                    log.warning(
+                        "commit failed while stopping: records will come back", extra=log_fields(error=repr(exc))
+                    )
+                    return
+                log.warning("commit failed, retrying", extra=log_fields(error=repr(exc)))
+                await asyncio.sleep(1)
+
+    async def _update_lag(self) -> None:
+        try:
+            for tp in self.consumer.assignment():
+                highwater = self.consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                position = await asyncio.wait_for(self.consumer.position(tp), timeout=1)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+        except (KafkaError, TimeoutError, IllegalStateError):
+            pass

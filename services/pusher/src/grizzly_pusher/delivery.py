@@ -1,0 +1,300 @@
+"""One push attempt: ledger check and lease, the HTTP request, then ledger write or durable retry.
+
+The order is what makes the guarantees: the ledger is checked and the lease taken before sending; the ledger
+is written the moment SUCCESS comes back (before anything else, audit included); a failed attempt is written
+to the Redis retry schedule before its lease is released. Exactly-once is impossible against an HTTP endpoint:
+a crash between SUCCESS and the ledger write re-sends that SMS once, with the same smsId.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
+
+import aiohttp
+import msgspec
+import orjson
+import redis.asyncio as aioredis
+from grizzly_common import audit
+from grizzly_common.events import InboundMessage, PushTask
+from grizzly_common.logging import log_fields
+from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
+from grizzly_common.pool_api import LookupRequest, LookupResult
+from grizzly_common.settings import Upstream
+
+from grizzly_pusher import metrics
+from grizzly_pusher.settings import Settings
+from grizzly_pusher.store import PushStore, now_ms
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_REPLY_BYTES = 64 * 1024
+_lookup_decoder = msgspec.json.Decoder(LookupResult)
+_encoder = msgspec.json.Encoder()
+
+
+class Outcome(Enum):
+    DELIVERED = "delivered"
+    ALREADY_DELIVERED = "already_delivered"
+    SCHEDULED = "scheduled"  # failed, durably scheduled for the next attempt
+    BUSY = "busy"  # another pusher holds the lease: durably scheduled (unless already scheduled)
+    HANDED_BACK = "handed_back"  # shutting down: scheduled for now, for whichever pusher claims it
+    PARKED = "parked"  # too old: kept in the audit trail, no more attempts
+    UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    result: str  # success | error | garbage | http_error | timeout | network
+    http_status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "success"
+
+
+class PoolUnavailable(Exception):
+    pass
+
+
+def build_request(upstream: Upstream, message: InboundMessage) -> tuple[bytes, dict[str, str]]:
+    """The PUSH_* body and headers for one message (numbers as JSON numbers, gzip when the upstream wants it)."""
+    if message.kind == "sms":
+        body = push_sms_body(upstream.key, message.sms_id, message.number, message.phone_from, message.text)
+        content_type = "application/json"
+    elif message.kind == "call":
+        body = push_call_body(upstream.key, message.sms_id, message.number, message.phone_from)
+        content_type = "application/json"
+    else:
+        body, content_type = _call_record_multipart(upstream.key, message)
+    headers = {"User-Agent": upstream.user_agent, "Content-Type": content_type}
+    if upstream.gzip:
+        body = gzip.compress(body, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return body, headers
+
+
+_EXTENSIONS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/ogg": "ogg", "audio/mp4": "m4a"}
+
+
+def _call_record_multipart(key: str, message: InboundMessage) -> tuple[bytes, str]:
+    """PUSH_CALL_RECORD: multipart/form-data with action, key, callId, phone, phoneFrom, text and file."""
+    boundary = "grizzly" + uuid.uuid4().hex
+    fields = {
+        "action": "PUSH_CALL_RECORD",
+        "key": key,
+        "callId": str(message.sms_id),
+        "phone": str(message.number),
+        "phoneFrom": message.phone_from,
+        "text": message.text,
+    }
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+        )
+    mime = message.recording_type or "application/octet-stream"
+    filename = f"call-{message.sms_id}.{_EXTENSIONS.get(mime, 'bin')}"
+    audio = base64.b64decode(message.recording_b64) if message.recording_b64 else b""
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {mime}\r\n\r\n".encode()
+        + audio
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def classify(status: int, reply: bytes) -> PushResult:
+    if status != 200:
+        return PushResult("http_error", status, f"HTTP {status}")
+    if push_succeeded(reply):
+        return PushResult("success", status)
+    try:
+        decoded = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return PushResult("garbage", status, "unparsable reply")
+    if isinstance(decoded, dict):
+        error = decoded.get("error") or decoded.get("status") or "no status"
+        return PushResult("error", status, str(error)[:200])
+    return PushResult("garbage", status, "unexpected reply")
+
+
+class Pusher:
+    """Pushes and settles; shared by the Kafka consumer (first attempts) and the retrier (later attempts)."""
+
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, session: aiohttp.ClientSession, store: PushStore
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.session = session
+        self.store = store
+        self.semaphore = asyncio.Semaphore(settings.concurrency)
+        self.stopping = False  # set on SIGTERM: no new HTTP requests, pending work is handed back
+
+    # -- the pool -----------------------------------------------------------------------------------------
+    async def lookup(self, number: int) -> LookupResult:
+        timeout = aiohttp.ClientTimeout(total=self.settings.pool_timeout_s)
+        try:
+            async with self.session.post(
+                self.settings.pool_url + "/v1/lookup",
+                data=_encoder.encode(LookupRequest(number=number)),
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            ) as reply:
+                body = await reply.read()
+                if reply.status != 200:
+                    raise PoolUnavailable(f"pool answered HTTP {reply.status}")
+                return _lookup_decoder.decode(body)
+        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PoolUnavailable(type(exc).__name__) from exc
+
+    # -- HTTP ---------------------------------------------------------------------------------------------
+    async def send(self, upstream: Upstream, message: InboundMessage) -> PushResult:
+        body, headers = build_request(upstream, message)
+        metrics.PUSH_ATTEMPTS.labels(upstream.name, message.kind).inc()
+        started = time.perf_counter()
+        try:
+            async with self.session.post(
+                upstream.push_url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=upstream.push_timeout_s),
+            ) as reply:
+                raw = await reply.content.read(MAX_REPLY_BYTES)
+                result = classify(reply.status, raw)
+        except TimeoutError:
+            result = PushResult("timeout", None, f"no answer within {upstream.push_timeout_s}s")
+        except aiohttp.ClientError as exc:
+            result = PushResult("network", None, type(exc).__name__)
+        metrics.PUSH_LATENCY.labels(upstream.name).observe(time.perf_counter() - started)
+        metrics.PUSH_RESULTS.labels(upstream.name, result.result).inc()
+        return result
+
+    # -- one attempt --------------------------------------------------------------------------------------
+    async def attempt(self, task: PushTask) -> Outcome:
+        """One attempt of a resolved task; returns only once the outcome is durable in Redis."""
+        message = task.message
+        sms_id = message.sms_id
+        upstream = self.settings.upstream(task.upstream)
+        begin = await self.store.begin(task.upstream, sms_id)
+        if begin.delivered:
+            await self.store.drop(task.upstream, sms_id)
+            metrics.ALREADY_DELIVERED.labels(task.upstream).inc()
+            return Outcome.ALREADY_DELIVERED
+        if begin.first_seen:
+            await audit.record(
+                self.redis,
+                task.activation_id,
+                "sms",
+                sms_id=sms_id,
+                kind=message.kind,
+                number=message.number,
+                phone_from=message.phone_from,
+                text=message.text,
+                received_at_ms=message.received_at_ms,
+                upstream=task.upstream,
+            )
+        if not begin.leased:
+            # another pusher is pushing it right now; if it dies, this entry brings the push back
+            later = msgspec.structs.replace(task, not_before_ms=now_ms() + int(self.settings.retry_s * 1000))
+            await self.store.schedule(later, keep_existing=True)
+            return Outcome.BUSY
+        if self.stopping:
+            await self.store.schedule(msgspec.structs.replace(task, not_before_ms=now_ms()), token=begin.token)
+            return Outcome.HANDED_BACK
+        if upstream is None:
+            result = PushResult("network", None, f"upstream {task.upstream!r} is not configured")
+        else:
+            result = await self.send(upstream, message)
+        attempt = task.attempt + 1
+        if result.ok:
+            await self._until_done(lambda: self.store.delivered(task, begin.token))  # first, before anything else
+            metrics.PUSH_SUCCESSES.labels(task.upstream).inc()
+            metrics.END_TO_END_LAG.labels(task.upstream).observe(max(0, now_ms() - message.received_at_ms) / 1000)
+            await self._audit_attempt(task, attempt, result)
+            return Outcome.DELIVERED
+        age_s = (now_ms() - message.ingested_at_ms) / 1000
+        if age_s > self.settings.max_retry_age_s:
+            await self._audit_attempt(task, attempt, result)
+            await audit.record(
+                self.redis,
+                task.activation_id,
+                "push_undeliverable",
+                sms_id=sms_id,
+                upstream=task.upstream,
+                attempts=attempt,
+                age_s=int(age_s),
+                last_result=result.result,
+                last_error=result.error,
+            )
+            await self.store.drop(task.upstream, sms_id, begin.token)
+            metrics.PARKED.labels("max_retry_age").inc()
+            log.error(
+                "push undeliverable: retries exhausted, parked in the audit trail",
+                extra=log_fields(
+                    sms_id=sms_id,
+                    activation_id=task.activation_id,
+                    upstream=task.upstream,
+                    attempts=attempt,
+                    age_s=int(age_s),
+                    result=result.result,
+                ),
+            )
+            return Outcome.PARKED
+        retry_ms = int(self.settings.retry_s * 1000)
+        later = msgspec.structs.replace(task, attempt=attempt, not_before_ms=now_ms() + retry_ms)
+        await self._until_done(lambda: self.store.schedule(later, token=begin.token))
+        metrics.RETRIES_SCHEDULED.labels(task.upstream).inc()
+        await self._audit_attempt(task, attempt, result)
+        log.info(
+            "push failed, retry scheduled",
+            extra=log_fields(
+                sms_id=sms_id,
+                upstream=task.upstream,
+                attempt=attempt,
+                result=result.result,
+                http_status=result.http_status,
+                error=result.error,
+            ),
+        )
+        return Outcome.SCHEDULED
+
+    async def _audit_attempt(self, task: PushTask, attempt: int, result: PushResult) -> None:
+        try:
+            await audit.record(
+                self.redis,
+                task.activation_id,
+                "push_attempt",
+                sms_id=task.message.sms_id,
+                upstream=task.upstream,
+                attempt=attempt,
+                result=result.result,
+                http_status=result.http_status,
+                error=result.error,
+            )
+        except Exception:  # noqa: BLE001 - the delivery state is already durable; an audit gap is only logged
+            log.exception("audit write failed", extra=log_fields(sms_id=task.message.sms_id))
+
+    async def _until_done(self, write: Callable[[], Awaitable[T]]) -> T:
+        """The write that must follow an HTTP answer: retried through a Redis outage, even while stopping."""
+        delay = 0.1
+        while True:
+            try:
+                return await write()
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("redis write failed, retrying", extra=log_fields(error=type(exc).__name__))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)

@@ -1,0 +1,109 @@
+"""Later attempts: claim due tasks from the Redis retry schedule (shared by every pusher) and push them.
+
+A claimed task's due time moves forward by the lease, so the tasks of a pusher that dies come back on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+from grizzly_common import audit
+from grizzly_common.logging import log_fields
+
+from grizzly_pusher import metrics
+from grizzly_pusher.delivery import PoolUnavailable, Pusher
+from grizzly_pusher.store import Claimed, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class Retrier:
+    def __init__(self, pusher: Pusher) -> None:
+        self.pusher = pusher
+        self.stop_event = asyncio.Event()
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> None:
+        settings = self.pusher.settings
+        last_depth = 0.0
+        while not self.stop_event.is_set():
+            free = settings.concurrency - len(self.in_flight)
+            claimed: list[Claimed] = []
+            try:
+                if free > 0:
+                    claimed = await self.pusher.store.claim(free)
+                loop_time = asyncio.get_running_loop().time()
+                if loop_time - last_depth > 1:
+                    metrics.RETRY_QUEUE_DEPTH.set(await self.pusher.store.depth())
+                    last_depth = loop_time
+            except Exception as exc:  # noqa: BLE001 - Redis down: keep polling
+                log.warning("retry schedule not reachable", extra=log_fields(error=type(exc).__name__))
+            for item in claimed:
+                job = asyncio.create_task(self._run_one(item))
+                self.in_flight.add(job)
+                job.add_done_callback(self.in_flight.discard)
+            if len(claimed) < free:
+                try:
+                    await asyncio.wait_for(self.stop_event.wait(), settings.retry_poll_s)
+                except TimeoutError:
+                    pass
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Let claimed tasks finish (while stopping they hand back instead of pushing)."""
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight, return_exceptions=True)
+
+    async def _run_one(self, item: Claimed) -> None:
+        try:
+            async with self.pusher.semaphore:
+                await self._handle(item)
+        except Exception:  # noqa: BLE001 - the task stays in the schedule and comes back after its lease
+            log.exception(
+                "retry attempt failed; the task comes back after its lease", extra=log_fields(task=item.task_id)
+            )
+
+    async def _handle(self, item: Claimed) -> None:
+        task = item.task
+        if task is None:
+            await self.pusher.store.park_raw(item.raw, task_id=item.task_id, error="undecodable retry task")
+            await self.pusher.store.forget(item.task_id)
+            metrics.PARKED.labels("undecodable").inc()
+            return
+        if not task.upstream:  # the pool was unreachable when the record was read: look it up now
+            message = task.message
+            try:
+                found = await self.pusher.lookup(message.number)
+            except PoolUnavailable:
+                later = msgspec.structs.replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
+                await self.pusher.store.schedule(later)
+                return
+            if not found.found:
+                await audit.record_unmatched(
+                    self.pusher.redis,
+                    sms_id=message.sms_id,
+                    kind=message.kind,
+                    number=message.number,
+                    phone_from=message.phone_from,
+                    text=message.text,
+                    received_at_ms=message.received_at_ms,
+                    source=message.source,
+                )
+                metrics.UNMATCHED.inc()
+                await self.pusher.store.forget(item.task_id)
+                return
+            resolved = msgspec.structs.replace(
+                task,
+                upstream=found.upstream,
+                activation_id=found.activation_id,
+                not_before_ms=now_ms() + self.pusher.store.lease_ms,
+            )
+            await self.pusher.store.schedule(resolved, keep_existing=True)  # durable before the old entry goes
+            await self.pusher.store.forget(item.task_id)
+            task = resolved
+        await self.pusher.attempt(task)

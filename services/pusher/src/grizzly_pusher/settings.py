@@ -1,0 +1,71 @@
+"""The pusher's settings, read once from the environment in main()."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from grizzly_common.settings import (
+    SettingsError,
+    Upstream,
+    env_float,
+    env_int,
+    env_str,
+    upstreams_from_env,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    kafka_bootstrap: str
+    topic_prefix: str
+    log_level: str
+    upstreams: tuple[Upstream, ...]
+    host: str
+    port: int
+    pool_url: str  # the pool's internal API, for POST /v1/lookup
+    pool_timeout_s: float
+    retry_s: float  # delay between two attempts of one push (the protocol says 10 s)
+    concurrency: int  # pushes in flight at once, per process
+    ledger_ttl_s: int  # how long "delivered" is remembered per (upstream, smsId)
+    max_retry_age_s: int  # after this age (since ingestion) a failing push is parked, not retried
+    lease_s: float  # per-(upstream, smsId) push lease and retry-claim lease; > the slowest push
+    group_id: str
+    topic_partitions: int  # used only when the pusher creates the inbound topic itself
+    shutdown_grace_s: float  # SIGTERM: in-flight pushes get this long to finish before they are handed back
+    retry_poll_s: float  # how often the retry schedule is polled for due tasks
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        upstreams = upstreams_from_env(env)
+        slowest = max(u.push_timeout_s for u in upstreams)
+        lease_s = env_float(env, "PUSHER_LEASE_S", max(30.0, 2 * slowest + 10), minimum=1.0)
+        if lease_s <= slowest:
+            raise SettingsError(f"PUSHER_LEASE_S must exceed the slowest UPSTREAM_*_PUSH_TIMEOUT_S ({slowest}s)")
+        return cls(
+            redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+            kafka_bootstrap=env_str(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            topic_prefix=env_str(env, "KAFKA_TOPIC_PREFIX", ""),
+            log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            upstreams=upstreams,
+            host=env_str(env, "PUSHER_HOST", "0.0.0.0"),  # noqa: S104 - a container listens on all interfaces
+            port=env_int(env, "PUSHER_PORT", 8084, minimum=1),
+            pool_url=env_str(env, "PUSHER_POOL_URL", "http://127.0.0.1:8081").rstrip("/"),
+            pool_timeout_s=env_float(env, "PUSHER_POOL_TIMEOUT_S", 3.0, minimum=0.1),
+            retry_s=env_float(env, "PUSHER_RETRY_S", 10.0, minimum=0.1),
+            concurrency=env_int(env, "PUSHER_CONCURRENCY", 64, minimum=1),
+            ledger_ttl_s=env_int(env, "PUSHER_LEDGER_TTL_S", 30 * 86400, minimum=60),
+            max_retry_age_s=env_int(env, "PUSHER_MAX_RETRY_AGE_S", 86400, minimum=1),
+            lease_s=lease_s,
+            group_id=env_str(env, "PUSHER_GROUP_ID", "grizzly-pusher"),
+            topic_partitions=env_int(env, "PUSHER_TOPIC_PARTITIONS", 12, minimum=1),
+            shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
+            retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
+        )
+
+    def upstream(self, name: str) -> Upstream | None:
+        for upstream in self.upstreams:
+            if upstream.name == name:
+                return upstream
+        return None
