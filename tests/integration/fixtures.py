@@ -107,6 +107,7 @@ def stack_env(redis_url: str, kafka_broker: Broker, topic_prefix: str, fake_griz
         "EDGE_POOL_URL": f"http://127.0.0.1:{pool_port}",
         "INGEST_PORT": str(free_port()),
         "INGEST_TOKEN": "test-ingest-token-0001",
+        "INGEST_POOL_URL": f"http://127.0.0.1:{pool_port}",
         "PUSHER_PORT": str(free_port()),
         "PUSHER_POOL_URL": f"http://127.0.0.1:{pool_port}",
         "PUSHER_RETRY_S": "1",
