@@ -116,8 +116,18 @@ def ingest(start_service: Start, stack_env: dict[str, str]) -> dict[str, str]:
         INGEST_ANDROID_NUMBERS="pixel-7:1=447700900201,pixel-7:2=447700900202",
         INGEST_DEVICE_NUMBERS="goip-a:1A=447700900301,goip-a:2A=447700900302",
         INGEST_MAX_BODY_BYTES="65536",
+        INGEST_POOL_URL="",  # static maps only
     )
     return stack_env
+
+
+def test_unknown_device_while_pool_down_is_503_so_the_source_retries(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("ingest")  # INGEST_POOL_URL points at a pool that is not running
+    reply = post_sms(stack_env, {"device": "goip-z", "slot": "1", "from": "Uber", "text": "1"})
+    assert reply.status_code == 503 and reply.json()["status"] == "ERROR"
+    assert read_topic(stack_env) == []
 
 
 # generic endpoint -------------------------------------------------------------------------------------------
@@ -251,6 +261,7 @@ def test_goip_push_skips_reports_parses_headers_and_resolves_port(ingest: dict[s
 # bad input ---------------------------------------------------------------------------------------------------
 def test_bad_input_to_every_endpoint_is_clear_4xx_and_publishes_nothing(ingest: dict[str, str]) -> None:
     good = {"number": NUMBER, "from": "X", "text": "t"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     cases: list[tuple[httpx.Response, int]] = [
         (post_sms(ingest, good, token="wrong-token-000000"), 401),
         (httpx.post(url(ingest, "/v1/sms"), json=good), 401),
@@ -277,6 +288,10 @@ def test_bad_input_to_every_endpoint_is_clear_4xx_and_publishes_nothing(ingest: 
             400,
         ),
     ]
+    chunked = httpx.post(  # no Content-Length: the limit is enforced while reading
+        url(ingest, "/v1/sms"), content=iter([b'{"text":"', b"x" * 40000, b"x" * 40000]), headers=auth
+    )
+    cases.append((chunked, 413))
     bad_android = android_event("x")
     bad_android["payload"]["message"] = 12
     cases.append((android_post(ingest, bad_android), 400))
@@ -284,6 +299,9 @@ def test_bad_input_to_every_endpoint_is_clear_4xx_and_publishes_nothing(ingest: 
         assert reply.status_code == status, (index, reply.status_code, reply.text)
         assert reply.json()["status"] == "ERROR" and reply.json()["error"], index
     assert read_topic(ingest) == []
+    metrics = httpx.get(url(ingest, "/metrics")).text
+    assert 'ingest_rejected_total{reason="bad_signature",source="android"}' in metrics
+    assert 'ingest_rejected_total{reason="too_large",source="generic"}' in metrics
 
 
 # the file CLI -------------------------------------------------------------------------------------------------

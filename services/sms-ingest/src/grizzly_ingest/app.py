@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Starlette:
         async with contextlib.AsyncExitStack() as stack:
             await ensure_topics(settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions)
             redis = make_redis(settings.redis_url)
-            stack.push_async_callback(redis.aclose)
+            stack.push_async_callback(redis.aclose, close_connection_pool=True)  # the pool was passed in
             producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
             await producer.start()
             stack.push_async_callback(producer.stop)
