@@ -146,3 +146,15 @@ def test_pod_annotations_point_at_the_metrics_port() -> None:
         assert annotations["prometheus.io/path"] == "/metrics"
         assert [int(annotations["prometheus.io/port"])] == http, obj["metadata"]["name"]
         assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "grizzly-partner"
+
+
+def test_every_metric_is_documented() -> None:
+    doc = (ROOT / "docs" / "observability.md").read_text()
+    names = set()
+    for path in sorted((ROOT / "services").glob("*/src/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in METRIC_KINDS:
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    names.add(node.args[0].value)
+    missing = sorted(name for name in names if f"`{name}`" not in doc)
+    assert not missing, f"add to docs/observability.md: {missing}"
