@@ -84,6 +84,13 @@ class Simulator:
             for task in list(self.tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if self.settings.exit_finish_status and self.open:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.finish_open(self.settings.exit_finish_status), 10.0)
+
+    async def finish_open(self, status: int) -> None:
+        """On shutdown: a platform does not leave activations open forever (SIM_EXIT_FINISH_STATUS, 0 = leave)."""
+        await asyncio.gather(*(self._finish(act, status, repeat=False) for act in list(self.open.values())))
 
     def _record(self, action: str, reply: Reply) -> None:
         result = reply.status or ("NO_ANSWER" if reply.http_status == 0 else f"HTTP_{reply.http_status}")

@@ -58,6 +58,7 @@ class Settings:
     fail_mode: str  # error | http500
     get_number_limit_s: float  # slower GET_NUMBER answers are violations
     request_timeout_s: float
+    exit_finish_status: int  # finish what is still open with this status on shutdown; 0 leaves it open
     count_check: bool  # NO_NUMBERS right after a positive count (and no exclusions) is a violation
     ingest_url: str  # optional: inject an SMS for each issued number through the partner's own ingestion
     ingest_token: str = field(repr=False)
@@ -111,6 +112,7 @@ class Settings:
             fail_mode=fail_mode,
             get_number_limit_s=env_float(env, "SIM_GET_NUMBER_LIMIT_S", 3.0, minimum=0.01),
             request_timeout_s=env_float(env, "SIM_REQUEST_TIMEOUT_S", 10.0, minimum=0.1),
+            exit_finish_status=_exit_status(env),
             count_check=env_bool(env, "SIM_COUNT_CHECK", True),
             ingest_url=ingest_url,
             ingest_token=env_secret(env, "SIM_INGEST_TOKEN") if ingest_url else "",
@@ -118,6 +120,13 @@ class Settings:
             dial_codes=dial_codes,
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )
+
+
+def _exit_status(env: Mapping[str, str]) -> int:
+    status = env_int(env, "SIM_EXIT_FINISH_STATUS", 5, minimum=0)
+    if status not in (0, *FINISH_STATUSES):
+        raise SettingsError(f"SIM_EXIT_FINISH_STATUS must be 0, 1, 3, 4 or 5, got {status}")
+    return status
 
 
 def _probability(env: Mapping[str, str], name: str, default: float) -> float:
