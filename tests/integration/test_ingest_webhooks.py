@@ -362,3 +362,27 @@ def test_file_cli_fails_when_ingest_unreachable(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 75
+
+
+# resolution through the real pool ---------------------------------------------------------------------------
+def test_goip_and_android_slots_resolved_through_the_pool(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool")
+    admin = f"http://127.0.0.1:{stack_env['POOL_ADMIN_PORT']}/admin/numbers"
+    numbers = [
+        {"number": 447700900501, "country": "uk", "operator": "ee", "device": "ejoin-7", "slot": "3.01"},
+        {"number": 447700900502, "country": "uk", "operator": "ee", "device": "pixel-9", "slot": "2"},
+    ]
+    headers = {"Authorization": f"Bearer {stack_env['POOL_ADMIN_TOKEN']}"}
+    assert httpx.post(admin, json={"numbers": numbers}, headers=headers, timeout=30).status_code == 200
+    start_service("ingest", INGEST_ANDROID_SECRET=ANDROID_SECRET)
+    rows = [[0, "3.01", 1735725600, "Telegram", "", b64("Code 11")], [0, "9.01", 1735725600, "X", "", b64("?")]]
+    unknown = httpx.post(url(stack_env, f"/v1/goip/ejoin-7?token={TOKEN}"), json=goip_push(rows), timeout=30)
+    assert unknown.status_code == 422  # port 9.01 is not in the pool: nothing of this push is published
+    assert read_topic(stack_env) == []
+    reply = httpx.post(url(stack_env, f"/v1/goip/ejoin-7?token={TOKEN}"), json=goip_push(rows[:1]), timeout=30)
+    assert reply.status_code == 200, reply.text
+    event = android_event("Code 22", sim=2)
+    event["deviceId"] = "pixel-9"
+    assert android_post(stack_env, event).status_code == 200
+    records = sorted(read_topic(stack_env), key=lambda r: r.number)
+    assert [(r.number, r.text) for r in records] == [(447700900501, "Code 11"), (447700900502, "Code 22")]
