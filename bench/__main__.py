@@ -34,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("sections", nargs="+", choices=["all", *SECTIONS, *STANDALONE])
     parser.add_argument("--quick", action="store_true", help="small counts and short loads (< 3 minutes in all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every count and duration (e.g. 0.05)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown to FILE")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/<date>.json")
     args = parser.parse_args(argv)
     names = list(SECTIONS) if "all" in args.sections else args.sections
 
-    env = BenchEnv(quick=args.quick)
+    env = BenchEnv(quick=args.quick, scale=args.scale)
     rows: list[Row] = []
     timings: dict[str, float] = {}
     failed = False

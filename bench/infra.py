@@ -46,12 +46,21 @@ class BenchEnv:
     """One benchmark run's servers, work dir and processes; close() stops everything it started."""
 
     quick: bool
+    scale: float = 1.0  # multiplies every count and duration (--scale; the smoke test uses a tiny one)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="grizzly-bench-")))
     redis_url: str = ""
     kafka_bootstrap: str = ""
     imports: dict[int, dict[str, Any]] = field(default_factory=dict)  # pool size -> import figures of this run
     _owned: list[Any] = field(default_factory=list)
     _processes: list[ServiceProcess] = field(default_factory=list)
+
+    def n(self, quick: int, full: int) -> int:
+        """A count for this mode, scaled."""
+        return max(1, int((quick if self.quick else full) * self.scale))
+
+    def s(self, quick: float, full: float) -> float:
+        """A duration (s) for this mode, scaled."""
+        return max(0.2, (quick if self.quick else full) * self.scale)
 
     def redis(self) -> str:
         if not self.redis_url:

@@ -34,17 +34,18 @@ def machine() -> dict[str, Any]:
 
 
 def fill_ratios(rows: list[Row]) -> None:
-    """ratio = ops/s of the row / ops/s of its reference row (same section, same concurrency when both have one)."""
+    """ratio = ops/s of the row / ops/s of its reference row.
+
+    `ref` is a case of the same section (matched at the same concurrency when both have one) or "section::case".
+    """
     for row in rows:
         if row.ref is None or row.ref == row.case or row.ops_per_s is None:
             continue
+        section, _, case = row.ref.rpartition("::")
+        section = section or row.section
         for other in rows:
-            if (
-                other.section == row.section
-                and other.case == row.ref
-                and other.ops_per_s
-                and (other.concurrency == row.concurrency or other.concurrency is None)
-            ):
+            same_level = other.concurrency in (row.concurrency, None) or section != row.section
+            if other.section == section and other.case == case and other.ops_per_s and same_level:
                 row.ratio = round(row.ops_per_s / other.ops_per_s, 3)
                 break
 
@@ -59,7 +60,7 @@ HEADER = ("section", "case", "conc", "ops/s", "p50 ms", "p99 ms", "vs ref", "not
 
 
 def _cells(row: Row) -> tuple[str, ...]:
-    ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x {row.ref}"
+    ratio = "-" if row.ratio is None else f"{row.ratio:.3g}x {row.ref.rpartition('::')[2]}"  # type: ignore[union-attr]
     return (
         row.section,
         row.case,

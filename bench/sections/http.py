@@ -22,13 +22,13 @@ TRIVIAL = "trivial Starlette endpoint"
 CONCURRENCIES = (16, 64, 200)
 
 
-def _spec(url: str, concurrency: int, quick: bool, **kwargs: Any) -> dict[str, Any]:
+def _spec(url: str, concurrency: int, env: BenchEnv, **kwargs: Any) -> dict[str, Any]:
     return {
         "url": url,
         "concurrency": concurrency,
-        "duration_s": 4.0 if quick else 10.0,
-        "warmup_s": 1.0 if quick else 2.0,
-        "max_requests": 40000 if quick else 200000,
+        "duration_s": env.s(3.0, 10.0),
+        "warmup_s": env.s(0.5, 2.0),
+        "max_requests": env.n(40000, 200000),
         **kwargs,
     }
 
@@ -38,7 +38,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
     port = env.start_trivial()
     for concurrency in concurrencies:
         body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
-        result = run_loadgen(_spec(f"http://127.0.0.1:{port}/", concurrency, env.quick, body=body))
+        result = run_loadgen(_spec(f"http://127.0.0.1:{port}/", concurrency, env, body=body))
         rows.append(Row.from_summary(SECTION, TRIVIAL, result, concurrency=concurrency))
     env.stop_all()
 
@@ -53,7 +53,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
     env.flush_redis()
     stack = env.stack_env()
     stack.update(pool_load.POOL_ENV)
-    numbers = 20000 if env.quick else 100000
+    numbers = env.n(20000, 100000)
     pool_load.bulk_import(env, stack, pool_load.write_csv(env.workdir / "edge.csv", numbers))
     env.start_service("pool", stack)
     env.start_service("edge", stack)
@@ -62,7 +62,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
         spec = _spec(
             url,
             concurrency,
-            env.quick,
+            env,
             mode="cycle",
             key=UPSTREAM_KEY,
             country=pool_load.COUNTRY,
@@ -84,7 +84,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
         )
     for concurrency in concurrencies:
         body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
-        result = run_loadgen(_spec(url, concurrency, env.quick, body=body))
+        result = run_loadgen(_spec(url, concurrency, env, body=body))
         rows.append(
             Row.from_summary(
                 SECTION,

@@ -101,8 +101,8 @@ def run(env: BenchEnv) -> list[Row]:
     bootstrap = env.kafka()
     topic = Topics(f"bench{uuid.uuid4().hex[:8]}-").inbound
     aio.run(ensure_topics(bootstrap, [topic], PARTITIONS))
-    total = 20000 if env.quick else 100000
-    max_s = 20.0 if env.quick else 60.0
+    total = env.n(20000, 100000)
+    max_s = env.s(20.0, 60.0)
     batched = aio.run(_produce_batched(bootstrap, topic, total))
     awaited = aio.run(_produce_awaited(bootstrap, topic, total // 4, 64, max_s))
     consumed = aio.run(_consume(bootstrap, topic, total, max_s))

@@ -54,7 +54,7 @@ def run(env: BenchEnv) -> list[Row]:
         stack = dict(env.stack_env(), **pool_load.POOL_ENV)
         imported = pool_load.bulk_import(env, stack, pool_load.write_csv(env.workdir / f"pool-{size}.csv", size))
         env.imports[size] = imported
-        snap, used = aio.run(_snapshot(env.redis(), 200 if env.quick else 500))
+        snap, used = aio.run(_snapshot(env.redis(), env.n(200, 500)))
         note = f"import {imported['seconds']} s; Redis {used / 2**20:.0f} MiB"
         rows.append(
             Row.from_summary(
@@ -74,7 +74,7 @@ def run(env: BenchEnv) -> list[Row]:
                 "url": f"http://127.0.0.1:{stack['EDGE_PORT']}/",
                 "concurrency": CONCURRENCY,
                 "body": body,
-                "duration_s": 3.0 if env.quick else 8.0,
+                "duration_s": env.s(3.0, 8.0),
                 "warmup_s": 0.5,
                 "max_requests": 100000,
             }

@@ -142,8 +142,8 @@ POOL_CONNECTIONS = 64  # POOL_REDIS_MAX_CONNECTIONS default
 
 def run(env: BenchEnv, concurrencies: tuple[int, ...] = (16, 64, 200)) -> list[Row]:
     env.flush_redis()
-    total = 5000 if env.quick else 30000
-    max_s = 5.0 if env.quick else 15.0
+    total = env.n(2000, 30000)
+    max_s = env.s(3.0, 15.0)
     if module_available("grizzly_pool", "store"):
         note, measure = "PoolStore.claim + finish (claim.lua, finish.lua, audit)", _pool_store
     else:
