@@ -47,7 +47,12 @@ class Retrier:
                 job = asyncio.create_task(self._run_one(item))
                 self.in_flight.add(job)
                 job.add_done_callback(self.in_flight.discard)
-            if len(claimed) < free:
+            if free <= 0:
+                # every slot is taken: wait for one to finish (never spin without yielding)
+                await asyncio.wait(
+                    set(self.in_flight), timeout=settings.retry_poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            elif len(claimed) < free:
                 try:
                     await asyncio.wait_for(self.stop_event.wait(), settings.retry_poll_s)
                 except TimeoutError:
