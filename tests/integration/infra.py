@@ -81,8 +81,21 @@ class LocalRedis:
         if redis_server is None:
             raise RuntimeError("redis-server is not installed: run scripts/stack.sh install")
         self.process = subprocess.Popen(
-            [redis_server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--save", "", "--loglevel", "warning"],
+            [
+                redis_server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_ready(["redis", self.url])
@@ -107,10 +120,16 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     def _script(self, command: str) -> None:
-        env = dict(os.environ, KAFKA_WORK=str(self.workdir), KAFKA_PORT=str(self.port),
-                   KAFKA_CONTROLLER_PORT=str(self.controller_port), PYTHON=sys.executable)
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], check=True, env=env, timeout=180,
-                       stdout=subprocess.DEVNULL)
+        env = dict(
+            os.environ,
+            KAFKA_WORK=str(self.workdir),
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(self.controller_port),
+            PYTHON=sys.executable,
+        )
+        subprocess.run(
+            [str(ROOT / "scripts" / "kafka.sh"), command], check=True, env=env, timeout=180, stdout=subprocess.DEVNULL
+        )
 
     def start(self) -> None:
         self._script("start")
@@ -138,8 +157,41 @@ def docker_engine_answers() -> bool:
             client.close()
 
 
+def docker_required() -> bool:
+    """TEST_REQUIRE_DOCKER=1 (CI on a machine that has an engine): no engine is a failure, not a skip."""
+    return os.environ.get("TEST_REQUIRE_DOCKER", "") in ("1", "true", "yes")
+
+
+NO_ENGINE = "no Docker engine answers (scripts/containers.sh engine-start starts one)"
+
+
+def _docker_container(image: str) -> object:
+    """A generic testcontainers container on host networking (no Ryuk: its image cannot be pulled here)."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.container import DockerContainer
+
+    return DockerContainer(image).with_kwargs(network_mode="host")
+
+
+def _container_logs(container: object, lines: int = 40) -> str:
+    try:
+        wrapped = container.get_wrapped_container()  # type: ignore[attr-defined]
+        return bytes(wrapped.logs(tail=lines)).decode(errors="replace")
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        return f"(no logs: {exc!r})"
+
+
+def _wait_container_ready(container: object, python_args: list[str], what: str) -> None:
+    try:
+        wait_ready(python_args)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"{what} container not ready; its last log lines:\n{_container_logs(container)}") from exc
+
+
 @dataclass
 class ContainerRedis:
+    """The official redis image (or TEST_REDIS_IMAGE, e.g. the local Debian one) on host networking, free port."""
+
     image: str = field(default_factory=lambda: os.environ.get("TEST_REDIS_IMAGE", "redis:7"))
     port: int = field(default_factory=free_port)
     container: object | None = None
@@ -149,18 +201,18 @@ class ContainerRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        from testcontainers.core.container import DockerContainer
-
-        container = (
-            DockerContainer(self.image)
-            .with_command(f"redis-server --port {self.port} --bind 127.0.0.1 --appendonly yes --save ''")
-            .with_kwargs(network_mode="host")
-        )
-        container.start()
-        self.container = container
-        wait_ready(["redis", self.url])
+        if self.container is not None:
+            self.container.get_wrapped_container().start()  # type: ignore[attr-defined]
+        else:
+            container = _docker_container(self.image).with_command(  # type: ignore[attr-defined]
+                f"redis-server --port {self.port} --bind 127.0.0.1 --appendonly yes --save ''"
+            )
+            container.start()
+            self.container = container
+        _wait_container_ready(self.container, ["redis", self.url], f"redis ({self.image})")
 
     def stop(self) -> None:
+        """Stop and remove the container (and its anonymous volume)."""
         if self.container is not None:
             self.container.stop()  # type: ignore[attr-defined]
             self.container = None
@@ -170,7 +222,8 @@ class ContainerRedis:
 class ContainerKafka:
     """The official apache/kafka image (or TEST_KAFKA_IMAGE) in KRaft mode on host networking.
 
-    stop()/start() pause and resume the same container, so the log survives like a broker restart.
+    The local image (docker/kafka) reads the same KAFKA_* variables. stop()/start() stop and start the same
+    container, so the log survives like a broker restart; remove() deletes it.
     """
 
     image: str = field(default_factory=lambda: os.environ.get("TEST_KAFKA_IMAGE", "apache/kafka:4.1.1"))
@@ -186,8 +239,6 @@ class ContainerKafka:
         if self.container is not None:
             self.container.get_wrapped_container().start()  # type: ignore[attr-defined]
         else:
-            from testcontainers.core.container import DockerContainer
-
             env = {
                 "KAFKA_NODE_ID": "1",
                 "KAFKA_PROCESS_ROLES": "broker,controller",
@@ -202,12 +253,12 @@ class ContainerKafka:
                 "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
                 "KAFKA_NUM_PARTITIONS": "4",
             }
-            container = DockerContainer(self.image).with_kwargs(network_mode="host")
+            container = _docker_container(self.image)
             for name, value in env.items():
-                container = container.with_env(name, value)
-            container.start()
+                container = container.with_env(name, value)  # type: ignore[attr-defined]
+            container.start()  # type: ignore[attr-defined]
             self.container = container
-        wait_ready(["kafka", self.bootstrap])
+        _wait_container_ready(self.container, ["kafka", self.bootstrap], f"kafka ({self.image})")
 
     def stop(self) -> None:
         if self.container is not None:
@@ -244,13 +295,15 @@ def infra_mode() -> str:
     mode = os.environ.get("TEST_INFRA", "auto")
     if mode not in ("auto", "env", "containers", "local"):
         raise RuntimeError(f"TEST_INFRA must be auto, env, containers or local, got {mode!r}")
-    if mode != "auto":
+    if mode in ("env", "local"):
         return mode
-    if os.environ.get("TEST_REDIS_URL") and os.environ.get("TEST_KAFKA_BOOTSTRAP"):
+    if mode == "auto" and os.environ.get("TEST_REDIS_URL") and os.environ.get("TEST_KAFKA_BOOTSTRAP"):
         return "env"
     if docker_engine_answers():
         return "containers"
-    sys.stderr.write("no Docker engine answers: integration tests use local redis-server and Kafka processes\n")
+    if docker_required():
+        raise RuntimeError(f"TEST_REQUIRE_DOCKER=1 but {NO_ENGINE}")
+    sys.stderr.write(f"{NO_ENGINE}: integration tests use local redis-server and Kafka processes\n")
     return "local"
 
 
@@ -267,8 +320,8 @@ class ServiceProcess:
     def start(self, timeout_s: float = 60.0) -> None:
         env = dict(os.environ, **self.env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=env, stdout=log, stderr=log)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         url = f"http://127.0.0.1:{self.port}/readyz"
         while time.monotonic() < deadline:
