@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -122,8 +123,20 @@ def test_gzip_body_when_the_upstream_wants_it(
 ) -> None:
     fake_pool.open(NUMBER, 5002)
     produce_inbound(kafka_broker.bootstrap, topic_prefix + "inbound-messages", [inbound(201, NUMBER)])
-    pusher(UPSTREAM_GRIZZLY_GZIP="true")
+    process = pusher(UPSTREAM_GRIZZLY_GZIP="true")
     assert fake_grizzly.wait_for(lambda f: len(f.successes()) == 1, 30)
+    with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/readyz", timeout=5) as reply:
+        assert json.loads(reply.read())["checks"] == {"redis": "ok", "kafka": "ok", "pool": "ok"}
+    with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5) as reply:
+        exposition = reply.read().decode()
+    for name in (
+        'pusher_push_successes_total{upstream="grizzly"} 1.0',
+        "pusher_push_latency_seconds_bucket",
+        "pusher_end_to_end_lag_seconds_bucket",
+        "pusher_kafka_consumer_lag{",
+        "pusher_retry_queue_depth",
+    ):
+        assert name in exposition, name
     push = fake_grizzly.successes()[0]
     assert push.headers["Content-Encoding"] == "gzip"
     assert push.body["smsId"] == 201 and push.body["phone"] == NUMBER

@@ -1,0 +1,141 @@
+"""Pusher pieces without processes: request bodies, reply classification, settings, and the Redis scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+from email.parser import BytesParser
+from email.policy import HTTP
+
+import orjson
+import pytest
+from grizzly_common.events import InboundMessage, PushTask
+from grizzly_common.redis_client import make_redis
+from grizzly_common.settings import SettingsError, Upstream
+from grizzly_pusher.delivery import build_request, classify
+from grizzly_pusher.settings import Settings
+from grizzly_pusher.store import DUE_KEY, PushStore
+
+KEY = "unit-test-partner-key"
+UPSTREAM = Upstream(
+    name="grizzly", key=KEY, push_url="http://127.0.0.1:1/x", user_agent="ua/1", gzip=False, push_timeout_s=5
+)
+
+
+def message(kind: str = "sms", **fields: object) -> InboundMessage:
+    values: dict[str, object] = dict(
+        sms_id=42,
+        number=447700900123,
+        phone_from="Telegram",
+        text="code 1",
+        received_at_ms=1,
+        ingested_at_ms=1,
+        source="generic",
+    )
+    values.update(fields)
+    return InboundMessage(kind=kind, **values)  # type: ignore[arg-type]
+
+
+def test_push_sms_body_has_numbers_as_json_numbers_and_the_user_agent() -> None:
+    body, headers = build_request(UPSTREAM, message())
+    assert orjson.loads(body) == {
+        "action": "PUSH_SMS",
+        "key": KEY,
+        "smsId": 42,
+        "phone": 447700900123,
+        "phoneFrom": "Telegram",
+        "text": "code 1",
+    }
+    assert headers == {"User-Agent": "ua/1", "Content-Type": "application/json"}
+
+
+def test_push_call_body() -> None:
+    body, _ = build_request(UPSTREAM, message("call"))
+    assert orjson.loads(body) == {
+        "action": "PUSH_CALL",
+        "key": KEY,
+        "callId": 42,
+        "phone": 447700900123,
+        "phoneFrom": "Telegram",
+    }
+
+
+def test_gzip_upstream_gets_a_gzip_body() -> None:
+    upstream = Upstream(**{**UPSTREAM.__dict__, "gzip": True})
+    body, headers = build_request(upstream, message())
+    assert headers["Content-Encoding"] == "gzip"
+    assert orjson.loads(gzip.decompress(body))["smsId"] == 42
+
+
+def test_push_call_record_is_multipart_with_the_file() -> None:
+    audio = b"\x00\x01wav-bytes\r\n--not-a-boundary"
+    body, headers = build_request(
+        UPSTREAM, message("call_record", recording_b64=base64.b64encode(audio).decode(), recording_type="audio/wav")
+    )
+    parsed = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
+    parts = {p.get_param("name", header="content-disposition"): p for p in parsed.iter_parts()}
+    assert set(parts) == {"action", "key", "callId", "phone", "phoneFrom", "text", "file"}
+    assert parts["action"].get_payload(decode=True) == b"PUSH_CALL_RECORD"
+    assert parts["callId"].get_payload(decode=True) == b"42"
+    assert parts["file"].get_payload(decode=True) == audio
+    assert parts["file"].get_content_type() == "audio/wav"
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "result"),
+    [
+        (200, b'{"status":"SUCCESS"}', "success"),
+        (200, b'{"status":"ERROR","error":"no activation"}', "error"),
+        (200, b"<html>maintenance</html>", "garbage"),
+        (200, b"[1,2]", "garbage"),
+        (500, b'{"status":"SUCCESS"}', "http_error"),
+        (200, b'{"status":"success"}', "error"),
+    ],
+)
+def test_only_status_success_counts(status: int, reply: bytes, result: str) -> None:
+    assert classify(status, reply).result == result
+
+
+def test_settings_defaults_and_errors_name_the_variable() -> None:
+    env = {"UPSTREAM_GRIZZLY_KEY": KEY}
+    settings = Settings.from_env(env)
+    assert (settings.retry_s, settings.concurrency, settings.group_id) == (10.0, 64, "grizzly-pusher")
+    assert settings.ledger_ttl_s == 30 * 86400 and settings.max_retry_age_s == 86400
+    assert KEY not in repr(settings)
+    with pytest.raises(SettingsError, match="PUSHER_CONCURRENCY"):
+        Settings.from_env({**env, "PUSHER_CONCURRENCY": "many"})
+    with pytest.raises(SettingsError, match="PUSHER_LEASE_S"):
+        Settings.from_env({**env, "PUSHER_LEASE_S": "2", "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "5"})
+
+
+def test_store_ledger_lease_and_retry_claim(redis_url: str) -> None:
+    async def run() -> None:
+        redis = make_redis(redis_url)
+        try:
+            store = PushStore(redis, lease_s=0.3, ledger_ttl_s=3600)
+            first = await store.begin("grizzly", 7)
+            assert (first.delivered, first.leased, first.first_seen) == (False, True, True)
+            second = await store.begin("grizzly", 7)  # another pusher: no lease while the first holds it
+            assert (second.delivered, second.leased, second.first_seen) == (False, False, False)
+
+            task = PushTask(message=message(sms_id=7), upstream="grizzly", activation_id=1, attempt=1, not_before_ms=0)
+            await store.schedule(task, token=first.token)  # failed: durable, lease released
+            await redis.script_flush()  # scripts come back after a cache flush (EVALSHA -> NOSCRIPT -> load)
+            claimed = await store.claim(10)
+            assert [(c.task_id, c.task) for c in claimed] == [("grizzly:7", task)]
+            assert await store.claim(10) == []  # claimed: not due again until its lease runs out
+            await asyncio.sleep(0.4)
+            assert [c.task_id for c in await store.claim(10)] == ["grizzly:7"]  # the claimer died: back
+
+            third = await store.begin("grizzly", 7)
+            assert third.leased
+            await store.delivered(task, third.token)
+            assert await store.is_delivered("grizzly", 7)
+            assert await redis.zcard(DUE_KEY) == 0
+            assert (await store.begin("grizzly", 7)).delivered  # never pushed again
+        finally:
+            await redis.aclose()
+            await redis.connection_pool.disconnect()  # make_redis hands the client a pool it does not own
+
+    asyncio.run(run())
