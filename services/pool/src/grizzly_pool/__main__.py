@@ -24,6 +24,7 @@ async def _serve_both(settings: Settings) -> None:
             http="httptools",
             log_level=settings.log_level.lower(),
             access_log=False,
+            log_config=None,  # keep grizzly_common's JSON logging
             timeout_graceful_shutdown=20,
         )
         return uvicorn.Server(config)
