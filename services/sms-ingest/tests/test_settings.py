@@ -10,7 +10,7 @@ BASE = {"INGEST_TOKEN": "a-real-token-123"}
 def test_defaults() -> None:
     settings = Settings.from_env(BASE)
     assert settings.port == 8083 and settings.dedupe_ttl_s == 7 * 86400 and settings.multipart_timeout_s == 120
-    assert settings.max_body_bytes == 1 << 20 and settings.topic_partitions == 4 and settings.android_max_skew_s == 300
+    assert settings.max_body_bytes == 1 << 20 and settings.topic_partitions == 12 and settings.android_max_skew_s == 300
     assert settings.android_secret == settings.token
     assert "a-real-token-123" not in repr(settings)
 

@@ -22,7 +22,8 @@ def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> a
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
     )
-    return aioredis.Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() also disconnects every pooled connection
+    return aioredis.Redis.from_pool(pool)
 
 
 def load_lua(package: str | ModuleType, name: str) -> str:

@@ -80,7 +80,7 @@ class Settings:
             pool_url=env_str(env, "INGEST_POOL_URL", "").rstrip("/"),
             pool_timeout_s=env_float(env, "INGEST_POOL_TIMEOUT_S", 2.0, minimum=0.1),
             device_numbers=numbers,
-            topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 4, minimum=1),
+            topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 12, minimum=1),
             dedupe_ttl_s=env_int(env, "INGEST_DEDUPE_TTL_S", 7 * 86400, minimum=1),
             dedupe_no_ts_ttl_s=env_int(env, "INGEST_DEDUPE_NO_TS_TTL_S", 120, minimum=1),
             multipart_timeout_s=multipart_timeout,
