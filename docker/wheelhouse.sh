@@ -33,7 +33,11 @@ make_wheelhouse() {  # out uv pip [platform flags...]
 
 case "$MODE" in
   host)
-    make_wheelhouse "$DEST" uv "${PIP:-python3 -m pip}" --python-version 3.11 --implementation cp \
+    # a pip to download with: $PIP, else python3's, else one run by uvx (a venv's python3 may lack pip)
+    if [ -z "${PIP:-}" ]; then
+      if python3 -m pip --version >/dev/null 2>&1; then PIP="python3 -m pip"; else PIP="uvx --quiet pip"; fi
+    fi
+    make_wheelhouse "$DEST" uv "$PIP" --python-version 3.11 --implementation cp \
       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
       --platform any
     ;;

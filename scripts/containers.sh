@@ -13,6 +13,7 @@
 #   images         print the image names of the current inputs (builds nothing)
 #   prune          remove local/grizzly-* images that no current input produces
 #   env            print the exports the tests and docker-compose.ci.yml read
+#   compose-ci ARGS docker-compose -f docker-compose.yml -f docker-compose.ci.yml ARGS with the local images
 #   ci-prepare     install + engine-start + build all, with cold/warm timings; writes .run/containers/images.env
 #   clean          remove the local/grizzly-* images (the next build is cold)
 # Environment: CONTAINERS_RUN (.run/containers), DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian),
@@ -256,6 +257,18 @@ images() {
   local dir; for dir in $(service_dirs); do service_image "$dir"; done
 }
 
+compose_ci() {  # docker-compose with the CI override and the current local images; project "grizzly-ci" by default
+  [ -f "$RUN/images.env" ] || write_env
+  # shellcheck disable=SC1091
+  . "$RUN/images.env"
+  local compose=(docker-compose)
+  command -v docker-compose >/dev/null 2>&1 || compose=("$DOCKER" compose)
+  : "${UPSTREAM_GRIZZLY_KEY:=ci-partner-key-0001}" "${POOL_ADMIN_TOKEN:=ci-admin-token-0001}" "${INGEST_TOKEN:=ci-ingest-token-0001}"
+  export UPSTREAM_GRIZZLY_KEY POOL_ADMIN_TOKEN INGEST_TOKEN
+  DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock} "${compose[@]}" -p "${COMPOSE_PROJECT_NAME:-grizzly-ci}" \
+    -f docker-compose.yml -f docker-compose.ci.yml "$@"
+}
+
 ci_prepare() {
   local t0=$SECONDS t1 cold=0 name
   for name in $(images); do image_exists "$name" 2>/dev/null || cold=$((cold + 1)); done
@@ -277,6 +290,7 @@ case "${1:-}" in
   prune) prune_stale ;;
   env) write_env; cat "$RUN/images.env" ;;
   ci-prepare) ci_prepare ;;
+  compose-ci) shift; compose_ci "$@" ;;
   clean) "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' | grep '^local/grizzly-' | xargs -r "$DOCKER" rmi >/dev/null; log "local images removed" ;;
   *) sed -n '2,22p' "$0" >&2; exit 1 ;;
 esac
