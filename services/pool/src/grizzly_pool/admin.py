@@ -176,7 +176,7 @@ async def import_csv(request: Request, state: State) -> Response:
 async def show_activation(request: Request, state: State) -> Response:
     activation_id = _int_param_path(request, "activation_id")
     info = await state["store"].activation(activation_id)
-    events = await audit.read(state["redis"], activation_id, prefix=state["settings"].audit_prefix)
+    events = await audit.read(state["redis"], activation_id)
     if not info and not events:
         raise AdminError(404, "unknown activationId")
     return json_response({"activation": info, "events": events})
@@ -184,7 +184,7 @@ async def show_activation(request: Request, state: State) -> Response:
 
 async def unmatched(request: Request, state: State) -> Response:
     count = min(max(_int_param(request, "count", 100), 1), 10_000)
-    items = await audit.read_unmatched(state["redis"], prefix=state["settings"].audit_prefix, count=count)
+    items = await audit.read_unmatched(state["redis"], count=count)
     return json_response({"unmatched": items})
 
 

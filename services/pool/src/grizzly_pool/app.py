@@ -58,7 +58,6 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
         settings.key_prefix,
         cancel_limit=settings.cancel_limit,
         sample_size=settings.sample_size,
-        audit_prefix=settings.audit_prefix,
     )
 
 

@@ -280,7 +280,7 @@ def audit_trail(activation_id: int, redis_url: RedisOpt = None, prefix: PrefixOp
     settings = _settings(redis_url, prefix)
 
     async def body(store: PoolStore) -> dict[str, Any]:
-        events = await audit.read(store.redis, activation_id, prefix=settings.audit_prefix)
+        events = await audit.read(store.redis, activation_id)
         return {"activation": await store.activation(activation_id), "events": events}
 
     data = _run(settings, body)
@@ -299,5 +299,5 @@ def unmatched(
     """The newest SMS/calls that arrived for a number without an open activation."""
     settings = _settings(redis_url, prefix)
     _print_json(
-        _run(settings, lambda store: audit.read_unmatched(store.redis, prefix=settings.audit_prefix, count=count))
+        _run(settings, lambda store: audit.read_unmatched(store.redis, count=count))
     )
