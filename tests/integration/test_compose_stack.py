@@ -1,0 +1,321 @@
+"""The containerized stack (docker-compose.yml + docker-compose.ci.yml, local images, host networking).
+
+Kafka, Redis and the four services run as containers started by docker-compose; every health check must turn
+healthy; the platform's cycle runs through the containerized api-edge, and SMS travel sms-ingest -> Kafka -> pusher
+to a fake Grizzly on the host. `docker stop` on the pusher in the middle of a burst loses no SMS and pushes none
+twice after SUCCESS. `down -v` leaves nothing behind.
+
+Skipped (one line) when no Docker engine answers, unless TEST_REQUIRE_DOCKER=1: then it fails.
+The images are the content-tagged local ones (scripts/containers.sh build); missing ones are built first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.fake_grizzly import FakeGrizzly
+from tests.integration.infra import NO_ENGINE, ROOT, docker_engine_answers, docker_required, free_port
+
+pytestmark = pytest.mark.slow
+
+KEY = "compose-partner-key-0001"
+ADMIN_TOKEN = "compose-admin-token-0001"
+INGEST_TOKEN = "compose-ingest-token-0001"
+SERVICES = ("kafka", "redis", "pool", "api-edge", "sms-ingest", "pusher")
+BURST = 500
+
+
+def _unavailable(reason: str) -> None:
+    if docker_required():
+        pytest.fail(f"TEST_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return ["docker", "compose"]
+
+
+def _image_env() -> dict[str, str]:
+    """The current content tags (scripts/containers.sh env); builds whatever image is missing."""
+    script = str(ROOT / "scripts" / "containers.sh")
+    images = subprocess.run([script, "env"], check=True, capture_output=True, text=True, timeout=120).stdout
+    env = {}
+    for line in images.splitlines():
+        for item in line.removeprefix("export ").split():
+            name, _, value = item.partition("=")
+            if name.startswith("GRIZZLY_") and name.endswith("_IMAGE"):
+                env[name] = value
+    wanted = [env[f"GRIZZLY_{name.upper().replace('-', '_')}_IMAGE"] for name in SERVICES]
+    missing = subprocess.run(
+        ["docker", "image", "inspect", *wanted], capture_output=True, text=True, timeout=60
+    ).returncode
+    if missing:
+        build = subprocess.run([script, "build", "all"], capture_output=True, text=True, timeout=900)
+        if build.returncode != 0:
+            pytest.fail(f"scripts/containers.sh build all failed:\n{build.stderr[-3000:]}")
+        return _image_env()
+    return env
+
+
+@dataclass
+class ComposeStack:
+    project: str
+    env: dict[str, str]
+
+    def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*_compose_command(), "-p", self.project, "-f", "docker-compose.yml", "-f", "docker-compose.ci.yml", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+
+    def container(self, service: str) -> str:
+        """The id of the service's one container."""
+        listed = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-aq",
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+                "--filter",
+                f"label=com.docker.compose.service={service}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        [found] = listed.stdout.split()
+        return found
+
+    def health(self) -> dict[str, str]:
+        ids = {service: self.container(service) for service in SERVICES}
+        fmt = "{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
+        listed = subprocess.run(
+            ["docker", "inspect", "--format", fmt, *ids.values()],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        status = dict(line.split() for line in listed.stdout.splitlines())
+        return {service: next(v for k, v in status.items() if k.startswith(cid)) for service, cid in ids.items()}
+
+    def docker(self, *args: str) -> None:
+        subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=120)
+
+    def wait_healthy(self, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        health: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            health = self.health()
+            if all(status == "healthy" for status in health.values()):
+                return
+            time.sleep(0.5)
+        logs = self.compose("logs", "--tail", "30").stdout
+        raise AssertionError(f"not every service turned healthy: {health}\n{logs[-6000:]}")
+
+    def port(self, name: str) -> int:
+        return int(self.env[name])
+
+    def leftovers(self) -> list[str]:
+        label = f"label=com.docker.compose.project={self.project}"
+        found = []
+        for kind in ("ps -a", "volume ls", "network ls"):
+            listed = subprocess.run(
+                ["docker", *kind.split(), "-q", "--filter", label], capture_output=True, text=True, timeout=60
+            )
+            found += [f"{kind.split()[0]} {item}" for item in listed.stdout.split()]
+        return found
+
+
+@pytest.fixture(scope="module")
+def compose_fake() -> Iterator[FakeGrizzly]:
+    fake = FakeGrizzly(key=KEY)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def compose_stack(compose_fake: FakeGrizzly) -> Iterator[ComposeStack]:
+    if not docker_engine_answers():
+        _unavailable(NO_ENGINE)
+    if not shutil.which("docker-compose") and not shutil.which("docker"):
+        _unavailable("neither docker-compose nor docker is installed (scripts/containers.sh install)")
+    ports = {
+        name: str(free_port())
+        for name in (
+            "REDIS_PORT",
+            "KAFKA_PORT",
+            "KAFKA_CONTROLLER_PORT",
+            "POOL_PORT",
+            "POOL_ADMIN_PORT",
+            "EDGE_PORT",
+            "INGEST_PORT",
+            "PUSHER_PORT",
+        )
+    }
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        **_image_env(),
+        **ports,
+        "UPSTREAM_GRIZZLY_KEY": KEY,
+        "UPSTREAM_GRIZZLY_PUSH_URL": compose_fake.url,
+        "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INGEST_TOKEN": INGEST_TOKEN,
+        "PUSHER_RETRY_S": "1",
+        "PUSHER_CONCURRENCY": "4",
+        "KAFKA_TOPIC_PREFIX": f"c{uuid.uuid4().hex[:8]}-",
+    }
+    stack = ComposeStack(project=f"grizzlyt{uuid.uuid4().hex[:8]}", env=env)
+    up = stack.compose("up", "-d", "--no-build")
+    try:
+        assert up.returncode == 0, up.stderr[-4000:]
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--timeout", "20")
+
+
+def _admin(stack: ComposeStack) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.port('POOL_ADMIN_PORT')}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+
+
+def _partner(stack: ComposeStack, **body: Any) -> dict[str, Any]:
+    reply = httpx.post(f"http://127.0.0.1:{stack.port('EDGE_PORT')}/", json={"key": KEY, **body}, timeout=10)
+    assert reply.status_code == 200
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def _add_numbers(stack: ComposeStack, numbers: list[int], device: str) -> None:
+    with _admin(stack) as admin:
+        added = admin.post(
+            "/admin/numbers",
+            json={
+                "numbers": [
+                    {"number": n, "country": "16", "operator": "vodafone", "device": device, "slot": i}
+                    for i, n in enumerate(numbers)
+                ]
+            },
+        )
+        assert added.status_code == 200, added.text
+
+
+def _send_sms(client: httpx.Client, stack: ComposeStack, number: int, text: str, sms_ref: str) -> int:
+    reply = client.post(
+        f"http://127.0.0.1:{stack.port('INGEST_PORT')}/v1/sms",
+        headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+        json={"number": number, "from": "Telegram", "text": text, "id": sms_ref},
+    )
+    assert reply.status_code == 200, reply.text
+    return int(reply.json()["smsId"])
+
+
+def test_compose_stack_serves_the_platform_cycle(compose_stack: ComposeStack, compose_fake: FakeGrizzly) -> None:
+    assert set(compose_stack.health().values()) == {"healthy"}
+    numbers = [447700800001, 447700800002]
+    _add_numbers(compose_stack, numbers, "compose-bank-1")
+
+    services = _partner(compose_stack, action="GET_SERVICES")
+    assert services["status"] == "SUCCESS"
+    [country] = [c for c in services["countryList"] if c["country"] == "16"]
+    assert country["operatorMap"]["any"]["tg"] == 2
+
+    issued = _partner(compose_stack, action="GET_NUMBER", country="16", operator="any", service="tg", sum=0.35)
+    assert issued["status"] == "SUCCESS"
+    assert issued["number"] in numbers
+
+    with httpx.Client(timeout=10) as client:
+        sms_id = _send_sms(client, compose_stack, issued["number"], "Telegram code: 51920", "compose-1")
+    assert compose_fake.wait_for(lambda fake: [p for p in fake.successes() if p.body["smsId"] == sms_id], 60), (
+        "no PUSH_SMS from the containerized pusher"
+    )
+    [push] = [p for p in compose_fake.successes() if p.body["smsId"] == sms_id]
+    assert push.body["phone"] == issued["number"] and push.body["text"] == "Telegram code: 51920"
+
+    finish = {"action": "FINISH_ACTIVATION", "activationId": issued["activationId"], "status": 3}
+    assert _partner(compose_stack, **finish) == {"status": "SUCCESS"}
+    assert _partner(compose_stack, **finish) == {"status": "SUCCESS"}
+
+
+def test_docker_stop_on_the_pusher_mid_burst_loses_no_sms_and_pushes_none_twice(
+    compose_stack: ComposeStack, compose_fake: FakeGrizzly
+) -> None:
+    number = 447700800099
+    _add_numbers(compose_stack, [number], "compose-bank-2")
+    issued = _partner(compose_stack, action="GET_NUMBER", country="16", operator="any", service="wa", sum=0.35)
+    assert issued["status"] == "SUCCESS" and issued["number"] == number
+    compose_fake.delay_s = 0.01  # a platform that takes a moment: pushes are in flight when the pusher stops
+
+    sent: list[int] = []
+    errors: list[BaseException] = []
+
+    def burst() -> None:
+        try:
+            with httpx.Client(timeout=15) as client:
+                for i in range(BURST):
+                    sent.append(_send_sms(client, compose_stack, number, f"burst code {i:04d}", f"burst-{i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    def burst_pushes(fake: FakeGrizzly) -> list[Any]:
+        return [p for p in fake.pushes if str(p.body.get("text", "")).startswith("burst code")]
+
+    sender = threading.Thread(target=burst)
+    sender.start()
+    try:
+        assert compose_fake.wait_for(lambda fake: len(burst_pushes(fake)) >= BURST // 5, 60), "the burst never started"
+        pusher = compose_stack.container("pusher")
+        compose_stack.docker("stop", "-t", "30", pusher)  # SIGTERM, SIGKILL after 30 s
+        compose_stack.docker("start", pusher)
+    finally:
+        sender.join(timeout=120)
+    assert not errors, errors
+    assert len(set(sent)) == BURST
+
+    def all_delivered(fake: FakeGrizzly) -> bool:
+        return {p.body["smsId"] for p in burst_pushes(fake) if p.answered_success} >= set(sent)
+
+    assert compose_fake.wait_for(all_delivered, 180), "SMS lost across docker stop/start of the pusher"
+    time.sleep(2 * float(compose_stack.env["PUSHER_RETRY_S"]))  # a late duplicate would show up by now
+    pushes = burst_pushes(compose_fake)
+    successes = Counter(p.body["smsId"] for p in pushes if p.answered_success)
+    assert set(successes) == set(sent)
+    assert [sms for sms, count in successes.items() if count > 1] == [], "pushed twice after SUCCESS"
+    first_success = {}
+    for push in sorted(pushes, key=lambda p: p.at):
+        if push.answered_success:
+            first_success.setdefault(push.body["smsId"], push.at)
+        else:
+            assert push.body["smsId"] not in first_success, "a push after SUCCESS"
+
+
+def test_compose_down_removes_everything(compose_stack: ComposeStack) -> None:
+    down = compose_stack.compose("down", "-v", "--timeout", "20")
+    assert down.returncode == 0, down.stderr[-4000:]
+    assert compose_stack.leftovers() == []
