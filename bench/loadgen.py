@@ -94,6 +94,7 @@ async def _phase(
     await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
     elapsed = time.perf_counter() - start
     fin = summarize(finish_latencies, elapsed)
+    raw = {"latencies": latencies} if spec.get("raw") else {}
     return summarize(
         latencies,
         elapsed,
@@ -102,6 +103,7 @@ async def _phase(
         finish_errors=counts["finish_errors"],
         finish_p50_ms=fin["p50_ms"],
         finish_p99_ms=fin["p99_ms"],
+        **raw,
     )
 
 

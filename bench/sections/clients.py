@@ -72,8 +72,8 @@ async def _httpx(url: str, concurrency: int, total: int, max_s: float) -> dict[s
 def run(env: BenchEnv) -> list[Row]:
     port = env.start_fake_push()
     url = f"http://127.0.0.1:{port}/agent/api/sms"
-    total = env.n(1000, 10000)
-    max_s = env.s(6.0, 20.0)
+    total = env.n(600, 10000)
+    max_s = env.s(4.0, 20.0)
     rows = []
     for concurrency in (1, 16, 64):
         for name, func in (("aiohttp ClientSession", _aiohttp), ("httpx AsyncClient", _httpx)):

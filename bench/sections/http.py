@@ -26,7 +26,7 @@ def _spec(url: str, concurrency: int, env: BenchEnv, **kwargs: Any) -> dict[str,
     return {
         "url": url,
         "concurrency": concurrency,
-        "duration_s": env.s(3.0, 10.0),
+        "duration_s": env.s(2.5, 10.0),
         "warmup_s": env.s(0.5, 2.0),
         "max_requests": env.n(40000, 200000),
         **kwargs,
