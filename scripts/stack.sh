@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole grizzly-partner stack as local processes on 127.0.0.1 (no Docker needed).
-# usage: scripts/stack.sh install|up|down|status|test [pytest args]
+# usage: scripts/stack.sh install|up|down|status|env|sim|test [pytest args]
 #   install  Python deps (uv, uv.lock), redis-server (Debian package), Kafka jars (Maven Central); re-runs reuse them
 #   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
-#   down     stop everything `up` started (data under .run/ is kept; `down --wipe` deletes it)
+#   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
+#   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
+#   sim      start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes) against the running stack
 #   test     install, then the full test suite (its fixtures start their own Redis/Kafka on free ports)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +29,12 @@ export PUSHER_POOL_URL=${PUSHER_POOL_URL:-http://127.0.0.1:$POOL_PORT}
 export INGEST_POOL_URL=${INGEST_POOL_URL:-http://127.0.0.1:$POOL_PORT}
 export POOL_ADMIN_TOKEN=${POOL_ADMIN_TOKEN:-local-dev-admin-token}
 export INGEST_TOKEN=${INGEST_TOKEN:-local-dev-ingest-token}
+export SIM_PORT=${SIM_PORT:-8090} SIM_PARTNER_URL=${SIM_PARTNER_URL:-http://127.0.0.1:$EDGE_PORT/}
+export SIM_KEY=${SIM_KEY:-$UPSTREAM_GRIZZLY_KEY}
+export SIM_INGEST_URL=${SIM_INGEST_URL:-http://127.0.0.1:$INGEST_PORT/v1/sms} SIM_INGEST_TOKEN=${SIM_INGEST_TOKEN:-$INGEST_TOKEN}
+STACK_VARS="REDIS_URL KAFKA_BOOTSTRAP UPSTREAMS UPSTREAM_GRIZZLY_KEY UPSTREAM_GRIZZLY_PUSH_URL EDGE_PORT POOL_PORT
+  POOL_ADMIN_PORT INGEST_PORT PUSHER_PORT EDGE_POOL_URL PUSHER_POOL_URL INGEST_POOL_URL POOL_ADMIN_TOKEN INGEST_TOKEN
+  SIM_PORT SIM_PARTNER_URL SIM_KEY SIM_INGEST_URL SIM_INGEST_TOKEN"
 
 log() { printf '[stack] %s\n' "$*"; }
 
@@ -64,11 +72,12 @@ redis_stop() {
 }
 
 SERVICES="pool:grizzly-pool:$POOL_PORT edge:grizzly-edge:$EDGE_PORT ingest:grizzly-ingest:$INGEST_PORT pusher:grizzly-pusher:$PUSHER_PORT"
+SIMULATOR="sim:grizzly-sim:$SIM_PORT"
 
 services_start() {
   mkdir -p "$RUN/services"
   local entry name cmd port
-  for entry in $SERVICES; do
+  for entry in ${1:-$SERVICES}; do
     IFS=: read -r name cmd port <<<"$entry"
     if [ -f "$RUN/services/$name.pid" ] && kill -0 "$(cat "$RUN/services/$name.pid")" 2>/dev/null; then continue; fi
     nohup ".venv/bin/$cmd" >> "$RUN/services/$name.log" 2>&1 < /dev/null &
@@ -81,7 +90,7 @@ services_start() {
 
 services_stop() {
   local entry name cmd port pid
-  for entry in $SERVICES; do
+  for entry in $SIMULATOR $SERVICES; do
     IFS=: read -r name cmd port <<<"$entry"
     [ -f "$RUN/services/$name.pid" ] || continue
     pid=$(cat "$RUN/services/$name.pid")
@@ -112,6 +121,13 @@ case "${1:-}" in
     redis_stop
     if [ "${2:-}" = "--wipe" ]; then rm -rf "$RUN"; log "data wiped"; fi
     ;;
+  env)
+    for var in $STACK_VARS; do printf 'export %s=%q\n' "$var" "${!var}"; done
+    ;;
+  sim)
+    services_start "$SIMULATOR"
+    log "simulator polling http://127.0.0.1:$EDGE_PORT/ every 10-20 s; findings: curl -s http://127.0.0.1:$SIM_PORT/sim/report"
+    ;;
   status)
     for entry in $SERVICES; do
       IFS=: read -r name cmd port <<<"$entry"
@@ -124,5 +140,5 @@ case "${1:-}" in
     install
     exec uv run --frozen --no-sync pytest "$@"
     ;;
-  *) echo "usage: $0 install|up|down [--wipe]|status|test [pytest args]" >&2; exit 1 ;;
+  *) echo "usage: $0 install|up|down [--wipe]|status|env|sim|test [pytest args]" >&2; exit 1 ;;
 esac
