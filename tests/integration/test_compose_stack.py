@@ -212,13 +212,13 @@ def _partner(stack: ComposeStack, **body: Any) -> dict[str, Any]:
     return reply.json()  # type: ignore[no-any-return]
 
 
-def _add_numbers(stack: ComposeStack, numbers: list[int], device: str) -> None:
+def _add_numbers(stack: ComposeStack, numbers: list[int], device: str, country: str = "16") -> None:
     with _admin(stack) as admin:
         added = admin.post(
             "/admin/numbers",
             json={
                 "numbers": [
-                    {"number": n, "country": "16", "operator": "vodafone", "device": device, "slot": i}
+                    {"number": n, "country": country, "operator": "vodafone", "device": device, "slot": i}
                     for i, n in enumerate(numbers)
                 ]
             },
@@ -267,8 +267,8 @@ def test_docker_stop_on_the_pusher_mid_burst_loses_no_sms_and_pushes_none_twice(
     compose_stack: ComposeStack, compose_fake: FakeGrizzly
 ) -> None:
     number = 447700800099
-    _add_numbers(compose_stack, [number], "compose-bank-2")
-    issued = _partner(compose_stack, action="GET_NUMBER", country="16", operator="any", service="wa", sum=0.35)
+    _add_numbers(compose_stack, [number], "compose-bank-2", country="17")  # its own country: the only candidate
+    issued = _partner(compose_stack, action="GET_NUMBER", country="17", operator="any", service="wa", sum=0.35)
     assert issued["status"] == "SUCCESS" and issued["number"] == number
     compose_fake.delay_s = 0.01  # a platform that takes a moment: pushes are in flight when the pusher stops
 
