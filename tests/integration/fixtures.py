@@ -16,6 +16,7 @@ import redis
 
 from tests.integration.fake_grizzly import FakeGrizzly
 from tests.integration.infra import (
+    NO_ENGINE,
     Broker,
     ContainerKafka,
     ContainerRedis,
@@ -29,6 +30,21 @@ from tests.integration.infra import (
 )
 
 UPSTREAM_KEY = "test-partner-key-0001"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """One line saying where Redis and Kafka come from (and why, when no Docker engine answers)."""
+    try:
+        mode = infra_mode()
+    except RuntimeError as exc:
+        return f"integration infra: {exc}"
+    if mode == "containers":
+        redis_image = os.environ.get("TEST_REDIS_IMAGE", "redis:7")
+        kafka_image = os.environ.get("TEST_KAFKA_IMAGE", "apache/kafka:4.1.1")
+        return f"integration infra: containers ({redis_image}, {kafka_image})"
+    if mode == "local" and os.environ.get("TEST_INFRA", "auto") in ("auto", "containers"):
+        return f"integration infra: local ({NO_ENGINE})"
+    return f"integration infra: {mode}"
 
 
 @pytest.fixture(scope="session")

@@ -138,23 +138,32 @@ class LocalKafka:
         self._script("stop")
 
 
-def docker_engine_answers() -> bool:
-    """A Docker engine answers a ping (DOCKER_HOST, or the default unix socket)."""
-    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
-        return False
+def docker_engine_answers(timeout_s: float = 3.0) -> bool:
+    """A Docker engine answers GET /_ping on DOCKER_HOST (unix:// or tcp://) or the default unix socket."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        import docker  # type: ignore[import-untyped]
-    except ImportError:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: object = host.removeprefix("unix://")
+        elif host.startswith("tcp://"):
+            name, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            target = (name, int(port))
+        else:
+            return False
+    except (OSError, ValueError):
         return False
-    client = None
-    try:
-        client = docker.from_env(timeout=3)
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001 - any failure means no usable engine
-        return False
-    finally:
-        if client is not None:
-            client.close()
+    with sock:
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(target)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        except OSError:
+            return False
+    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0] and reply.endswith(b"OK")
 
 
 def docker_required() -> bool:
