@@ -3,8 +3,10 @@
 python -m bench.loadgen '<json spec>'  prints one JSON object (see `run`) on stdout.
 
 Spec: url, mode ("post": the same body every time; "cycle": GET_NUMBER then FINISH_ACTIVATION so the pool does not
-drain), concurrency, duration_s, max_requests, warmup_s, and for "post" `body`, for "cycle" `key`, `country`,
-`operator`, `services` (rotated), `finish_status`. Every load stops at duration_s or max_requests, whichever first.
+drain), concurrency, duration_s, max_requests, warmup_s, rate (optional: requests/s in total, open loop; default:
+closed loop, every client sends again as soon as it has its answer), raw (include every latency), and for "post"
+`body`, for "cycle" `key`, `country`, `operator`, `services` (rotated), `finish_status`.
+Every load stops at duration_s or max_requests, whichever first.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ async def _phase(
     finish_latencies: list[float] = []
     counts = {"errors": 0, "no_numbers": 0, "finish_errors": 0}
     issued = 0
-    deadline = time.perf_counter() + duration_s
+    rate = float(spec.get("rate", 0.0))
+    begin = time.perf_counter()
+    deadline = begin + duration_s
     headers = {"Content-Type": "application/json"}
 
     async def post(payload: bytes) -> dict[str, Any]:
@@ -46,7 +50,10 @@ async def _phase(
     async def worker() -> None:
         nonlocal issued
         while issued < max_requests and time.perf_counter() < deadline:
+            seq = issued
             issued += 1
+            if rate:  # open loop: request `seq` is due at begin + seq / rate, whatever the earlier answers did
+                await asyncio.sleep(max(0.0, begin + seq / rate - time.perf_counter()))
             if mode == "post":
                 payload = body
             else:

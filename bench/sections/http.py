@@ -82,6 +82,31 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
                 SECTION, "GET_NUMBER (+FINISH) via api-edge", result, concurrency=concurrency, ref=TRIVIAL, note=note
             )
         )
+    # the platform's clients are not a closed loop: 200 clients, each asking once a second (open loop)
+    clients = max(concurrencies)
+    spec = _spec(
+        url,
+        clients,
+        env,
+        mode="cycle",
+        key=UPSTREAM_KEY,
+        country=pool_load.COUNTRY,
+        operator="any",
+        services=list(pool_load.SERVICES[:10]),
+        finish_status=4,
+        rate=float(clients),
+    )
+    spec["duration_s"] = env.s(4.0, 15.0)
+    result = run_loadgen(spec)
+    rows.append(
+        Row.from_summary(
+            SECTION,
+            f"GET_NUMBER (+FINISH), paced {clients}/s",
+            result,
+            concurrency=clients,
+            note=f"open loop, each client once a second; errors {result['errors']}, NO_NUMBERS {result['no_numbers']}",
+        )
+    )
     for concurrency in concurrencies:
         body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
         result = run_loadgen(_spec(url, concurrency, env, body=body))
