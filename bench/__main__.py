@@ -1,4 +1,4 @@
-"""python -m bench {all,api,storage,scale,pipeline,kafka,clients,import} [--quick] [--markdown FILE]
+"""python -m bench {all,api,storage,scale,pipeline,kafka,clients,import} [--quick] [--scale F] [--docs]
 
 Runs the chosen sections one after the other on this machine, prints one results table with ratios against the
 in-run references, and writes bench/results/<date>[-quick].json. Redis and Kafka: BENCH_REDIS_URL /
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts and short loads (< 3 minutes in all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count and duration (e.g. 0.05)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown to FILE")
+    parser.add_argument("--docs", action="store_true", help="rewrite the results block of docs/benchmarks.md")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/<date>.json")
     args = parser.parse_args(argv)
     names = list(SECTIONS) if "all" in args.sections else args.sections
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text_table(rows))
     if not args.no_json:
         print(f"\nwritten: {report.write_json(rows, meta)}")
+    if args.docs:
+        print("docs/benchmarks.md " + ("updated" if report.update_docs(rows, meta) else "has no results markers"))
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as out:
             out.write(report.markdown_table(rows) + "\n")

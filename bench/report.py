@@ -95,3 +95,26 @@ def write_json(rows: list[Row], meta: dict[str, Any], directory: Path = RESULTS_
     path = directory / f"{time.strftime('%Y-%m-%d')}{'-quick' if meta.get('quick') else ''}.json"
     path.write_bytes(orjson.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, option=orjson.OPT_INDENT_2))
     return path
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def update_docs(rows: list[Row], meta: dict[str, Any], path: Path = DOCS) -> bool:
+    """Replace the block between the result markers of docs/benchmarks.md with this run's machine line and table."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if START not in text or END not in text:
+        return False
+    mode = "quick" if meta.get("quick") else "full"
+    block = (
+        f"{START}\nRun of {meta['date']}: `nproc` = {meta['nproc']}, CPU {meta['cpu']}, Python {meta['python']}, "
+        f"kernel {meta['kernel']}; {mode} mode, {meta['total_seconds']} s in all.\n\n{markdown_table(rows)}\n{END}"
+    )
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(head + block + tail, encoding="utf-8")
+    return True

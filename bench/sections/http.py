@@ -97,6 +97,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
         rate=float(clients),
     )
     spec["duration_s"] = env.s(4.0, 15.0)
+    spec["warmup_s"] = env.s(2.0, 3.0)  # every client has connected (edge and pool sides) before the timed part
     result = run_loadgen(spec)
     rows.append(
         Row.from_summary(
