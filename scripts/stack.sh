@@ -6,7 +6,9 @@
 #   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
 #   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
 #   sim      start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes) against the running stack
-#   test     install, then the full test suite (its fixtures start their own Redis/Kafka on free ports)
+#   test     install, then the whole suite with local Redis/Kafka processes and again with containers
+#            (scripts/containers.sh builds the images; TEST_CONTAINERS=0 skips that pass, TEST_REQUIRE_DOCKER=1 makes
+#            a missing engine a failure); `test ARGS` runs only pytest ARGS, once (the fixtures start Redis/Kafka)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -104,6 +106,47 @@ services_stop() {
   done
 }
 
+# The whole suite twice: with Redis/Kafka as local processes, then as containers (testcontainers, local images built
+# by scripts/containers.sh), where the compose stack tests run too. No Docker engine: one line, local mode only,
+# unless TEST_REQUIRE_DOCKER=1 (CI on machines that can run Docker), which makes that a failure.
+run_suites() {
+  local t0=$SECONDS reports="$RUN/test-reports" code=0 prep_log
+  mkdir -p "$reports"; rm -f "$reports"/*.xml
+  log "suite 1/2: Redis and Kafka as local processes"
+  TEST_INFRA=local uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml="$reports/local.xml" \
+    --ignore=tests/integration/test_compose_stack.py || code=1
+  log "suite 1/2 done in $((SECONDS - t0))s"
+  local t1=$SECONDS
+  prep_log="$reports/containers-prepare.log"
+  if [ "${TEST_CONTAINERS:-1}" = "0" ]; then
+    log "suite 2/2 skipped: TEST_CONTAINERS=0"
+  elif scripts/containers.sh ci-prepare > "$prep_log" 2>&1; then
+    grep '^\[containers\]' "$prep_log" | tail -4 || true
+    log "suite 2/2: Redis and Kafka as containers, plus docker-compose (prepared in $((SECONDS - t1))s)"
+    ( set -a; . "$RUN/containers/images.env"; set +a
+      uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml="$reports/containers.xml" ) || code=1
+    log "suite 2/2 done in $((SECONDS - t1))s"
+  elif [ "${TEST_REQUIRE_DOCKER:-0}" = "1" ]; then
+    tail -20 "$prep_log" >&2
+    log "FAILED: TEST_REQUIRE_DOCKER=1 but no Docker engine could be prepared (log: $prep_log)"; code=1
+  else
+    log "no Docker engine could be prepared ($(tail -1 "$prep_log")): container mode skipped, local mode only"
+  fi
+  "$ROOT/.venv/bin/python" - "$reports" <<'PY'
+import sys, pathlib, xml.etree.ElementTree as ET
+totals = dict(tests=0, failures=0, errors=0, skipped=0)
+for report in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, 0))
+failed = totals["failures"] + totals["errors"]
+passed = totals["tests"] - failed - totals["skipped"]
+print(f"total: {passed} passed, {failed} failed, {totals['skipped']} skipped")
+PY
+  log "tests done in $((SECONDS - t0))s"
+  return $code
+}
+
 case "${1:-}" in
   install) install ;;
   up)
@@ -138,7 +181,8 @@ case "${1:-}" in
   test)
     shift
     install
-    exec uv run --frozen --no-sync pytest "$@"
+    if [ $# -gt 0 ]; then exec uv run --frozen --no-sync pytest "$@"; fi  # a developer's selection, one mode
+    run_suites
     ;;
   *) echo "usage: $0 install|up|down [--wipe]|status|env|sim|test [pytest args]" >&2; exit 1 ;;
 esac
