@@ -75,7 +75,7 @@ async def _send(
                         "number": numbers[seq % len(numbers)],
                         "from": "Telegram",
                         "text": f"bench {time.time_ns()} {seq}",
-                        "id": f"bench-{seq}",
+                        "id": f"bench-{first_ns}-{seq}",  # unique per run: ingest dedupes on the source id
                     }
                 )
                 t0 = time.perf_counter()
