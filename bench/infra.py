@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,8 @@ class BenchEnv:
             with contextlib.suppress(Exception):
                 server.stop()
         self._owned.clear()
+        if os.environ.get("BENCH_KEEP_WORKDIR", "") != "1":  # CSVs, Kafka/Redis data, service logs
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
