@@ -13,9 +13,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from grizzly_common.errors import BodyTooLarge
+
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[Request], Awaitable[None]]  # raises when the dependency is not reachable
+
+
+async def read_limited_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused (BodyTooLarge) as soon as it is declared or read to exceed max_bytes.
+
+    Counted while reading: a chunked body or a lying Content-Length cannot get more than max_bytes into memory.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_response(body: bytes | dict[str, object], status_code: int = 200) -> Response:

@@ -12,7 +12,7 @@ import aiohttp
 from grizzly_common.errors import BadRequest, PartnerError
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
-from grizzly_common.web import health_routes
+from grizzly_common.web import health_routes, read_limited_body
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.auth import KeyRing
-from grizzly_edge.body import accepts_gzip, compress, decode_content, read_body
+from grizzly_edge.body import accepts_gzip, compress, decode_content
 from grizzly_edge.dispatch import route
 from grizzly_edge.metrics import REQUEST_SECONDS, RESULTS
 from grizzly_edge.pool_client import PoolClient
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             if request.method != "POST":
                 raise BadRequest(f"method {request.method} not allowed: POST a JSON body")
-            raw = await read_body(request, settings.max_body_bytes)
+            raw = await read_limited_body(request, settings.max_body_bytes)
             body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
             target = route(body, keys)
             action = target.action

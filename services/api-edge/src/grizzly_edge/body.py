@@ -1,5 +1,5 @@
-"""Reading a request body safely: a byte limit counted while reading, gzip bodies with a decompressed limit,
-and gzip answers for clients that accept them."""
+"""gzip in and out: request bodies inflated with a decompressed-size limit, answers gzipped for clients that accept
+them. (The raw byte limit is grizzly_common.web.read_limited_body.)"""
 
 from __future__ import annotations
 
@@ -7,26 +7,6 @@ import gzip
 import zlib
 
 from grizzly_common.errors import BadRequest, BodyTooLarge
-from starlette.requests import Request
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refused as soon as it exceeds max_bytes (Content-Length is only a hint: we count)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > max_bytes:
-                raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
-        except ValueError:
-            raise BadRequest("invalid Content-Length") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def decode_content(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:

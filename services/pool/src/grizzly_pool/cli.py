@@ -298,6 +298,4 @@ def unmatched(
 ) -> None:
     """The newest SMS/calls that arrived for a number without an open activation."""
     settings = _settings(redis_url, prefix)
-    _print_json(
-        _run(settings, lambda store: audit.read_unmatched(store.redis, count=count))
-    )
+    _print_json(_run(settings, lambda store: audit.read_unmatched(store.redis, count=count)))

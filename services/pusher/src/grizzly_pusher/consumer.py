@@ -15,13 +15,12 @@ from collections import defaultdict
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from grizzly_common import audit
 from grizzly_common.errors import DecodeError
 from grizzly_common.events import PushTask, decode_inbound
 from grizzly_common.logging import log_fields
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher
+from grizzly_pusher.delivery import PoolUnavailable, Pusher, keep_unmatched
 from grizzly_pusher.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -144,17 +143,7 @@ class InboundConsumer:
             log.warning("pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(exc)))
             return
         if not found.found:
-            await audit.record_unmatched(
-                self.pusher.redis,
-                sms_id=message.sms_id,
-                kind=message.kind,
-                number=message.number,
-                phone_from=message.phone_from,
-                text=message.text,
-                received_at_ms=message.received_at_ms,
-                source=message.source,
-            )
-            metrics.UNMATCHED.inc()
+            await keep_unmatched(self.pusher.redis, message)
             log.info(
                 "no open activation for the number: kept as unmatched",
                 extra=log_fields(sms_id=message.sms_id, number=message.number),

@@ -131,6 +131,21 @@ def classify(status: int, reply: bytes) -> PushResult:
     return PushResult("garbage", status, "unexpected reply")
 
 
+async def keep_unmatched(redis: aioredis.Redis, message: InboundMessage) -> None:
+    """An SMS or call for a number with no open activation: kept in the audit trail for an operator, never pushed."""
+    await audit.record_unmatched(
+        redis,
+        sms_id=message.sms_id,
+        kind=message.kind,
+        number=message.number,
+        phone_from=message.phone_from,
+        text=message.text,
+        received_at_ms=message.received_at_ms,
+        source=message.source,
+    )
+    metrics.UNMATCHED.inc()
+
+
 class Pusher:
     """Pushes and settles; shared by the Kafka consumer (first attempts) and the retrier (later attempts)."""
 

@@ -9,11 +9,10 @@ import asyncio
 import logging
 
 import msgspec
-from grizzly_common import audit
 from grizzly_common.logging import log_fields
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher
+from grizzly_pusher.delivery import PoolUnavailable, Pusher, keep_unmatched
 from grizzly_pusher.store import Claimed, now_ms
 
 log = logging.getLogger(__name__)
@@ -89,17 +88,7 @@ class Retrier:
                 await self.pusher.store.schedule(later)
                 return
             if not found.found:
-                await audit.record_unmatched(
-                    self.pusher.redis,
-                    sms_id=message.sms_id,
-                    kind=message.kind,
-                    number=message.number,
-                    phone_from=message.phone_from,
-                    text=message.text,
-                    received_at_ms=message.received_at_ms,
-                    source=message.source,
-                )
-                metrics.UNMATCHED.inc()
+                await keep_unmatched(self.pusher.redis, message)
                 await self.pusher.store.forget(item.task_id)
                 return
             resolved = msgspec.structs.replace(

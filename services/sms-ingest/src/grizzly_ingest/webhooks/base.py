@@ -6,6 +6,8 @@ import hmac
 from typing import TypeVar
 
 import msgspec
+from grizzly_common.errors import BodyTooLarge
+from grizzly_common.web import read_limited_body
 from starlette.requests import Request
 
 from grizzly_ingest.errors import BadInput, BadJson, TooLarge, Unauthorized
@@ -17,17 +19,10 @@ T = TypeVar("T")
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it is known (or read) to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"request body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited_body(request, limit)
+    except BodyTooLarge:
+        raise TooLarge(f"request body larger than {limit} bytes") from None
 
 
 def supplied_token(request: Request, *, allow_query: bool = False) -> str:
