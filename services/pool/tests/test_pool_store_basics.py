@@ -205,3 +205,50 @@ def test_bad_inventory_values_are_refused() -> None:
         NumberRow.checked("79000000000", "ru", "any", "d1", "1")
     with pytest.raises(InventoryError, match="country"):
         NumberRow.checked("79000000000", "r|u", "mts", "d1", "1")
+
+
+def test_audit_trail_written_by_the_scripts_has_the_audit_module_format(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(1))
+        c = await store.claim(upstream="grizzly", country="ru", operator="any", service="tg", sum="0.35",
+                              currency=643, exclude_prefixes=[], request_json='{"action":"GET_NUMBER"}')  # fmt: skip
+        assert c is not None
+        await store.finish(upstream="grizzly", activation_id=c.activation_id, status=4)
+        await store.finish(upstream="grizzly", activation_id=c.activation_id, status=3)
+        events = await audit.read(store.redis, c.activation_id)
+        assert all(isinstance(e.pop("ts_ms"), int) for e in events)
+        assert events == [
+            {"event": "issued", "upstream": "grizzly", "number": c.number, "country": "ru", "operator": "any",
+             "service": "tg", "sum": "0.35", "currency": 643, "request": '{"action":"GET_NUMBER"}'},
+            {"event": "finish", "upstream": "grizzly", "status": 4, "first": 4},
+            {"event": "finish_repeat", "upstream": "grizzly", "status": 3, "first": 4},
+        ]  # fmt: skip
+        assert await store.redis.ttl(audit.activation_key(c.activation_id)) > 86400
+
+    run(redis_url, body)
+
+
+def test_claim_rebuilds_missing_indexes_and_drops_stale_groups(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(3) + rows(2, operator="bee", device="d2", start=79100000000))
+        # a pool written by a version without the claim indexes
+        await store.redis.delete("gp:gix:v1", "gp:cg:ru", "gp:og:ru|mts", "gp:og:ru|bee")
+        await store.redis.sadd("gp:cg:ru", "ru|mts|gone")  # a stale entry (no free number) is skipped and dropped
+        got = [await claim(store) for _ in range(5)]
+        assert len({c.number for c in got if c is not None}) == 5
+        assert await claim(store) is None
+        assert await store.redis.exists("gp:gix:v1", "gp:cg:ru", "gp:og:ru|mts", "gp:og:ru|bee") == 1
+
+    run(redis_url, body)
+
+
+def test_claim_walks_every_group_when_the_sample_misses(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        for d in range(40):
+            await store.add_numbers(rows(2, device=f"d{d:02d}", start=79000000000 + 100 * d))
+            await store.set_device(f"d{d:02d}", online=d == 17)
+        got = [await claim(store) for _ in range(3)]
+        assert [c is not None for c in got] == [True, True, False]
+        assert {c.number for c in got if c is not None} == {79000001700, 79000001701}
+
+    run(redis_url, body)

@@ -200,6 +200,19 @@ class PoolMachine(RuleBasedStateMachine):
         snapshot = self.run(self.store.snapshot(SERVICES))
         assert snapshot.table(SPLIT) == self.model.table()
 
+    @invariant()
+    def claim_indexes_hold_exactly_the_groups_with_free_numbers(self) -> None:
+        free: dict[str, set[str]] = {}
+        for number, (country, operator, device) in UNIVERSE.items():
+            if self.model.present.get(number) and number not in self.model.busy:
+                group = f"{country}|{operator}|{device}"
+                free.setdefault(f"cg:{country}", set()).add(group)
+                free.setdefault(f"og:{country}|{operator}", set()).add(group)
+        for country, operator in {(c, o) for c, o, _ in UNIVERSE.values()}:
+            for index in (f"cg:{country}", f"og:{country}|{operator}"):
+                members = self.run(self.redis.smembers(self.store.prefix + index))
+                assert {m.decode() for m in members} == free.get(index, set()), index
+
 
 def test_counters_match_a_brute_force_model_after_every_operation(redis_url: str) -> None:
     PoolMachine.redis_url = redis_url

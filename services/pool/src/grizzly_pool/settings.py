@@ -71,6 +71,6 @@ class Settings:
             upstreams=upstreams,
             cancel_limit=env_int(env, "POOL_CANCEL_LIMIT", 4, minimum=1),
             sample_size=env_int(env, "POOL_CLAIM_SAMPLE", 16, minimum=1),
-            redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 64, minimum=1),
+            redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 256, minimum=1),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )

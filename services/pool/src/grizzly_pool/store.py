@@ -14,13 +14,17 @@ Data model (every key under the configurable prefix, default "gp:"; see README.m
   act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
                             ("open" or the first finish status), created_ms, finished_ms, repeats, key names
   actid               string  the activation id counter
+  cg:{country}        set   claim index: the groups of the country whose free set is not empty
+  og:{country}|{op}   set   claim index: the same per (country, operator)
+  gix:v1              string  the claim indexes exist (missing: claim.lua rebuilds them from `groups` first)
 
 Counting rule (exact at the moment of the answer, cost groups x services, never per number):
   capleft(d) = 0 if device d is offline, else cap(d) - active(d) (unbounded when cap is 0)
   avail(c,o,d,s) = free(c,o,d) - bf(c,o,d,s)
   split country:  count(c,o,s)   = sum over d of min(avail(c,o,d,s), capleft(d))
   `any` country:  count(c,any,s) = sum over d of min(sum over o of avail(c,o,d,s), capleft(d))
-claim.lua applies the same constraints one number at a time, so N claims after a count C yield min(N, C) numbers.
+claim.lua applies the same constraints one number at a time, so N claims after a count C yield min(N, C) numbers;
+it finds candidate groups in the claim indexes (a random sample first), so its cost does not grow with the groups.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from __future__ import annotations
 import random
 import re
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.pool_api import LookupResult, ResolveResult
@@ -44,6 +50,8 @@ ANY: Final = "any"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
 _SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
+GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
+_HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
 
 class InventoryError(ValueError):
@@ -176,6 +184,13 @@ def _flag(value: bytes | str | None) -> bool:
     return value in (b"1", "1")
 
 
+def _event_parts(event: str, **fields: Any) -> list[bytes]:
+    """An audit event exactly as grizzly_common.audit.record writes it, cut where a field is _HOLE: a Lua script
+    joins the parts around the values it decides (the number, the first status) and appends the event itself."""
+    text = orjson.dumps({"ts_ms": int(time.time() * 1000), "event": event, **fields}, default=str)
+    return text.split(orjson.dumps(_HOLE))
+
+
 class PoolStore:
     """All pool state changes go through these methods (and the Lua scripts behind them)."""
 
@@ -193,10 +208,14 @@ class PoolStore:
         self.cancel_limit = cancel_limit
         self.sample_size = sample_size
         self.audit_prefix = audit_prefix
+        self.retention_s = audit.DEFAULT_RETENTION_S
+        self._claim_keys = (self.key("actid"), self.key("groups"), self.key("gix", "v1"))
+        self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
         self._scripts = {
             name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua"))
             for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "counts")
         }
+        self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
 
     # keys ------------------------------------------------------------------------------------------------------
     def key(self, *parts: str | int) -> str:
@@ -206,12 +225,12 @@ class PoolStore:
         group = f"{country}|{operator}|{device}"
         return self.key("free", group), self.key("bf", group), self.key("dev", device)
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         started = time.perf_counter()
         try:
             return await self._scripts[name](keys=list(keys), args=list(args))
         finally:
-            metrics.SCRIPT_SECONDS.labels(name).observe(time.perf_counter() - started)
+            self._timers[name].observe(time.perf_counter() - started)
 
     # inventory -------------------------------------------------------------------------------------------------
     async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
@@ -309,50 +328,37 @@ class PoolStore:
         exclude_prefixes: Sequence[str],
         request_json: str,
     ) -> Claimed | None:
-        """One atomic check-and-claim (claim.lua); None when nothing fits (NO_NUMBERS)."""
-        candidates = [g for g in await self.groups() if g[0] == country and operator in (ANY, g[1])]
-        if not candidates:
-            return None
-        random.shuffle(candidates)  # spread activations over devices
-        keys = [self.key("actid")]
-        for group in candidates:
-            keys += self.group_keys(*group)
-        args: list[str | int] = [
+        """One atomic check-and-claim (claim.lua, which also appends the "issued" audit event); None when nothing
+        fits (NO_NUMBERS)."""
+        actid, groups, marker = self._claim_keys
+        index = self.key("cg", country) if operator == ANY else self.key("og", f"{country}|{operator}")
+        head, tail = _event_parts(
+            "issued", upstream=upstream, number=_HOLE, country=country, operator=operator, service=service,
+            sum=sum, currency=currency, request=request_json,
+        )  # fmt: skip
+        args: list[str | int | bytes] = [
             self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
-            int(time.time() * 1000), self.sample_size, len(exclude_prefixes), *exclude_prefixes,
+            int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
+            self._audit_key_prefix, self.retention_s, head, tail,
+            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
         ]  # fmt: skip
-        result = await self._run("claim", keys, args)
+        result = await self._run("claim", (actid, index, groups, marker), args)
         if not result:
             return None
-        claimed = Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
-        await audit.record(
-            self.redis,
-            claimed.activation_id,
-            "issued",
-            prefix=self.audit_prefix,
-            upstream=upstream,
-            number=claimed.number,
-            country=country,
-            operator=operator,
-            service=service,
-            sum=sum,
-            currency=currency,
-            request=request_json,
-        )
-        return claimed
+        return Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
 
     async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
-        args = [self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id]
+        """First status wins (finish.lua, which also appends the "finish" / "finish_repeat" audit event)."""
+        args = [
+            self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id,
+            self._audit_key_prefix + str(activation_id), self.retention_s,
+            *_event_parts(_HOLE, upstream=upstream, status=status, first=_HOLE),  # event name and first: Lua's
+        ]  # fmt: skip
         result = await self._run("finish", [self.key("act", activation_id)], args)
         outcome = result[0].decode()
         if outcome == "unknown":
             return Finished("unknown")
-        first = int(result[1])
-        event = "finish" if outcome == "finished" else "finish_repeat"
-        await audit.record(
-            self.redis, activation_id, event, prefix=self.audit_prefix, upstream=upstream, status=status, first=first
-        )
-        return Finished(outcome, first)
+        return Finished(outcome, int(result[1]))
 
     async def activation(self, activation_id: int) -> dict[str, str]:
         raw = await self.redis.hgetall(self.key("act", activation_id))  # type: ignore[misc]

@@ -6,11 +6,13 @@
 -- ARGV[2..] rows of 8 fields: number, country, operator, device, slot, online (1/0), flashcall (1/0), voice (1/0)
 -- Keys touched per row (built here from the prefix and the row, because they depend on the row's values; Redis
 -- Cluster is not supported by this script): num:{number}, hist:{number}, slots:{device}, dev:{device},
--- free:{country|operator|device}, bf:{country|operator|device}
+-- free:{country|operator|device}, bf:{country|operator|device}, and the claim indexes of an online row's group:
+-- cg:{country} and og:{country}|{operator} (sets of groups with a non-empty free set, see claim.lua)
 -- Returns {added, existing, conflicts...}: conflicts are the numbers skipped because their (device, slot) already
 -- holds another number.
 local prefix = ARGV[1]
 local added, existing = 0, 0
+local indexed = {}  -- groups already put in the claim indexes by this call
 local conflicts = {}
 for i = 2, #ARGV, 8 do
   local number, country, operator, device, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -38,6 +40,11 @@ for i = 2, #ARGV, 8 do
       redis.call('HINCRBY', dev_key, 'numbers', 1)
       if online == '1' then
         redis.call('SADD', prefix .. 'free:' .. group, number)
+        if not indexed[group] then
+          redis.call('SADD', prefix .. 'cg:' .. country, group)
+          redis.call('SADD', prefix .. 'og:' .. country .. '|' .. operator, group)
+          indexed[group] = true
+        end
         -- a re-added number keeps its per-service history: count it as blocked-and-free where it is blocked
         local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
         for _, field in ipairs(hist) do

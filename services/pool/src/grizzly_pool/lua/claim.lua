@@ -1,22 +1,50 @@
 -- GET_NUMBER: pick a number that fits and open an activation on it, atomically (check and claim in one script).
--- KEYS[1]        activation id counter   {prefix}actid
--- KEYS[2+3i..]   per candidate group i (country|operator|device, in the order to try):
---                free:{group} (set of free online numbers), bf:{group} (service -> blocked free numbers),
---                dev:{device} (online, cap, active)
+-- KEYS[1]  activation id counter   {prefix}actid
+-- KEYS[2]  candidate index         {prefix}cg:{country} (operator `any`) or {prefix}og:{country}|{operator}: set
+--          of the groups (country|operator|device) whose free set is not empty (kept by every script that
+--          changes a free set)
+-- KEYS[3]  groups hash             {prefix}groups (read only to build the indexes once, see KEYS[4])
+-- KEYS[4]  index marker            {prefix}gix:v1 (missing: the indexes are rebuilt from KEYS[3] first, e.g.
+--          after an upgrade from a version without them)
 -- ARGV[1] key prefix   ARGV[2] service   ARGV[3] upstream   ARGV[4] sum (decimal text)   ARGV[5] currency ('' = none)
--- ARGV[6] request JSON (key-free)   ARGV[7] now (ms)   ARGV[8] sample size (SRANDMEMBER count)
--- ARGV[9] number of excluded prefixes n, ARGV[10..9+n] the prefixes (digit strings, any length)
--- Also touched (built here from the chosen number and the new id; no Redis Cluster): num:{number} (read, then
--- act set), hist:{number} (read), act:{id} (created)
+-- ARGV[6] request JSON (key-free)   ARGV[7] now (ms)   ARGV[8] sample size (SRANDMEMBER count, numbers)
+-- ARGV[9] group sample size (SRANDMEMBER count on the index)
+-- ARGV[10] audit key prefix (the activation id is appended)   ARGV[11] audit retention (s)
+-- ARGV[12] audit event before the number   ARGV[13] audit event after the number (grizzly_common.audit format)
+-- ARGV[14] number of excluded prefixes n, ARGV[15..14+n] the prefixes (digit strings, any length)
+-- ARGV[15+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
+-- Also touched (built here from the prefix, the chosen group, number and new id; no Redis Cluster): per group
+-- free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read), act:{id}
+-- (created), the audit list of the activation, cg:/og: of an emptied group.
 -- Constraints (the same as the counts): device online, device below its module cap, number free and online
 -- (= member of the free set), service not blocked for the number, no excluded prefix.
+-- Cost: a few groups from a random sample of the index in the usual case; only when the sample misses is the
+-- whole index walked (bounded by the groups of the country), never the groups of other countries.
 -- Returns {} when nothing fits, else {number, activation_id, flashcall, voice}.
 local prefix, service, upstream = ARGV[1], ARGV[2], ARGV[3]
 local sample = tonumber(ARGV[8])
-local nprefixes = tonumber(ARGV[9])
+local group_sample = tonumber(ARGV[9])
+local nprefixes = tonumber(ARGV[14])
 local prefixes = {}
-for i = 1, nprefixes do prefixes[i] = ARGV[9 + i] end
+for i = 1, nprefixes do prefixes[i] = ARGV[14 + i] end
+math.randomseed(tonumber(ARGV[15 + nprefixes]))
 local blocked_field = 'b:' .. service
+
+local function index_keys(group)
+  local country, operator = string.match(group, '^([^|]*)|([^|]*)|')
+  return prefix .. 'cg:' .. country, prefix .. 'og:' .. country .. '|' .. operator
+end
+
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  for _, group in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if redis.call('SCARD', prefix .. 'free:' .. group) > 0 then
+      local by_country, by_operator = index_keys(group)
+      redis.call('SADD', by_country, group)
+      redis.call('SADD', by_operator, group)
+    end
+  end
+  redis.call('SET', KEYS[4], '1')
+end
 
 local function fits(number)
   for _, p in ipairs(prefixes) do
@@ -43,41 +71,85 @@ local function pick(free_key, size)
   return nil
 end
 
-for k = 2, #KEYS, 3 do
-  local free_key, bf_key, dev_key = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+local function claim(group, free_key, bf_key, dev_key, number)
+  -- leave the free set (and the blocked-free counters), take a module, open the activation
+  redis.call('SREM', free_key, number)
+  if redis.call('SCARD', free_key) == 0 then
+    local by_country, by_operator = index_keys(group)
+    redis.call('SREM', by_country, group)
+    redis.call('SREM', by_operator, group)
+  end
+  local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
+  for _, field in ipairs(hist) do
+    if string.sub(field, 1, 2) == 'b:' then redis.call('HINCRBY', bf_key, string.sub(field, 3), -1) end
+  end
+  redis.call('HINCRBY', dev_key, 'active', 1)
+  -- numeric unique id that survives a Redis wipe (same rule as grizzly_common.redis_client.NEXT_ID_LUA)
+  local id = redis.call('INCR', KEYS[1])
+  if id < 1000000000000 then
+    local t = redis.call('TIME')
+    id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+    redis.call('SET', KEYS[1], id)
+  end
+  id = string.format('%.0f', id)  -- as text: Lua would print a large number as 1.7e+15
+  local num_key = prefix .. 'num:' .. number
+  local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice')
+  redis.call('HSET', num_key, 'act', id)
+  redis.call('HSET', prefix .. 'act:' .. id, 'number', number, 'upstream', upstream, 'service', service,
+    'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open',
+    'free_key', free_key, 'bf_key', bf_key, 'dev_key', dev_key)
+  local audit_key = ARGV[10] .. id
+  redis.call('RPUSH', audit_key, ARGV[12] .. number .. ARGV[13])
+  redis.call('EXPIRE', audit_key, ARGV[11])
+  return {number, id, f[4], f[5]}
+end
+
+-- one group: nil when it cannot give a number now (an emptied group also leaves the indexes)
+local function try(group)
+  local free_key = prefix .. 'free:' .. group
+  local size = redis.call('SCARD', free_key)
+  if size == 0 then
+    local by_country, by_operator = index_keys(group)
+    redis.call('SREM', by_country, group)
+    redis.call('SREM', by_operator, group)
+    return nil
+  end
+  local device = string.match(group, '^[^|]*|[^|]*|(.*)$')
+  local dev_key = prefix .. 'dev:' .. device
   local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active')
   local cap, active = tonumber(dev[2] or '0'), tonumber(dev[3] or '0')
-  if dev[1] ~= '0' and (cap <= 0 or active < cap) then
-    local size = redis.call('SCARD', free_key)
-    local blocked = tonumber(redis.call('HGET', bf_key, service) or '0')
-    if size - blocked > 0 then
-      local number = pick(free_key, size)
-      if number then
-        -- claim: leave the free set (and the blocked-free counters), take a module, open the activation
-        redis.call('SREM', free_key, number)
-        local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
-        for _, field in ipairs(hist) do
-          if string.sub(field, 1, 2) == 'b:' then redis.call('HINCRBY', bf_key, string.sub(field, 3), -1) end
-        end
-        redis.call('HINCRBY', dev_key, 'active', 1)
-        -- numeric unique id that survives a Redis wipe (same rule as grizzly_common.redis_client.NEXT_ID_LUA)
-        local id = redis.call('INCR', KEYS[1])
-        if id < 1000000000000 then
-          local t = redis.call('TIME')
-          id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-          redis.call('SET', KEYS[1], id)
-        end
-        id = string.format('%.0f', id)  -- as text: Lua would print a large number as 1.7e+15
-        local num_key = prefix .. 'num:' .. number
-        local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice')
-        redis.call('HSET', num_key, 'act', id)
-        redis.call('HSET', prefix .. 'act:' .. id, 'number', number, 'upstream', upstream, 'service', service,
-          'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-          'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open',
-          'free_key', free_key, 'bf_key', bf_key, 'dev_key', dev_key)
-        return {number, id, f[4], f[5]}
-      end
-    end
+  if dev[1] == '0' or (cap > 0 and active >= cap) then return nil end
+  local bf_key = prefix .. 'bf:' .. group
+  local blocked = tonumber(redis.call('HGET', bf_key, service) or '0')
+  if size - blocked <= 0 then return nil end
+  local number = pick(free_key, size)
+  if not number then return nil end
+  return claim(group, free_key, bf_key, dev_key, number)
+end
+
+-- a random sample of the candidate groups first, in random order (spreads activations over devices) ...
+local tried = {}
+local groups = redis.call('SRANDMEMBER', KEYS[2], group_sample)
+for i = #groups, 2, -1 do
+  local j = math.random(i)
+  groups[i], groups[j] = groups[j], groups[i]
+end
+for _, group in ipairs(groups) do
+  local result = try(group)
+  if result then return result end
+  tried[group] = true
+end
+if #groups < group_sample then return {} end
+-- ... then every other candidate group (from a random starting point), so a miss means nothing fits
+local all = redis.call('SMEMBERS', KEYS[2])
+local n = #all
+local start = n > 0 and math.random(n) or 1
+for k = 0, n - 1 do
+  local group = all[(start + k - 1) % n + 1]
+  if not tried[group] then
+    local result = try(group)
+    if result then return result end
   end
 end
 return {}

@@ -5,7 +5,8 @@
 -- KEYS[3]  devices set  {prefix}devices
 -- ARGV[1]  key prefix; ARGV[2..] numbers
 -- Keys touched per number (built here from the number's stored fields; no Redis Cluster): num:{number},
--- hist:{number} (read), slots:{device}, dev:{device}, free:{group}, bf:{group}
+-- hist:{number} (read), slots:{device}, dev:{device}, free:{group}, bf:{group}, and the claim indexes
+-- cg:{country} and og:{country}|{operator} (a group whose free set empties leaves them, see claim.lua)
 -- Returns {removed, missing, busy...}: busy lists the numbers left in place because an activation is open.
 local prefix = ARGV[1]
 local removed, missing = 0, 0
@@ -21,7 +22,12 @@ for i = 2, #ARGV do
   else
     local group = f[1] .. '|' .. f[2] .. '|' .. f[3]
     if f[5] == '1' then
-      redis.call('SREM', prefix .. 'free:' .. group, number)
+      local free_key = prefix .. 'free:' .. group
+      redis.call('SREM', free_key, number)
+      if redis.call('SCARD', free_key) == 0 then
+        redis.call('SREM', prefix .. 'cg:' .. f[1], group)
+        redis.call('SREM', prefix .. 'og:' .. f[1] .. '|' .. f[2], group)
+      end
       local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
       for _, field in ipairs(hist) do
         if string.sub(field, 1, 2) == 'b:' then

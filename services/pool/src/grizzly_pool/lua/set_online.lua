@@ -3,7 +3,8 @@
 -- KEYS    none (all keys depend on the numbers)
 -- ARGV[1] key prefix; ARGV[2] "1" (online) or "0" (offline); ARGV[3..] numbers
 -- Keys touched per number (built here from the number's stored fields; no Redis Cluster): num:{number},
--- hist:{number} (read), free:{group}, bf:{group}
+-- hist:{number} (read), free:{group}, bf:{group}, and the claim indexes cg:{country} and og:{country}|{operator}
+-- (sets of groups with a non-empty free set, see claim.lua)
 -- Returns {changed, missing}
 local prefix, online = ARGV[1], ARGV[2]
 local changed, missing = 0, 0
@@ -17,11 +18,20 @@ for i = 3, #ARGV do
     redis.call('HSET', num_key, 'online', online)
     if not f[5] or f[5] == '' then
       local group = f[1] .. '|' .. f[2] .. '|' .. f[3]
+      local free_key = prefix .. 'free:' .. group
       local delta = 1
       if online == '1' then
-        redis.call('SADD', prefix .. 'free:' .. group, number)
+        redis.call('SADD', free_key, number)
+        if redis.call('SCARD', free_key) == 1 then
+          redis.call('SADD', prefix .. 'cg:' .. f[1], group)
+          redis.call('SADD', prefix .. 'og:' .. f[1] .. '|' .. f[2], group)
+        end
       else
-        redis.call('SREM', prefix .. 'free:' .. group, number)
+        redis.call('SREM', free_key, number)
+        if redis.call('SCARD', free_key) == 0 then
+          redis.call('SREM', prefix .. 'cg:' .. f[1], group)
+          redis.call('SREM', prefix .. 'og:' .. f[1] .. '|' .. f[2], group)
+        end
         delta = -1
       end
       local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
