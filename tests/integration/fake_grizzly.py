@@ -172,7 +172,7 @@ class FakeGrizzly:
 
 @dataclass
 class FakePool:
-    """The pool's POST /v1/lookup (pool_api.LookupRequest -> LookupResult) and GET /healthz, from a dict.
+    """The pool's POST /v1/lookup and /v1/lookup_many (pool_api) and GET /healthz, from a dict.
 
     Only for pusher tests that must not depend on the pool service; Kafka and Redis are always real.
     """
@@ -189,6 +189,12 @@ class FakePool:
 
     def open(self, number: int, activation_id: int, upstream: str = "grizzly") -> None:
         self.activations[number] = (activation_id, upstream)
+
+    def lookup(self, number: int) -> dict[str, Any]:
+        found = self.activations.get(number)
+        if found is None:
+            return {"found": False}
+        return {"found": True, "activation_id": found[0], "upstream": found[1], "service": "tg"}
 
     def start(self) -> None:
         pool = self
@@ -216,12 +222,11 @@ class FakePool:
                     self._reply(503, {"status": "unavailable"})
                     return
                 pool.lookups += 1
-                number = json.loads(raw)["number"]
-                found = pool.activations.get(number)
-                if found is None:
-                    self._reply(200, {"found": False})
-                else:
-                    self._reply(200, {"found": True, "activation_id": found[0], "upstream": found[1], "service": "tg"})
+                if self.path == "/v1/lookup_many":
+                    numbers = json.loads(raw)["numbers"]
+                    self._reply(200, {"results": [pool.lookup(number) for number in numbers]})
+                    return
+                self._reply(200, pool.lookup(json.loads(raw)["number"]))
 
         self.server = _Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

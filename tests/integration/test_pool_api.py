@@ -85,6 +85,9 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
     assert got["status"] == "SUCCESS" and got["number"] == 79000000000 and got["flashcall"] is True
     lookup = httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json()
     assert lookup == {"found": True, "activation_id": got["activation_id"], "upstream": "grizzly", "service": "tg"}
+    many = httpx.post(f"{base}/v1/lookup_many", json={"numbers": [79000000000, 79000000099, 79000000000]}).json()
+    assert many == {"results": [lookup, {"found": False, "activation_id": 0, "upstream": "", "service": ""}, lookup]}
+    assert httpx.post(f"{base}/v1/lookup_many", json={"numbers": [1] * 1001}).status_code == 400
     assert httpx.post(f"{base}/v1/resolve", json={"device": "dev0", "slot": "0"}).json() == {
         "found": True, "number": 79000000000}  # fmt: skip
     assert httpx.post(f"{base}/v1/claim", json=claim_body()).json()["status"] == "NO_NUMBERS"

@@ -31,6 +31,11 @@ def _event(event: str, fields: dict[str, Any]) -> bytes:
     return orjson.dumps({"ts_ms": int(time.time() * 1000), "event": event, **fields}, default=str)
 
 
+def encode_event(event: str, **fields: Any) -> bytes:
+    """One trail event exactly as record() stores it, for writers that append it themselves (e.g. in a Lua script)."""
+    return _event(event, fields)
+
+
 async def record(
     redis: aioredis.Redis,
     activation_id: int,

@@ -1,12 +1,12 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup, /v1/resolve. Answers are always HTTP 200 with one of these
-structs; transport failures are the caller's to map to Unavailable.
+Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve. Answers are always HTTP
+200 with one of these structs; transport failures are the caller's to map to Unavailable.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -73,3 +73,16 @@ class ResolveRequest(msgspec.Struct, frozen=True):
 class ResolveResult(msgspec.Struct, frozen=True):
     found: bool
     number: int = 0
+
+
+LOOKUP_MANY_MAX = 1000  # numbers per POST /v1/lookup_many
+
+
+class LookupManyRequest(msgspec.Struct, frozen=True):
+    """POST /v1/lookup_many: the open activations of many numbers in one round trip (the pusher, per Kafka batch)."""
+
+    numbers: Annotated[list[int], msgspec.Meta(max_length=LOOKUP_MANY_MAX)]
+
+
+class LookupManyResult(msgspec.Struct, frozen=True):
+    results: list[LookupResult]  # one per requested number, in request order

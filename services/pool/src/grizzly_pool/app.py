@@ -1,4 +1,4 @@
-"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/finish, /v1/lookup, /v1/resolve.
+"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/finish, /v1/lookup(_many), /v1/resolve.
 
 Answers are always HTTP 200 with the pool_api result struct. Claim and finish carry their own ERROR status; services,
 lookup and resolve have no error field, so when Redis fails they answer 503 and the caller maps that to Unavailable
@@ -21,6 +21,8 @@ from grizzly_common.pool_api import (
     ClaimResult,
     FinishRequest,
     FinishResult,
+    LookupManyRequest,
+    LookupManyResult,
     LookupRequest,
     ResolveRequest,
     ServicesRequest,
@@ -197,6 +199,13 @@ async def lookup(request: Request) -> Response:
     return await _guarded(request, LookupRequest, lambda store, body: store.lookup(body.number))
 
 
+async def lookup_many(request: Request) -> Response:
+    async def call(store: PoolStore, body: LookupManyRequest) -> LookupManyResult:  # at most LOOKUP_MANY_MAX
+        return LookupManyResult(results=await store.lookup_many(body.numbers))
+
+    return await _guarded(request, LookupManyRequest, call)
+
+
 async def resolve(request: Request) -> Response:
     return await _guarded(request, ResolveRequest, lambda store, body: store.resolve(body.device, body.slot))
 
@@ -221,6 +230,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/claim", claim, methods=["POST"]),
         Route("/v1/finish", finish, methods=["POST"]),
         Route("/v1/lookup", lookup, methods=["POST"]),
+        Route("/v1/lookup_many", lookup_many, methods=["POST"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]

@@ -373,6 +373,29 @@ class PoolStore:
             return LookupResult(found=False)
         return LookupResult(found=True, activation_id=int(act), upstream=upstream.decode(), service=service.decode())
 
+    async def lookup_many(self, numbers: Sequence[int]) -> list[LookupResult]:
+        """lookup() of many numbers in two pipelined round trips (the pusher asks once per Kafka batch)."""
+        if not numbers:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hget(self.key("num", number), "act")
+            acts: list[bytes | None] = await pipe.execute()
+        results = [LookupResult(found=False)] * len(numbers)
+        wanted = [(i, act.decode()) for i, act in enumerate(acts) if act]
+        if not wanted:
+            return results
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, act in wanted:
+                pipe.hmget(self.key("act", act), ["upstream", "service"])
+            fields: list[list[bytes | None]] = await pipe.execute()
+        for (i, act), (upstream, service) in zip(wanted, fields, strict=True):
+            if upstream is not None:
+                results[i] = LookupResult(
+                    found=True, activation_id=int(act), upstream=upstream.decode(), service=(service or b"").decode()
+                )
+        return results
+
     async def resolve(self, device: str, slot: str) -> ResolveResult:
         number = await self.redis.hget(self.key("slots", device), slot)  # type: ignore[misc]
         return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)

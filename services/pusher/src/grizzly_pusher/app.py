@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
                 inbound.stop()
                 retrier.stop()
                 await _stop(tasks, settings.shutdown_grace_s)
+                await store.aclose()
                 log.info("pusher stopped")
 
     async def check_redis(request: Request) -> None:

@@ -11,19 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from grizzly_common.errors import DecodeError
-from grizzly_common.events import PushTask, decode_inbound
+from grizzly_common.events import InboundMessage, PushTask, decode_inbound
 from grizzly_common.logging import log_fields
+from grizzly_common.pool_api import LookupResult
 
 from grizzly_pusher import metrics
 from grizzly_pusher.delivery import PoolUnavailable, Pusher, keep_unmatched
 from grizzly_pusher.store import now_ms
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    record: ConsumerRecord
+    message: InboundMessage | None  # None: undecodable (error says why)
+    error: DecodeError | None
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -77,25 +86,41 @@ class InboundConsumer:
             await self._update_lag()
 
     async def _settle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
-        by_number: dict[tuple[TopicPartition, bytes | None], list[ConsumerRecord]] = defaultdict(list)
+        by_number: dict[tuple[TopicPartition, bytes | None], list[_Entry]] = defaultdict(list)
+        numbers: list[int] = []
         for tp, records in batch.items():
             for record in records:
-                by_number[(tp, record.key)].append(record)
-        results = await asyncio.gather(*(self._settle_in_order(records) for records in by_number.values()))
+                try:
+                    entry = _Entry(record, decode_inbound(record.value), None)
+                    numbers.append(entry.message.number)  # type: ignore[union-attr]
+                except DecodeError as exc:
+                    entry = _Entry(record, None, exc)
+                by_number[(tp, record.key)].append(entry)
+        found = await self._lookup_batch(numbers)
+        results = await asyncio.gather(*(self._settle_in_order(entries, found) for entries in by_number.values()))
         return all(results)
 
-    async def _settle_in_order(self, records: list[ConsumerRecord]) -> bool:
-        for record in records:
-            if not await self._settle_record(record):
+    async def _lookup_batch(self, numbers: list[int]) -> dict[int, LookupResult] | PoolUnavailable:
+        """Every number of the batch in one pool request (a few, for a large batch), before any push starts."""
+        if not numbers:
+            return {}
+        try:
+            return await self.pusher.lookup_many(numbers)
+        except PoolUnavailable as exc:
+            return exc
+
+    async def _settle_in_order(self, entries: list[_Entry], found: dict[int, LookupResult] | PoolUnavailable) -> bool:
+        for entry in entries:
+            if not await self._settle_record(entry, found):
                 return False
         return True
 
-    async def _settle_record(self, record: ConsumerRecord) -> bool:
+    async def _settle_record(self, entry: _Entry, found: dict[int, LookupResult] | PoolUnavailable) -> bool:
         delay = 0.2
         while True:
             try:
                 async with self.pusher.semaphore:
-                    await self._handle(record)
+                    await self._handle(entry, found)
                 return True
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
                 if self.stop_event.is_set():
@@ -104,34 +129,33 @@ class InboundConsumer:
             except Exception:
                 if self.stop_event.is_set():
                     return False
-                log.exception("record not settled yet, retrying", extra=log_fields(offset=record.offset))
+                log.exception("record not settled yet, retrying", extra=log_fields(offset=entry.record.offset))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _handle(self, record: ConsumerRecord) -> None:
-        try:
-            message = decode_inbound(record.value)
-        except DecodeError as exc:
+    async def _handle(self, entry: _Entry, found: dict[int, LookupResult] | PoolUnavailable) -> None:
+        record, message = entry.record, entry.message
+        if message is None:
+            error = str(entry.error)
             await self.pusher.store.park_raw(
                 record.value or b"",
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
                 key=record.key or b"",  # type: ignore[arg-type]
-                error=str(exc)[:500],
+                error=error[:500],
             )
             metrics.PARKED.labels("undecodable").inc()
             log.error(
                 "undecodable record parked",
                 extra=log_fields(
-                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc)[:200]
+                    topic=record.topic, partition=record.partition, offset=record.offset, error=error[:200]
                 ),
             )
             return
-        try:
-            found = await self.pusher.lookup(message.number)
-        except PoolUnavailable as exc:
-            # keep Kafka moving: the retrier looks the number up once the pool answers again
+        lookup = found.get(message.number) if isinstance(found, dict) else None
+        if lookup is None:
+            # the pool did not answer: keep Kafka moving; the retrier looks the number up once the pool answers again
             task = PushTask(
                 message=message,
                 upstream="",
@@ -140,9 +164,11 @@ class InboundConsumer:
                 not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000),
             )
             await self.pusher.store.schedule(task, keep_existing=True)
-            log.warning("pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(exc)))
+            log.warning(
+                "pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(found))
+            )
             return
-        if not found.found:
+        if not lookup.found:
             await keep_unmatched(self.pusher.redis, message)
             log.info(
                 "no open activation for the number: kept as unmatched",
@@ -151,8 +177,8 @@ class InboundConsumer:
             return
         task = PushTask(
             message=message,
-            upstream=found.upstream,
-            activation_id=found.activation_id,
+            upstream=lookup.upstream,
+            activation_id=lookup.activation_id,
             attempt=0,
             not_before_ms=now_ms(),
         )

@@ -27,7 +27,7 @@ from grizzly_common import audit
 from grizzly_common.events import InboundMessage, PushTask
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
-from grizzly_common.pool_api import LookupRequest, LookupResult
+from grizzly_common.pool_api import LOOKUP_MANY_MAX, LookupManyRequest, LookupManyResult, LookupRequest, LookupResult
 from grizzly_common.settings import Upstream
 
 from grizzly_pusher import metrics
@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 MAX_REPLY_BYTES = 64 * 1024
 _lookup_decoder = msgspec.json.Decoder(LookupResult)
+_lookup_many_decoder = msgspec.json.Decoder(LookupManyResult)
 _encoder = msgspec.json.Encoder()
 
 
@@ -158,6 +159,7 @@ class Pusher:
         self.store = store
         self.semaphore = asyncio.Semaphore(settings.concurrency)
         self.stopping = False  # set on SIGTERM: no new HTTP requests, pending work is handed back
+        self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many
 
     # -- the pool -----------------------------------------------------------------------------------------
     async def lookup(self, number: int) -> LookupResult:
@@ -175,6 +177,46 @@ class Pusher:
                 return _lookup_decoder.decode(body)
         except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise PoolUnavailable(type(exc).__name__) from exc
+
+    async def lookup_many(self, numbers: list[int]) -> dict[int, LookupResult]:
+        """The open activation of each number: POST /v1/lookup_many, LOOKUP_MANY_MAX numbers per request.
+
+        A pool without /v1/lookup_many (HTTP 404: an older pool during a rolling upgrade) is asked per number.
+        Raises PoolUnavailable if any request fails.
+        """
+        unique = list(dict.fromkeys(numbers))
+        if self._lookup_many_missing:
+            found = await asyncio.gather(*(self.lookup(number) for number in unique))
+            return dict(zip(unique, found, strict=True))
+        chunks = [unique[i : i + LOOKUP_MANY_MAX] for i in range(0, len(unique), LOOKUP_MANY_MAX)]
+        results: dict[int, LookupResult] = {}
+        for chunk, found in zip(chunks, await asyncio.gather(*(self._lookup_chunk(c) for c in chunks)), strict=True):
+            results.update(zip(chunk, found, strict=True))
+        return results
+
+    async def _lookup_chunk(self, numbers: list[int]) -> list[LookupResult]:
+        timeout = aiohttp.ClientTimeout(total=self.settings.pool_timeout_s)
+        try:
+            async with self.session.post(
+                self.settings.pool_url + "/v1/lookup_many",
+                data=_encoder.encode(LookupManyRequest(numbers=numbers)),
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            ) as reply:
+                body = await reply.read()
+                status = reply.status
+            if status == 404:
+                log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
+                self._lookup_many_missing = True
+                return list(await asyncio.gather(*(self.lookup(number) for number in numbers)))
+            if status != 200:
+                raise PoolUnavailable(f"pool answered HTTP {status}")
+            results = _lookup_many_decoder.decode(body).results
+        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PoolUnavailable(type(exc).__name__) from exc
+        if len(results) != len(numbers):
+            raise PoolUnavailable(f"pool answered {len(results)} lookups for {len(numbers)} numbers")
+        return results
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     async def send(self, upstream: Upstream, message: InboundMessage) -> PushResult:
@@ -204,24 +246,22 @@ class Pusher:
         message = task.message
         sms_id = message.sms_id
         upstream = self.settings.upstream(task.upstream)
-        begin = await self.store.begin(task.upstream, sms_id)
+        sms_event = audit.encode_event(
+            "sms",
+            sms_id=sms_id,
+            kind=message.kind,
+            number=message.number,
+            phone_from=message.phone_from,
+            text=message.text,
+            received_at_ms=message.received_at_ms,
+            upstream=task.upstream,
+        )
+        # ledger check, lease, and the "sms" audit event when first seen: one Lua call shared with concurrent pushes
+        begin = await self.store.begin(task.upstream, sms_id, activation_id=task.activation_id, event=sms_event)
         if begin.delivered:
             await self.store.drop(task.upstream, sms_id)
             metrics.ALREADY_DELIVERED.labels(task.upstream).inc()
             return Outcome.ALREADY_DELIVERED
-        if begin.first_seen:
-            await audit.record(
-                self.redis,
-                task.activation_id,
-                "sms",
-                sms_id=sms_id,
-                kind=message.kind,
-                number=message.number,
-                phone_from=message.phone_from,
-                text=message.text,
-                received_at_ms=message.received_at_ms,
-                upstream=task.upstream,
-            )
         if not begin.leased:
             # another pusher is pushing it right now; if it dies, this entry brings the push back
             later = msgspec.structs.replace(task, not_before_ms=now_ms() + int(self.settings.retry_s * 1000))
@@ -236,10 +276,11 @@ class Pusher:
             result = await self.send(upstream, message)
         attempt = task.attempt + 1
         if result.ok:
-            await self._until_done(lambda: self.store.delivered(task, begin.token))  # first, before anything else
+            # the ledger first, before anything else; the attempt's audit event follows it in the same Lua call
+            event = self._attempt_event(task, attempt, result)
+            await self._until_done(lambda: self.store.delivered(task, begin.token, event=event))
             metrics.PUSH_SUCCESSES.labels(task.upstream).inc()
             metrics.END_TO_END_LAG.labels(task.upstream).observe(max(0, now_ms() - message.received_at_ms) / 1000)
-            await self._audit_attempt(task, attempt, result)
             return Outcome.DELIVERED
         age_s = (now_ms() - message.ingested_at_ms) / 1000
         if age_s > self.settings.max_retry_age_s:
@@ -286,6 +327,18 @@ class Pusher:
             ),
         )
         return Outcome.SCHEDULED
+
+    @staticmethod
+    def _attempt_event(task: PushTask, attempt: int, result: PushResult) -> bytes:
+        return audit.encode_event(
+            "push_attempt",
+            sms_id=task.message.sms_id,
+            upstream=task.upstream,
+            attempt=attempt,
+            result=result.result,
+            http_status=result.http_status,
+            error=result.error,
+        )
 
     async def _audit_attempt(self, task: PushTask, attempt: int, result: PushResult) -> None:
         try:

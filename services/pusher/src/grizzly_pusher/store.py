@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
+from grizzly_common import audit
+from grizzly_common.coalesce import Coalescer
 from grizzly_common.events import PushTask, decode_task, encode
 from grizzly_common.redis_client import load_lua
 
@@ -50,6 +52,25 @@ class Begin:
 
 
 @dataclass(frozen=True)
+class _BeginItem:
+    upstream: str
+    sms_id: int
+    token: str
+    activation_id: int
+    event: bytes  # the "sms" audit event, written only when the push is first seen (b"" = none)
+
+
+@dataclass(frozen=True)
+class _SettleItem:
+    upstream: str
+    sms_id: int
+    token: str  # our lease token ("" = none)
+    ledger_value: bytes  # b"" = do not write the ledger (dropped or parked)
+    activation_id: int
+    event: bytes  # audit event written after the ledger (b"" = none)
+
+
+@dataclass(frozen=True)
 class Claimed:
     task_id: str
     task: PushTask | None  # None: the stored body no longer decodes (kept in the log, dropped from the schedule)
@@ -57,33 +78,65 @@ class Claimed:
 
 
 class PushStore:
-    def __init__(self, redis: aioredis.Redis, *, lease_s: float, ledger_ttl_s: int) -> None:
+    """Ledger checks, leases and settles of concurrent pushes are coalesced: one Lua call per batch, not per SMS."""
+
+    def __init__(self, redis: aioredis.Redis, *, lease_s: float, ledger_ttl_s: int, max_batch: int = 256) -> None:
         self.redis = redis
         self.lease_ms = int(lease_s * 1000)
         self.ledger_ttl_s = ledger_ttl_s
-        self._begin = redis.register_script(load_lua(grizzly_pusher.lua, "begin.lua"))
-        self._settle = redis.register_script(load_lua(grizzly_pusher.lua, "settle.lua"))
+        self._begin_many = redis.register_script(load_lua(grizzly_pusher.lua, "begin_many.lua"))
+        self._settle_many = redis.register_script(load_lua(grizzly_pusher.lua, "settle_many.lua"))
         self._schedule = redis.register_script(load_lua(grizzly_pusher.lua, "schedule.lua"))
         self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim.lua"))
+        self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)
+        self._settles: Coalescer[_SettleItem, None] = Coalescer(self._settle_batch, max_batch=max_batch)
 
-    async def begin(self, upstream: str, sms_id: int) -> Begin:
-        token = uuid.uuid4().hex
-        keys = [_key("ledger", upstream, sms_id), _key("lease", upstream, sms_id), _key("seen", upstream, sms_id)]
-        delivered, leased, first = await self._begin(keys=keys, args=[token, self.lease_ms, self.ledger_ttl_s])
-        return Begin(bool(delivered), bool(leased), bool(first), token)
+    async def aclose(self) -> None:
+        await self._begins.aclose()
+        await self._settles.aclose()
 
-    async def delivered(self, task: PushTask, token: str) -> None:
-        """The platform answered SUCCESS: never push this smsId to this upstream again."""
+    async def begin(self, upstream: str, sms_id: int, *, activation_id: int = 0, event: bytes = b"") -> Begin:
+        """Already delivered? Take the push lease; first time seen? (then `event` goes to the activation's trail)."""
+        return await self._begins(_BeginItem(upstream, sms_id, uuid.uuid4().hex, activation_id, event))
+
+    async def _begin_batch(self, items: list[_BeginItem]) -> list[Begin]:
+        keys: list[str] = []
+        args: list[str | int | bytes] = [self.lease_ms, self.ledger_ttl_s, audit.DEFAULT_RETENTION_S]
+        for item in items:
+            keys += [
+                _key("ledger", item.upstream, item.sms_id),
+                _key("lease", item.upstream, item.sms_id),
+                _key("seen", item.upstream, item.sms_id),
+                audit.activation_key(item.activation_id),
+            ]
+            args += [item.token, item.event]
+        flat = await self._begin_many(keys=keys, args=args)
+        return [
+            Begin(bool(flat[3 * i]), bool(flat[3 * i + 1]), bool(flat[3 * i + 2]), item.token)
+            for i, item in enumerate(items)
+        ]
+
+    async def delivered(self, task: PushTask, token: str, *, event: bytes = b"") -> None:
+        """The platform answered SUCCESS: never push this smsId to this upstream again (then `event` is audited)."""
         value = orjson.dumps({"ts_ms": now_ms(), "activation_id": task.activation_id, "attempt": task.attempt + 1})
-        await self._settle_call(task.upstream, task.message.sms_id, token, value)
+        await self._settles(_SettleItem(task.upstream, task.message.sms_id, token, value, task.activation_id, event))
 
     async def drop(self, upstream: str, sms_id: int, token: str = "") -> None:
         """Remove the retry entry (already delivered, or parked) and release our lease; the ledger is untouched."""
-        await self._settle_call(upstream, sms_id, token, b"")
+        await self._settles(_SettleItem(upstream, sms_id, token, b"", 0, b""))
 
-    async def _settle_call(self, upstream: str, sms_id: int, token: str, ledger_value: bytes) -> None:
-        keys = [_key("ledger", upstream, sms_id), _key("lease", upstream, sms_id), DUE_KEY, TASKS_KEY]
-        await self._settle(keys=keys, args=[token, ledger_value, self.ledger_ttl_s, task_id(upstream, sms_id)])
+    async def _settle_batch(self, items: list[_SettleItem]) -> list[None]:
+        keys: list[str] = [DUE_KEY, TASKS_KEY]
+        args: list[str | int | bytes] = [self.ledger_ttl_s, audit.DEFAULT_RETENTION_S]
+        for item in items:
+            keys += [
+                _key("ledger", item.upstream, item.sms_id),
+                _key("lease", item.upstream, item.sms_id),
+                audit.activation_key(item.activation_id),
+            ]
+            args += [item.token, item.ledger_value, task_id(item.upstream, item.sms_id), item.event]
+        await self._settle_many(keys=keys, args=args)
+        return [None] * len(items)
 
     async def schedule(self, task: PushTask, *, token: str = "", keep_existing: bool = False) -> None:
         """Durably schedule the task at task.not_before_ms, then release our lease (if token)."""
