@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
                 multipart_timeout_s=settings.multipart_timeout_s,
                 publish_timeout_s=settings.publish_timeout_s,
             )
+            stack.push_async_callback(publisher.aclose)  # batches in flight finish before Redis closes
             resolver = Resolver(settings.device_numbers, session, settings.pool_url, settings.pool_timeout_s)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
 

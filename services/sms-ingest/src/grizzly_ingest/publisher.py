@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from grizzly_common.coalesce import Coalescer
 from grizzly_common.events import InboundMessage, Topics, encode, number_key
 from grizzly_common.logging import log_fields
 from grizzly_common.redis_client import load_lua
@@ -95,7 +96,11 @@ class Publisher:
         self.dedupe_no_ts_ttl_s = dedupe_no_ts_ttl_s
         self.multipart_timeout_s = multipart_timeout_s
         self.publish_timeout_s = publish_timeout_s
-        self._dedupe = redis.register_script(load_lua(lua, "dedupe.lua"))
+        self._dedupe_many = redis.register_script(load_lua(lua, "dedupe_many.lua"))
+        self._mark_many = redis.register_script(load_lua(lua, "mark_many.lua"))
+        # concurrent requests share one Lua call for their fingerprints, and one for their "published" marks
+        self._dedupes: Coalescer[tuple[str, int], tuple[int, str]] = Coalescer(self._dedupe_batch, max_batch=256)
+        self._marks: Coalescer[tuple[str, int], None] = Coalescer(self._mark_batch, max_batch=256)
         self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))
         self._claim_due = redis.register_script(load_lua(lua, "claim_due.lua"))
 
@@ -132,9 +137,8 @@ class Publisher:
         key = self.fp_key(fingerprint(message, number))
         has_identity = message.received_at_ms is not None or bool(message.source_id)
         ttl = self.dedupe_ttl_s if has_identity else self.dedupe_no_ts_ttl_s
-        sms_id, state = await self._dedupe(keys=[key, self.id_key], args=[ttl])
-        sms_id = int(sms_id)
-        if _text(state) == "published":
+        sms_id, state = await self._dedupes((key, ttl))
+        if state == "published":
             metrics.DUPLICATES.labels(message.source).inc()
             return Accepted(sms_id, duplicate=True)
         ingested = now_ms()
@@ -153,12 +157,22 @@ class Publisher:
             recording_type=message.recording_type,
         )
         await self._publish(record)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "state", "published")
-            pipe.expire(key, ttl)
-            await pipe.execute()
+        await self._marks((key, ttl))
         metrics.ACCEPTED.labels(message.source, message.kind).inc()
         return Accepted(sms_id)
+
+    async def _dedupe_batch(self, items: list[tuple[str, int]]) -> list[tuple[int, str]]:
+        keys = [self.id_key] + [key for key, _ in items]
+        flat = await self._dedupe_many(keys=keys, args=[ttl for _, ttl in items])
+        return [(int(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def _mark_batch(self, items: list[tuple[str, int]]) -> list[None]:
+        await self._mark_many(keys=[key for key, _ in items], args=[ttl for _, ttl in items])
+        return [None] * len(items)
+
+    async def aclose(self) -> None:
+        await self._dedupes.aclose()
+        await self._marks.aclose()
 
     async def _accept_part(self, message: Incoming, number: int) -> Accepted:
         part = message.part
