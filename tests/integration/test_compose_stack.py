@@ -49,8 +49,8 @@ def _compose_command() -> list[str]:
     return ["docker", "compose"]
 
 
-def _image_env() -> dict[str, str]:
-    """The current content tags (scripts/containers.sh env); builds whatever image is missing."""
+def _image_env(services: tuple[str, ...] = SERVICES) -> dict[str, str]:
+    """The current content tags (scripts/containers.sh env); builds whatever image of `services` is missing."""
     script = str(ROOT / "scripts" / "containers.sh")
     images = subprocess.run([script, "env"], check=True, capture_output=True, text=True, timeout=120).stdout
     env = {}
@@ -59,7 +59,7 @@ def _image_env() -> dict[str, str]:
             name, _, value = item.partition("=")
             if name.startswith("GRIZZLY_") and name.endswith("_IMAGE"):
                 env[name] = value
-    wanted = [env[f"GRIZZLY_{name.upper().replace('-', '_')}_IMAGE"] for name in SERVICES]
+    wanted = [env[f"GRIZZLY_{name.upper().replace('-', '_')}_IMAGE"] for name in services]
     missing = subprocess.run(
         ["docker", "image", "inspect", *wanted], capture_output=True, text=True, timeout=60
     ).returncode
@@ -67,7 +67,7 @@ def _image_env() -> dict[str, str]:
         build = subprocess.run([script, "build", "all"], capture_output=True, text=True, timeout=900)
         if build.returncode != 0:
             pytest.fail(f"scripts/containers.sh build all failed:\n{build.stderr[-3000:]}")
-        return _image_env()
+        return _image_env(services)
     return env
 
 
@@ -75,6 +75,7 @@ def _image_env() -> dict[str, str]:
 class ComposeStack:
     project: str
     env: dict[str, str]
+    services: tuple[str, ...] = SERVICES  # the ones health() watches
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -107,7 +108,7 @@ class ComposeStack:
         return found
 
     def health(self) -> dict[str, str]:
-        ids = {service: self.container(service) for service in SERVICES}
+        ids = {service: self.container(service) for service in self.services}
         fmt = "{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
         listed = subprocess.run(
             ["docker", "inspect", "--format", fmt, *ids.values()],
