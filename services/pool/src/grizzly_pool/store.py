@@ -29,6 +29,7 @@ it finds candidate groups in the claim indexes (a random sample first), so its c
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import time
@@ -216,6 +217,11 @@ class PoolStore:
             for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "counts")
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
+        # redis-py's BlockingConnectionPool is not first-come first-served: a waiter that is woken up but loses the
+        # connection to a newer task goes back to the end of the queue, so with more callers than connections some
+        # wait for seconds (and time out). This FIFO gate lets at most as many calls through as there are
+        # connections, so the pool itself never has to queue anyone (asyncio.Semaphore serves waiters in order).
+        self._gate = asyncio.Semaphore(min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16))
 
     # keys ------------------------------------------------------------------------------------------------------
     def key(self, *parts: str | int) -> str:
@@ -228,7 +234,8 @@ class PoolStore:
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         started = time.perf_counter()
         try:
-            return await self._scripts[name](keys=list(keys), args=list(args))
+            async with self._gate:
+                return await self._scripts[name](keys=list(keys), args=list(args))
         finally:
             self._timers[name].observe(time.perf_counter() - started)
 
@@ -365,10 +372,12 @@ class PoolStore:
         return {k.decode(): v.decode() for k, v in raw.items() if not k.decode().endswith("_key")}
 
     async def lookup(self, number: int) -> LookupResult:
-        act = await self.redis.hget(self.key("num", number), "act")  # type: ignore[misc]
+        async with self._gate:
+            act = await self.redis.hget(self.key("num", number), "act")  # type: ignore[misc]
         if not act:
             return LookupResult(found=False)
-        upstream, service = await self.redis.hmget(self.key("act", act.decode()), ["upstream", "service"])  # type: ignore[misc]
+        async with self._gate:
+            upstream, service = await self.redis.hmget(self.key("act", act.decode()), ["upstream", "service"])  # type: ignore[misc]
         if upstream is None:
             return LookupResult(found=False)
         return LookupResult(found=True, activation_id=int(act), upstream=upstream.decode(), service=service.decode())
@@ -397,7 +406,8 @@ class PoolStore:
         return results
 
     async def resolve(self, device: str, slot: str) -> ResolveResult:
-        number = await self.redis.hget(self.key("slots", device), slot)  # type: ignore[misc]
+        async with self._gate:
+            number = await self.redis.hget(self.key("slots", device), slot)  # type: ignore[misc]
         return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)
 
     # reading ---------------------------------------------------------------------------------------------------
