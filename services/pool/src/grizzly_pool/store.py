@@ -389,7 +389,8 @@ class PoolStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for number in numbers:
                 pipe.hget(self.key("num", number), "act")
-            acts: list[bytes | None] = await pipe.execute()
+            async with self._gate:
+                acts: list[bytes | None] = await pipe.execute()
         results = [LookupResult(found=False)] * len(numbers)
         wanted = [(i, act.decode()) for i, act in enumerate(acts) if act]
         if not wanted:
@@ -397,7 +398,8 @@ class PoolStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for _, act in wanted:
                 pipe.hmget(self.key("act", act), ["upstream", "service"])
-            fields: list[list[bytes | None]] = await pipe.execute()
+            async with self._gate:
+                fields: list[list[bytes | None]] = await pipe.execute()
         for (i, act), (upstream, service) in zip(wanted, fields, strict=True):
             if upstream is not None:
                 results[i] = LookupResult(
