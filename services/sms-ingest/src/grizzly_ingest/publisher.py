@@ -96,11 +96,9 @@ class Publisher:
         self.dedupe_no_ts_ttl_s = dedupe_no_ts_ttl_s
         self.multipart_timeout_s = multipart_timeout_s
         self.publish_timeout_s = publish_timeout_s
-        self._dedupe_many = redis.register_script(load_lua(lua, "dedupe_many.lua"))
-        self._mark_many = redis.register_script(load_lua(lua, "mark_many.lua"))
-        # concurrent requests share one Lua call for their fingerprints, and one for their "published" marks
-        self._dedupes: Coalescer[tuple[str, int], tuple[int, str]] = Coalescer(self._dedupe_batch, max_batch=256)
-        self._marks: Coalescer[tuple[str, int], None] = Coalescer(self._mark_batch, max_batch=256)
+        self._fingerprints = redis.register_script(load_lua(lua, "fingerprints.lua"))
+        # concurrent requests share one Lua call for their fingerprint lookups and "published" marks
+        self._fp_ops: Coalescer[tuple[str, str, int], tuple[int, str]] = Coalescer(self._fp_batch, max_batch=256)
         self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))
         self._claim_due = redis.register_script(load_lua(lua, "claim_due.lua"))
 
@@ -137,7 +135,7 @@ class Publisher:
         key = self.fp_key(fingerprint(message, number))
         has_identity = message.received_at_ms is not None or bool(message.source_id)
         ttl = self.dedupe_ttl_s if has_identity else self.dedupe_no_ts_ttl_s
-        sms_id, state = await self._dedupes((key, ttl))
+        sms_id, state = await self._fp_ops(("d", key, ttl))
         if state == "published":
             metrics.DUPLICATES.labels(message.source).inc()
             return Accepted(sms_id, duplicate=True)
@@ -157,22 +155,21 @@ class Publisher:
             recording_type=message.recording_type,
         )
         await self._publish(record)
-        await self._marks((key, ttl))
+        await self._fp_ops(("m", key, ttl))
         metrics.ACCEPTED.labels(message.source, message.kind).inc()
         return Accepted(sms_id)
 
-    async def _dedupe_batch(self, items: list[tuple[str, int]]) -> list[tuple[int, str]]:
-        keys = [self.id_key] + [key for key, _ in items]
-        flat = await self._dedupe_many(keys=keys, args=[ttl for _, ttl in items])
+    async def _fp_batch(self, items: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
+        keys = [self.id_key]
+        args: list[str | int] = []
+        for op, key, ttl in items:
+            keys.append(key)
+            args += [op, ttl]
+        flat = await self._fingerprints(keys=keys, args=args)
         return [(int(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def _mark_batch(self, items: list[tuple[str, int]]) -> list[None]:
-        await self._mark_many(keys=[key for key, _ in items], args=[ttl for _, ttl in items])
-        return [None] * len(items)
-
     async def aclose(self) -> None:
-        await self._dedupes.aclose()
-        await self._marks.aclose()
+        await self._fp_ops.aclose()
 
     async def _accept_part(self, message: Incoming, number: int) -> Accepted:
         part = message.part
@@ -255,10 +252,8 @@ class Publisher:
     async def _publish(self, record: InboundMessage) -> None:
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                self.producer.send_and_wait(self.topic, encode(record), key=number_key(record.number)),
-                self.publish_timeout_s,
-            )
+            async with asyncio.timeout(self.publish_timeout_s):
+                await self.producer.send_and_wait(self.topic, encode(record), key=number_key(record.number))
         except Exception as exc:  # noqa: BLE001 - any failure to get the ack means: not accepted, retry
             log.warning("kafka publish failed", extra=log_fields(sms_id=record.sms_id, error=repr(exc)))
             raise Unavailable("message queue unavailable, retry") from None
