@@ -1,7 +1,7 @@
 """Where the benchmark runs: its own Redis/Kafka (or BENCH_REDIS_URL / BENCH_KAFKA_BOOTSTRAP), and processes.
 
 Reuses tests/integration/infra.py (LocalRedis, LocalKafka, ServiceProcess) so the services start exactly as in the
-integration tests, with an environment shaped like tests/integration/conftest.py stack_env.
+integration tests, with an environment shaped like tests/integration/fixtures.py stack_env.
 """
 
 from __future__ import annotations
