@@ -148,6 +148,43 @@ class ComposeStack:
         return found
 
 
+PORT_VARIABLES = (
+    "REDIS_PORT",
+    "KAFKA_PORT",
+    "KAFKA_CONTROLLER_PORT",
+    "POOL_PORT",
+    "POOL_ADMIN_PORT",
+    "EDGE_PORT",
+    "INGEST_PORT",
+    "PUSHER_PORT",
+)
+
+
+def compose_ports(*extra: str) -> dict[str, str]:
+    """A free port for every listener of the CI stack (skips or fails, as TEST_REQUIRE_DOCKER says, without Docker)."""
+    if not docker_engine_answers():
+        _unavailable(NO_ENGINE)
+    if not shutil.which("docker-compose") and not shutil.which("docker"):
+        _unavailable("neither docker-compose nor docker is installed (scripts/containers.sh install)")
+    return {name: str(free_port()) for name in (*PORT_VARIABLES, *extra)}
+
+
+def compose_env(ports: dict[str, str], images: dict[str, str], **overrides: str) -> dict[str, str]:
+    """The environment docker-compose gets: a clean one (no host settings leak in), images, ports and secrets."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        **images,
+        **ports,
+        "UPSTREAM_GRIZZLY_KEY": KEY,
+        "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INGEST_TOKEN": INGEST_TOKEN,
+        "PUSHER_RETRY_S": "1",
+        **overrides,
+    }
+
+
 @pytest.fixture(scope="module")
 def compose_fake() -> Iterator[FakeGrizzly]:
     fake = FakeGrizzly(key=KEY)
@@ -158,37 +195,14 @@ def compose_fake() -> Iterator[FakeGrizzly]:
 
 @pytest.fixture(scope="module")
 def compose_stack(compose_fake: FakeGrizzly) -> Iterator[ComposeStack]:
-    if not docker_engine_answers():
-        _unavailable(NO_ENGINE)
-    if not shutil.which("docker-compose") and not shutil.which("docker"):
-        _unavailable("neither docker-compose nor docker is installed (scripts/containers.sh install)")
-    ports = {
-        name: str(free_port())
-        for name in (
-            "REDIS_PORT",
-            "KAFKA_PORT",
-            "KAFKA_CONTROLLER_PORT",
-            "POOL_PORT",
-            "POOL_ADMIN_PORT",
-            "EDGE_PORT",
-            "INGEST_PORT",
-            "PUSHER_PORT",
-        )
-    }
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
-        **_image_env(),
-        **ports,
-        "UPSTREAM_GRIZZLY_KEY": KEY,
-        "UPSTREAM_GRIZZLY_PUSH_URL": compose_fake.url,
-        "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
-        "INGEST_TOKEN": INGEST_TOKEN,
-        "PUSHER_RETRY_S": "1",
-        "PUSHER_CONCURRENCY": "4",
-        "KAFKA_TOPIC_PREFIX": f"c{uuid.uuid4().hex[:8]}-",
-    }
+    ports = compose_ports()
+    env = compose_env(
+        ports,
+        _image_env(),
+        UPSTREAM_GRIZZLY_PUSH_URL=compose_fake.url,
+        PUSHER_CONCURRENCY="4",
+        KAFKA_TOPIC_PREFIX=f"c{uuid.uuid4().hex[:8]}-",
+    )
     stack = ComposeStack(project=f"grizzlyt{uuid.uuid4().hex[:8]}", env=env)
     up = stack.compose("up", "-d", "--no-build")
     try:

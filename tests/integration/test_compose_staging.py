@@ -12,8 +12,6 @@ Skipped (one line) when no Docker engine answers, unless TEST_REQUIRE_DOCKER=1: 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -22,16 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.infra import NO_ENGINE, ROOT, docker_engine_answers, free_port
+from tests.integration.infra import ROOT
 from tests.integration.test_compose_stack import (
-    ADMIN_TOKEN,
-    INGEST_TOKEN,
-    KEY,
     SERVICES,
     ComposeStack,
     _add_numbers,
     _image_env,
-    _unavailable,
+    compose_env,
+    compose_ports,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,40 +54,16 @@ def _cycles_done(found: dict[str, Any]) -> bool:
 
 
 def test_compose_staging_profile_runs_the_simulator_against_the_stack() -> None:
-    if not docker_engine_answers():
-        _unavailable(NO_ENGINE)
-    if not shutil.which("docker-compose") and not shutil.which("docker"):
-        _unavailable("neither docker-compose nor docker is installed (scripts/containers.sh install)")
-    ports = {
-        name: str(free_port())
-        for name in (
-            "REDIS_PORT",
-            "KAFKA_PORT",
-            "KAFKA_CONTROLLER_PORT",
-            "POOL_PORT",
-            "POOL_ADMIN_PORT",
-            "EDGE_PORT",
-            "INGEST_PORT",
-            "PUSHER_PORT",
-            "SIM_PORT",
-        )
-    }
+    ports = compose_ports("SIM_PORT")
     project = f"grizzlys{uuid.uuid4().hex[:8]}"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
-        **_image_env(STAGING),
-        **ports,
-        "COMPOSE_PROJECT_NAME": project,
-        "UPSTREAM_GRIZZLY_KEY": KEY,
-        "UPSTREAM_GRIZZLY_PUSH_URL": f"http://127.0.0.1:{ports['SIM_PORT']}/agent/api/sms",
-        "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
-        "INGEST_TOKEN": INGEST_TOKEN,
-        "PUSHER_RETRY_S": "1",
-        "KAFKA_TOPIC_PREFIX": f"s{uuid.uuid4().hex[:8]}-",
-        "SIM_SEED": "7",
-    }
+    env = compose_env(
+        ports,
+        _image_env(STAGING),
+        COMPOSE_PROJECT_NAME=project,
+        UPSTREAM_GRIZZLY_PUSH_URL=f"http://127.0.0.1:{ports['SIM_PORT']}/agent/api/sms",
+        KAFKA_TOPIC_PREFIX=f"s{uuid.uuid4().hex[:8]}-",
+        SIM_SEED="7",
+    )
     stack = ComposeStack(project=project, env=env)
     sim = f"http://127.0.0.1:{ports['SIM_PORT']}"
     try:

@@ -162,20 +162,26 @@ class Pusher:
         self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many
 
     # -- the pool -----------------------------------------------------------------------------------------
-    async def lookup(self, number: int) -> LookupResult:
-        timeout = aiohttp.ClientTimeout(total=self.settings.pool_timeout_s)
+    async def _pool_post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST to the pool's internal API; a transport failure or timeout is PoolUnavailable."""
         try:
             async with self.session.post(
-                self.settings.pool_url + "/v1/lookup",
-                data=_encoder.encode(LookupRequest(number=number)),
+                self.settings.pool_url + path,
+                data=body,
                 headers={"Content-Type": "application/json"},
-                timeout=timeout,
+                timeout=aiohttp.ClientTimeout(total=self.settings.pool_timeout_s),
             ) as reply:
-                body = await reply.read()
-                if reply.status != 200:
-                    raise PoolUnavailable(f"pool answered HTTP {reply.status}")
-                return _lookup_decoder.decode(body)
-        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return reply.status, await reply.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise PoolUnavailable(type(exc).__name__) from exc
+
+    async def lookup(self, number: int) -> LookupResult:
+        status, body = await self._pool_post("/v1/lookup", _encoder.encode(LookupRequest(number=number)))
+        if status != 200:
+            raise PoolUnavailable(f"pool answered HTTP {status}")
+        try:
+            return _lookup_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise PoolUnavailable(type(exc).__name__) from exc
 
     async def lookup_many(self, numbers: list[int]) -> dict[int, LookupResult]:
@@ -195,24 +201,16 @@ class Pusher:
         return results
 
     async def _lookup_chunk(self, numbers: list[int]) -> list[LookupResult]:
-        timeout = aiohttp.ClientTimeout(total=self.settings.pool_timeout_s)
+        status, body = await self._pool_post("/v1/lookup_many", _encoder.encode(LookupManyRequest(numbers=numbers)))
+        if status == 404:
+            log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
+            self._lookup_many_missing = True
+            return list(await asyncio.gather(*(self.lookup(number) for number in numbers)))
+        if status != 200:
+            raise PoolUnavailable(f"pool answered HTTP {status}")
         try:
-            async with self.session.post(
-                self.settings.pool_url + "/v1/lookup_many",
-                data=_encoder.encode(LookupManyRequest(numbers=numbers)),
-                headers={"Content-Type": "application/json"},
-                timeout=timeout,
-            ) as reply:
-                body = await reply.read()
-                status = reply.status
-            if status == 404:
-                log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
-                self._lookup_many_missing = True
-                return list(await asyncio.gather(*(self.lookup(number) for number in numbers)))
-            if status != 200:
-                raise PoolUnavailable(f"pool answered HTTP {status}")
             results = _lookup_many_decoder.decode(body).results
-        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise PoolUnavailable(type(exc).__name__) from exc
         if len(results) != len(numbers):
             raise PoolUnavailable(f"pool answered {len(results)} lookups for {len(numbers)} numbers")
