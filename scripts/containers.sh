@@ -131,7 +131,7 @@ rootfs_build() {  # name
 # ---------------------------------------------------------------------------------------------------------- kafka
 kafka_image() {
   local jars; jars=$(ls "$KAFKA_LIBS" 2>/dev/null | sort | sha256sum)
-  echo "local/grizzly-kafka:$KAFKA_VERSION-$(printf '%s\n' "$jars" "$(rootfs_image jre)" "$(hash_files docker/kafka)" | hash_text)"
+  echo "local/grizzly-kafka:$KAFKA_VERSION-$(printf '%s\n' "$jars" "$(rootfs_image jre)" "$(hash_files docker/kafka scripts/kafka/server.properties scripts/kafka/log4j2.properties)" | hash_text)"
 }
 
 kafka_build() {
@@ -141,7 +141,7 @@ kafka_build() {
   if image_exists "$image"; then log "$image: present"; return 0; fi
   rootfs_build jre
   ctx="$RUN/kafka-context"; rm -rf "$ctx"; mkdir -p "$ctx"
-  cp -a docker/kafka/. "$ctx/"
+  cp -a docker/kafka/. scripts/kafka/server.properties scripts/kafka/log4j2.properties "$ctx/"
   cp -al "$KAFKA_LIBS" "$ctx/libs" 2>/dev/null || cp -a "$KAFKA_LIBS" "$ctx/libs"
   "$DOCKER" build -q --network none --build-arg "JRE_IMAGE=$(rootfs_image jre)" -t "$image" "$ctx" >/dev/null
   rm -rf "$ctx"

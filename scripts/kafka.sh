@@ -18,7 +18,8 @@ PORT=${KAFKA_PORT:-19092}
 CPORT=${KAFKA_CONTROLLER_PORT:-19093}
 HEAP=${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
 READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-120}
-PY=${PYTHON:-python3}
+PY=${PYTHON:-$ROOT/.venv/bin/python}  # needs grizzly_common (scripts/stack.sh install)
+[ -x "$PY" ] || PY=python3
 
 fetch() {
   if [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then return 0; fi
@@ -31,46 +32,12 @@ fetch() {
   echo "kafka $KAFKA_VERSION jars fetched in $((SECONDS - t0))s ($(ls "$LIBS" | wc -l) jars)"
 }
 
+# server.properties and log4j2.properties are shared with the Kafka image (docker/kafka/run.sh)
 write_configs() {
   mkdir -p "$WORK"
-  cat > "$WORK/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${CPORT}
-listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CPORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${PORT}
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=${WORK}/data
-num.partitions=4
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-delete.topic.enable=true
-log.cleaner.dedupe.buffer.size=33554432
-num.network.threads=2
-num.io.threads=2
-PROPS
-  cat > "$WORK/log4j2.properties" <<'L4J2'
-status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-L4J2
+  sed -e "s|@HOST@|127.0.0.1|g" -e "s|@PORT@|$PORT|g" -e "s|@CPORT@|$CPORT|g" -e "s|@DATA@|$WORK/data|g" \
+    "$ROOT/scripts/kafka/server.properties" > "$WORK/server.properties"
+  cp "$ROOT/scripts/kafka/log4j2.properties" "$WORK/log4j2.properties"
 }
 
 pid_alive() { [ -f "$WORK/kafka.pid" ] && kill -0 "$(cat "$WORK/kafka.pid")" 2>/dev/null; }
@@ -104,7 +71,7 @@ print(s)')
   done
   # ready = a real metadata round trip that lists the broker, not just an open port
   "$PY" -m grizzly_common.ready kafka "127.0.0.1:$PORT" --timeout "$READY_TIMEOUT" >/dev/null \
-    || { echo "kafka not answering metadata" >&2; tail -40 "$WORK/broker.out" >&2; exit 6; }
+    || { echo "kafka not answering metadata" >&2; tail -40 "$WORK/broker.out" >&2; stop >&2; exit 6; }
   echo "kafka $KAFKA_VERSION ready on 127.0.0.1:$PORT in $((SECONDS - t0))s (pid $pid)"
 }
 

@@ -11,33 +11,9 @@ DATA=${KAFKA_DATA:-/var/lib/kafka/data}
 CONF=${KAFKA_CONFIG_FILE:-/tmp/server.properties}
 LOG_OPT=-Dlog4j2.configurationFile=/opt/kafka/log4j2.properties
 
-cat > "$CONF" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@${HOST}:${CPORT}
-listeners=PLAINTEXT://${HOST}:${PORT},CONTROLLER://${HOST}:${CPORT}
-advertised.listeners=PLAINTEXT://${HOST}:${PORT}
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=${DATA}
-num.partitions=4
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-delete.topic.enable=true
-log.cleaner.dedupe.buffer.size=33554432
-num.network.threads=2
-num.io.threads=2
-PROPS
+# the same template as scripts/kafka.sh (scripts/kafka/server.properties, copied in by scripts/containers.sh)
+sed -e "s|@HOST@|$HOST|g" -e "s|@PORT@|$PORT|g" -e "s|@CPORT@|$CPORT|g" -e "s|@DATA@|$DATA|g" \
+  /opt/kafka/server.properties.template > "$CONF"
 
 # KAFKA_* overrides (the last value of a key wins when Java reads the file)
 while IFS='=' read -r name value; do
