@@ -26,20 +26,24 @@ def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> a
     return aioredis.Redis.from_pool(pool)
 
 
-def load_lua(package: str | ModuleType, name: str) -> str:
-    """The text of a .lua file shipped inside a package (e.g. grizzly_pool.lua)."""
-    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+def load_lua(package: str | ModuleType, name: str, *preludes: str) -> str:
+    """The text of a .lua file shipped inside a package (e.g. grizzly_pool.lua), after the shared Lua functions
+    it uses (preludes such as NEXT_ID_FUNCTION): Redis scripts cannot import, so shared code is prepended."""
+    return "".join(preludes) + resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
 # Unique numeric ids that survive a Redis wipe: the counter starts at (now in ms) * 1000, so a counter
 # re-created later starts above every id handed out before (unless >1000 ids/ms were sustained).
 # Stays below 2**53, so JSON consumers that parse numbers as doubles keep every digit.
-NEXT_ID_LUA = """
-local id = redis.call('INCR', KEYS[1])
-if id < 1000000000000 then
-  local t = redis.call('TIME')
-  id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-  redis.call('SET', KEYS[1], id)
+# A script that hands out ids is loaded with load_lua(..., NEXT_ID_FUNCTION) and calls next_id(counter_key).
+NEXT_ID_FUNCTION = """
+local function next_id(counter_key)
+  local id = redis.call('INCR', counter_key)
+  if id < 1000000000000 then
+    local t = redis.call('TIME')
+    id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+    redis.call('SET', counter_key, id)
+  end
+  return id
 end
-return id
 """

@@ -42,7 +42,7 @@ import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.pool_api import LookupResult, ResolveResult
-from grizzly_common.redis_client import load_lua
+from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 
 from grizzly_pool import metrics
 
@@ -212,8 +212,9 @@ class PoolStore:
         self.retention_s = audit.DEFAULT_RETENTION_S
         self._claim_keys = (self.key("actid"), self.key("groups"), self.key("gix", "v1"))
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
+        preludes = {"claim": (NEXT_ID_FUNCTION,)}  # shared Lua functions a script calls
         self._scripts = {
-            name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua"))
+            name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, ())))
             for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "counts")
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from grizzly_common.coalesce import Coalescer
 from grizzly_common.events import InboundMessage, Topics, encode, number_key
 from grizzly_common.logging import log_fields
-from grizzly_common.redis_client import load_lua
+from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 from redis.exceptions import RedisError
 
 from grizzly_ingest import lua, metrics
@@ -96,7 +96,7 @@ class Publisher:
         self.dedupe_no_ts_ttl_s = dedupe_no_ts_ttl_s
         self.multipart_timeout_s = multipart_timeout_s
         self.publish_timeout_s = publish_timeout_s
-        self._fingerprints = redis.register_script(load_lua(lua, "fingerprints.lua"))
+        self._fingerprints = redis.register_script(load_lua(lua, "fingerprints.lua", NEXT_ID_FUNCTION))
         # concurrent requests share one Lua call for their fingerprint lookups and "published" marks
         self._fp_ops: Coalescer[tuple[str, str, int], tuple[int, str]] = Coalescer(self._fp_batch, max_batch=256)
         self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))

@@ -84,13 +84,8 @@ local function claim(group, free_key, bf_key, dev_key, number)
     if string.sub(field, 1, 2) == 'b:' then redis.call('HINCRBY', bf_key, string.sub(field, 3), -1) end
   end
   redis.call('HINCRBY', dev_key, 'active', 1)
-  -- numeric unique id that survives a Redis wipe (same rule as grizzly_common.redis_client.NEXT_ID_LUA)
-  local id = redis.call('INCR', KEYS[1])
-  if id < 1000000000000 then
-    local t = redis.call('TIME')
-    id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-    redis.call('SET', KEYS[1], id)
-  end
+  -- numeric unique id that survives a Redis wipe (next_id: grizzly_common.redis_client.NEXT_ID_FUNCTION)
+  local id = next_id(KEYS[1])
   id = string.format('%.0f', id)  -- as text: Lua would print a large number as 1.7e+15
   local num_key = prefix .. 'num:' .. number
   local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice')

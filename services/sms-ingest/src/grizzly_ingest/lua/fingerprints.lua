@@ -1,7 +1,7 @@
 -- Fingerprint operations of many concurrent requests in one round trip, applied in order:
 --   'd' dedupe: the smsId of a source message, assigned once (a retried source gets the same id back)
 --   'm' mark:   Kafka acknowledged the message: state published (a retried source is answered "duplicate")
--- KEYS[1]   id counter        {prefix}ingest:next-id   (same scheme as grizzly_common NEXT_ID_LUA)
+-- KEYS[1]   id counter        {prefix}ingest:next-id   (next_id: grizzly_common NEXT_ID_FUNCTION)
 -- KEYS[1+i] fingerprint hash  {prefix}ingest:fp:{sha256}   fields: id, state (new | published)
 -- ARGV[2i-1] operation 'd' | 'm', ARGV[2i] TTL of fingerprint i in seconds
 -- Returns {id, state} per operation; dedupe: state "new" = publish it, "published" = a duplicate; mark: {0, "ok"}.
@@ -20,12 +20,7 @@ for i = 2, #KEYS do
       out[#out + 1] = tonumber(cur[1])
       out[#out + 1] = cur[2]
     else
-      local id = redis.call('INCR', KEYS[1])
-      if id < 1000000000000 then
-        local t = redis.call('TIME')
-        id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-        redis.call('SET', KEYS[1], id)
-      end
+      local id = next_id(KEYS[1])
       redis.call('HSET', key, 'id', id, 'state', 'new')
       redis.call('EXPIRE', key, ttl)
       out[#out + 1] = id
