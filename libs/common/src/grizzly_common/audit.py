@@ -46,9 +46,21 @@ async def record(
     **fields: Any,
 ) -> None:
     """Append one event (e.g. "issued", "finish", "sms", "push_attempt") to an activation's trail."""
+    await append(redis, activation_id, _event(event, fields), prefix=prefix, retention_s=retention_s)
+
+
+async def append(
+    redis: aioredis.Redis,
+    activation_id: int,
+    encoded_event: bytes,
+    *,
+    prefix: str = "",
+    retention_s: int = DEFAULT_RETENTION_S,
+) -> None:
+    """Append an event already made by encode_event() to an activation's trail."""
     key = activation_key(activation_id, prefix)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.rpush(key, _event(event, fields))
+        pipe.rpush(key, encoded_event)
         pipe.expire(key, retention_s)
         await pipe.execute()
 

@@ -340,17 +340,7 @@ class Pusher:
 
     async def _audit_attempt(self, task: PushTask, attempt: int, result: PushResult) -> None:
         try:
-            await audit.record(
-                self.redis,
-                task.activation_id,
-                "push_attempt",
-                sms_id=task.message.sms_id,
-                upstream=task.upstream,
-                attempt=attempt,
-                result=result.result,
-                http_status=result.http_status,
-                error=result.error,
-            )
+            await audit.append(self.redis, task.activation_id, self._attempt_event(task, attempt, result))
         except Exception:  # noqa: BLE001 - the delivery state is already durable; an audit gap is only logged
             log.exception("audit write failed", extra=log_fields(sms_id=task.message.sms_id))
 
