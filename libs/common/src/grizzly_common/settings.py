@@ -83,6 +83,13 @@ def env_secret(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def audit_retention_s(env: Mapping[str, str]) -> int:
+    """AUDIT_RETENTION_DAYS (default 90): how long finished activations, their audit trail and every other
+    per-event key are kept after their last change. Open activations never expire. A fraction of a day is
+    allowed (tests use seconds)."""
+    return max(1, round(env_float(env, "AUDIT_RETENTION_DAYS", 90.0, minimum=1 / 86400) * 86400))
+
+
 @dataclass(frozen=True)
 class Upstream:
     """One platform this server is a partner of (Grizzly, an SMSHUB-compatible platform, ...)."""
