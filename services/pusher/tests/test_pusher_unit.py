@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+from collections.abc import Awaitable, Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 
@@ -15,7 +16,8 @@ from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, Upstream
 from grizzly_pusher.delivery import build_request, classify
 from grizzly_pusher.settings import Settings
-from grizzly_pusher.store import DUE_KEY, PushStore
+from grizzly_pusher.store import DUE_KEY, OWNER_KEY, TASKS_KEY, PushStore, Status, now_ms
+from redis.asyncio import Redis
 
 KEY = "unit-test-partner-key"
 UPSTREAM = Upstream(
@@ -109,33 +111,81 @@ def test_settings_defaults_and_errors_name_the_variable() -> None:
         Settings.from_env({**env, "PUSHER_LEASE_S": "2", "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "5"})
 
 
-def test_store_ledger_lease_and_retry_claim(redis_url: str) -> None:
+def task_of(sms_id: int, attempt: int = 0, not_before_ms: int = 0) -> PushTask:
+    return PushTask(
+        message=message(sms_id=sms_id),
+        upstream="grizzly",
+        activation_id=1,
+        attempt=attempt,
+        not_before_ms=not_before_ms,
+    )
+
+
+def run_with_store(redis_url: str, test: Callable[[Redis, PushStore], Awaitable[None]]) -> None:
     async def run() -> None:
         redis = make_redis(redis_url)
         try:
-            store = PushStore(redis, lease_s=0.3, ledger_ttl_s=3600)
-            first = await store.begin("grizzly", 7)
-            assert (first.delivered, first.leased, first.first_seen) == (False, True, True)
-            second = await store.begin("grizzly", 7)  # another pusher: no lease while the first holds it
-            assert (second.delivered, second.leased, second.first_seen) == (False, False, False)
-
-            task = PushTask(message=message(sms_id=7), upstream="grizzly", activation_id=1, attempt=1, not_before_ms=0)
-            await store.schedule(task, token=first.token)  # failed: durable, lease released
-            await redis.script_flush()  # scripts come back after a cache flush (EVALSHA -> NOSCRIPT -> load)
-            claimed = await store.claim(10)
-            assert [(c.task_id, c.task) for c in claimed] == [("grizzly:7", task)]
-            assert await store.claim(10) == []  # claimed: not due again until its lease runs out
-            await asyncio.sleep(0.4)
-            assert [c.task_id for c in await store.claim(10)] == ["grizzly:7"]  # the claimer died: back
-
-            third = await store.begin("grizzly", 7)
-            assert third.leased
-            await store.delivered(task, third.token)
-            assert await store.is_delivered("grizzly", 7)
-            assert await redis.zcard(DUE_KEY) == 0
-            assert (await store.begin("grizzly", 7)).delivered  # never pushed again
+            store = PushStore(redis, hold_s=0.3, ledger_ttl_s=3600, audit_retention_s=3600)
+            await test(redis, store)
+            await store.aclose()
         finally:
             await redis.aclose()
             await redis.connection_pool.disconnect()  # make_redis hands the client a pool it does not own
 
     asyncio.run(run())
+
+
+def test_store_one_fenced_owner_per_push(redis_url: str) -> None:
+    async def test(redis: Redis, store: PushStore) -> None:
+        task = task_of(7)
+        first = await store.begin(task)  # the first attempt, from Kafka
+        assert (first.status, first.first_seen) == (Status.OWNER, True)
+        replay = await store.begin(task)  # the record read again after a crash: the push has its owner
+        assert (replay.status, replay.first_seen) == (Status.OWNED_ELSEWHERE, False)
+        assert await store.offer(task, create=False)  # the replayed record's body makes the entry complete
+
+        failed = task_of(7, attempt=1, not_before_ms=1)
+        assert await store.reschedule(failed, first.token)  # failed: durable, ownership released
+        await redis.script_flush()  # scripts come back after a cache flush (EVALSHA -> NOSCRIPT -> load)
+        [claimed] = await store.claim(10)
+        assert (claimed.task_id, claimed.task) == ("grizzly:7", failed)
+        assert await store.claim(10) == []  # held: not due again until the hold runs out
+        assert (await store.begin(task)).status is Status.OWNED_ELSEWHERE
+
+        await asyncio.sleep(0.4)
+        [again] = await store.claim(10)  # the first claimer died (or stalled): taken over
+        assert again.token != claimed.token
+        assert (await store.begin(failed, token=claimed.token)).status is Status.LOST
+        assert not await store.reschedule(failed, claimed.token)  # fenced: the old owner's write changes nothing
+        assert await redis.zscore(DUE_KEY, "grizzly:7") > now_ms()  # still held by the new owner
+
+        assert (await store.begin(failed, token=again.token)).status is Status.OWNER
+        assert await store.delivered(failed, again.token)
+        assert await redis.zcard(DUE_KEY) == 0 and await redis.hlen(TASKS_KEY) == 0 and await redis.hlen(OWNER_KEY) == 0
+        assert (await store.begin(task)).status is Status.DELIVERED  # never pushed again
+        assert (await store.begin(failed, token=again.token)).status is Status.DELIVERED
+
+    run_with_store(redis_url, test)
+
+
+def test_store_owner_that_died_mid_push_leaves_nothing_behind(redis_url: str) -> None:
+    async def test(redis: Redis, store: PushStore) -> None:
+        await store.begin(task_of(8))  # first attempt in flight, no body stored: its Kafka record is uncommitted
+        await asyncio.sleep(0.4)
+        assert await store.claim(10) == []  # the record comes back from Kafka: the empty entry is dropped
+        assert await redis.zcard(DUE_KEY) == 0 and await redis.hlen(OWNER_KEY) == 0
+        assert (await store.begin(task_of(8))).status is Status.OWNER  # the re-read record owns it now
+
+    run_with_store(redis_url, test)
+
+
+def test_store_owner_whose_hold_ran_out_still_never_loses_a_push(redis_url: str) -> None:
+    async def test(redis: Redis, store: PushStore) -> None:
+        begin = await store.begin(task_of(9))
+        await asyncio.sleep(0.4)  # e.g. Redis away for longer than the hold
+        assert await store.claim(10) == []  # the empty entry is dropped
+        assert not await store.reschedule(task_of(9, attempt=1, not_before_ms=1), begin.token)  # no longer the owner
+        [claimed] = await store.claim(10)  # ... but the failed push is in the schedule all the same
+        assert claimed.task == task_of(9, attempt=1, not_before_ms=1)
+
+    run_with_store(redis_url, test)

@@ -84,7 +84,12 @@ def create_app(settings: Settings) -> Starlette:
             consumer = make_consumer(
                 settings.kafka_bootstrap, settings.group_id, f"grizzly-pusher-{socket.gethostname()}-{os.getpid()}"
             )
-            store = PushStore(redis, lease_s=settings.lease_s, ledger_ttl_s=settings.ledger_ttl_s)
+            store = PushStore(
+                redis,
+                hold_s=settings.hold_s,
+                ledger_ttl_s=settings.ledger_ttl_s,
+                audit_retention_s=settings.audit_retention_s,
+            )
             pusher = Pusher(settings, redis, session, store)
             inbound = InboundConsumer(consumer, pusher, topics.inbound)
             inbound.subscribe()

@@ -1,9 +1,12 @@
 """The Kafka side: read inbound messages, settle every record of a batch, then commit the batch.
 
-A record is settled when it is delivered, durably scheduled in the Redis retry schedule, recorded as unmatched,
-or parked as undecodable. Records of one number are handled in order, different numbers concurrently (bounded by
-the pusher's semaphore). Offsets are committed only when every record of the batch is settled; otherwise they
-are not committed at all, and the records come back (the ledger keeps them from being pushed twice).
+A record is settled when it is delivered, durably scheduled in the Redis retry schedule (or found there already,
+with an owner: read again after a crash), recorded as unmatched, or parked: a record that cannot be decoded or
+pushed because of its content is kept in pusher:parked with the reason, counted, and never tried again, so it
+never holds up the records behind it. Only a transient failure (Redis or the pool away) is retried.
+Records of one number are handled in order, different numbers concurrently (bounded by the pusher's semaphore).
+Offsets are committed only when every record of the batch is settled; otherwise they are not committed at all,
+and the records come back (the retry schedule's owner and the ledger keep them from being pushed twice).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-import redis.exceptions
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from grizzly_common.errors import DecodeError
@@ -22,7 +24,7 @@ from grizzly_common.logging import log_fields
 from grizzly_common.pool_api import LookupResult
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher, keep_unmatched
+from grizzly_pusher.delivery import PoolUnavailable, Pusher, is_transient, keep_unmatched
 from grizzly_pusher.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -119,39 +121,47 @@ class InboundConsumer:
         delay = 0.2
         while True:
             try:
-                async with self.pusher.semaphore:
-                    await self._handle(entry, found)
+                try:
+                    async with self.pusher.semaphore:
+                        await self._handle(entry, found)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.exception("record cannot be pushed: parked", extra=log_fields(offset=entry.record.offset))
+                    await self._park(entry.record, "unpushable", repr(exc))
                 return True
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - transient (or parking failed): tried again
                 if self.stop_event.is_set():
                     return False
-                log.warning("record not settled yet (redis), retrying", extra=log_fields(error=type(exc).__name__))
-            except Exception:
-                if self.stop_event.is_set():
-                    return False
-                log.exception("record not settled yet, retrying", extra=log_fields(offset=entry.record.offset))
+                log.warning(
+                    "record not settled yet, retrying",
+                    extra=log_fields(offset=entry.record.offset, error=type(exc).__name__),
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _park(self, record: ConsumerRecord, reason: str, error: str) -> None:
+        await self.pusher.store.park_raw(
+            record.value or b"",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key or b"",  # type: ignore[arg-type]
+            reason=reason,
+            error=error[:500],
+        )
+        metrics.PARKED.labels(reason).inc()
+        log.error(
+            "record parked",
+            extra=log_fields(
+                topic=record.topic, partition=record.partition, offset=record.offset, reason=reason, error=error[:200]
+            ),
+        )
 
     async def _handle(self, entry: _Entry, found: dict[int, LookupResult] | PoolUnavailable) -> None:
         record, message = entry.record, entry.message
         if message is None:
-            error = str(entry.error)
-            await self.pusher.store.park_raw(
-                record.value or b"",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key or b"",  # type: ignore[arg-type]
-                error=error[:500],
-            )
-            metrics.PARKED.labels("undecodable").inc()
-            log.error(
-                "undecodable record parked",
-                extra=log_fields(
-                    topic=record.topic, partition=record.partition, offset=record.offset, error=error[:200]
-                ),
-            )
+            await self._park(record, "undecodable", str(entry.error))
             return
         lookup = found.get(message.number) if isinstance(found, dict) else None
         if lookup is None:
@@ -163,7 +173,7 @@ class InboundConsumer:
                 attempt=0,
                 not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000),
             )
-            await self.pusher.store.schedule(task, keep_existing=True)
+            await self.pusher.store.offer(task, create=True)
             log.warning(
                 "pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(found))
             )

@@ -1,9 +1,10 @@
-"""One push attempt: ledger check and lease, the HTTP request, then ledger write or durable retry.
+"""One push attempt: ledger check and ownership, the HTTP request, then ledger write or durable retry.
 
-The order is what makes the guarantees: the ledger is checked and the lease taken before sending; the ledger
-is written the moment SUCCESS comes back (before anything else, audit included); a failed attempt is written
-to the Redis retry schedule before its lease is released. Exactly-once is impossible against an HTTP endpoint:
-a crash between SUCCESS and the ledger write re-sends that SMS once, with the same smsId.
+The order is what makes the guarantees: the ledger is checked and the push's ownership taken before sending
+(store.py: one fenced owner per push); the ledger is written the moment SUCCESS comes back (before anything else,
+audit included); a failed attempt is written to the Redis retry schedule as it releases the ownership.
+Exactly-once is impossible against an HTTP endpoint: a crash between SUCCESS and the ledger write re-sends that SMS
+once, with the same smsId.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ import aiohttp
 import msgspec
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions
 from grizzly_common import audit
 from grizzly_common.events import InboundMessage, PushTask
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
 from grizzly_common.pool_api import LOOKUP_MANY_MAX, LookupManyRequest, LookupManyResult, LookupRequest, LookupResult
 from grizzly_common.settings import Upstream
+from msgspec.structs import replace
 
 from grizzly_pusher import metrics
 from grizzly_pusher.settings import Settings
-from grizzly_pusher.store import PushStore, now_ms
+from grizzly_pusher.store import PushStore, Status, now_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,10 +50,10 @@ class Outcome(Enum):
     DELIVERED = "delivered"
     ALREADY_DELIVERED = "already_delivered"
     SCHEDULED = "scheduled"  # failed, durably scheduled for the next attempt
-    BUSY = "busy"  # another pusher holds the lease: durably scheduled (unless already scheduled)
+    OWNED_ELSEWHERE = "owned_elsewhere"  # the push already has an owner or a due entry: left to it
+    LOST = "lost"  # our claim was taken over by another pusher before we began: left to it
     HANDED_BACK = "handed_back"  # shutting down: scheduled for now, for whichever pusher claims it
     PARKED = "parked"  # too old: kept in the audit trail, no more attempts
-    UNMATCHED = "unmatched"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class PushResult:
 
 class PoolUnavailable(Exception):
     pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that passes by itself (Redis, the pool or the network away, Redis full or read-only for a while):
+    the record is tried again. Anything else comes from the record's content and never passes: it is parked."""
+    if isinstance(exc, aioredis.ResponseError):
+        return isinstance(exc, redis.exceptions.ReadOnlyError) or str(exc).startswith(("OOM", "LOADING", "BUSY"))
+    return isinstance(exc, (aioredis.ConnectionError, aioredis.TimeoutError, OSError, TimeoutError, PoolUnavailable))
 
 
 def build_request(upstream: Upstream, message: InboundMessage) -> tuple[bytes, dict[str, str]]:
@@ -239,14 +250,15 @@ class Pusher:
         return result
 
     # -- one attempt --------------------------------------------------------------------------------------
-    async def attempt(self, task: PushTask) -> Outcome:
-        """One attempt of a resolved task; returns only once the outcome is durable in Redis."""
+    async def attempt(self, task: PushTask, token: str = "") -> Outcome:
+        """One attempt of a resolved task; returns only once the outcome is durable in Redis.
+
+        Without a token this is the first attempt (a Kafka record); with one, the attempt of a claimed retry.
+        """
         message = task.message
-        sms_id = message.sms_id
-        upstream = self.settings.upstream(task.upstream)
         sms_event = audit.encode_event(
             "sms",
-            sms_id=sms_id,
+            sms_id=message.sms_id,
             kind=message.kind,
             number=message.number,
             phone_from=message.phone_from,
@@ -254,52 +266,55 @@ class Pusher:
             received_at_ms=message.received_at_ms,
             upstream=task.upstream,
         )
-        # ledger check, lease, and the "sms" audit event when first seen: one Lua call shared with concurrent pushes
-        begin = await self.store.begin(task.upstream, sms_id, activation_id=task.activation_id, event=sms_event)
-        if begin.delivered:
-            await self.store.drop(task.upstream, sms_id)
+        # ledger check, ownership, and the "sms" audit event when first seen: one Lua call shared with other pushes
+        begin = await self.store.begin(task, token=token, event=sms_event)
+        if begin.status is Status.DELIVERED:
             metrics.ALREADY_DELIVERED.labels(task.upstream).inc()
             return Outcome.ALREADY_DELIVERED
-        if not begin.leased:
-            # another pusher is pushing it right now; if it dies, this entry brings the push back
-            later = msgspec.structs.replace(task, not_before_ms=now_ms() + int(self.settings.retry_s * 1000))
-            await self.store.schedule(later, keep_existing=True)
-            return Outcome.BUSY
+        if begin.status is Status.OWNED_ELSEWHERE:
+            # read again after a crash or a rebalance: the push's owner (or its due entry) brings it to the platform
+            await self.store.offer(task, create=False)
+            metrics.OWNED_ELSEWHERE.inc()
+            return Outcome.OWNED_ELSEWHERE
+        if begin.status is Status.LOST:
+            metrics.OWNERSHIP_LOST.labels("begin").inc()
+            return Outcome.LOST
+        token = begin.token
         if self.stopping:
-            await self.store.schedule(msgspec.structs.replace(task, not_before_ms=now_ms()), token=begin.token)
+            await self._until_done(lambda: self.store.reschedule(replace(task, not_before_ms=now_ms()), token))
             return Outcome.HANDED_BACK
+        upstream = self.settings.upstream(task.upstream)
         if upstream is None:
             result = PushResult("network", None, f"upstream {task.upstream!r} is not configured")
         else:
             result = await self.send(upstream, message)
         attempt = task.attempt + 1
+        event = self._attempt_event(task, attempt, result)
         if result.ok:
             # the ledger first, before anything else; the attempt's audit event follows it in the same Lua call
-            event = self._attempt_event(task, attempt, result)
-            await self._until_done(lambda: self.store.delivered(task, begin.token, event=event))
+            owned = await self._until_done(lambda: self.store.delivered(task, token, event=event))
+            self._count_lost(owned, "delivered")
             metrics.PUSH_SUCCESSES.labels(task.upstream).inc()
             metrics.END_TO_END_LAG.labels(task.upstream).observe(max(0, now_ms() - message.received_at_ms) / 1000)
             return Outcome.DELIVERED
         age_s = (now_ms() - message.ingested_at_ms) / 1000
         if age_s > self.settings.max_retry_age_s:
-            await self._audit_attempt(task, attempt, result)
-            await audit.record(
-                self.redis,
-                task.activation_id,
+            gave_up = audit.encode_event(
                 "push_undeliverable",
-                sms_id=sms_id,
+                sms_id=message.sms_id,
                 upstream=task.upstream,
                 attempts=attempt,
                 age_s=int(age_s),
                 last_result=result.result,
                 last_error=result.error,
             )
-            await self.store.drop(task.upstream, sms_id, begin.token)
+            await self._until_done(lambda: self.store.done(task, token, event=event))
+            await self._until_done(lambda: self.store.done(task, "", event=gave_up))  # no token: the event only
             metrics.PARKED.labels("max_retry_age").inc()
             log.error(
                 "push undeliverable: retries exhausted, parked in the audit trail",
                 extra=log_fields(
-                    sms_id=sms_id,
+                    sms_id=message.sms_id,
                     activation_id=task.activation_id,
                     upstream=task.upstream,
                     attempts=attempt,
@@ -308,15 +323,14 @@ class Pusher:
                 ),
             )
             return Outcome.PARKED
-        retry_ms = int(self.settings.retry_s * 1000)
-        later = msgspec.structs.replace(task, attempt=attempt, not_before_ms=now_ms() + retry_ms)
-        await self._until_done(lambda: self.store.schedule(later, token=begin.token))
+        later = replace(task, attempt=attempt, not_before_ms=now_ms() + int(self.settings.retry_s * 1000))
+        owned = await self._until_done(lambda: self.store.reschedule(later, token, event=event))
+        self._count_lost(owned, "rescheduled")
         metrics.RETRIES_SCHEDULED.labels(task.upstream).inc()
-        await self._audit_attempt(task, attempt, result)
         log.info(
             "push failed, retry scheduled",
             extra=log_fields(
-                sms_id=sms_id,
+                sms_id=message.sms_id,
                 upstream=task.upstream,
                 attempt=attempt,
                 result=result.result,
@@ -325,6 +339,13 @@ class Pusher:
             ),
         )
         return Outcome.SCHEDULED
+
+    @staticmethod
+    def _count_lost(owned: bool, stage: str) -> None:
+        """Our hold ran out before we settled (Redis away for longer than it): another pusher may own it now."""
+        if not owned:
+            metrics.OWNERSHIP_LOST.labels(stage).inc()
+            log.warning("push settled after its hold ran out", extra=log_fields(stage=stage))
 
     @staticmethod
     def _attempt_event(task: PushTask, attempt: int, result: PushResult) -> bytes:
@@ -337,12 +358,6 @@ class Pusher:
             http_status=result.http_status,
             error=result.error,
         )
-
-    async def _audit_attempt(self, task: PushTask, attempt: int, result: PushResult) -> None:
-        try:
-            await audit.append(self.redis, task.activation_id, self._attempt_event(task, attempt, result))
-        except Exception:  # noqa: BLE001 - the delivery state is already durable; an audit gap is only logged
-            log.exception("audit write failed", extra=log_fields(sms_id=task.message.sms_id))
 
     async def _until_done(self, write: Callable[[], Awaitable[T]]) -> T:
         """The write that must follow an HTTP answer: retried through a Redis outage, even while stopping."""

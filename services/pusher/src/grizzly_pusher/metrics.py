@@ -15,9 +15,22 @@ RETRIES_SCHEDULED = Counter("pusher_retries_scheduled_total", "Pushes scheduled 
 ALREADY_DELIVERED = Counter(
     "pusher_already_delivered_total", "Records skipped because the ledger says they were delivered", ["upstream"]
 )
+OWNED_ELSEWHERE = Counter(
+    "pusher_owned_elsewhere_total",
+    "Records read again (after a crash or a rebalance) whose push already had an owner: left to it",
+)
+OWNERSHIP_LOST = Counter(
+    "pusher_ownership_lost_total",
+    "Attempts whose hold ran out before they settled (another pusher took the push over), by stage",
+    ["stage"],
+)
 RETRY_QUEUE_DEPTH = Gauge("pusher_retry_queue_depth", "Tasks in the durable retry schedule (all pushers)")
 UNMATCHED = Counter("pusher_unmatched_total", "Messages for numbers with no open activation (kept, not pushed)")
-PARKED = Counter("pusher_parked_total", "Records parked (never retried), by reason", ["reason"])
+PARKED = Counter(
+    "pusher_parked_total",
+    "Records parked, never retried (undecodable, unpushable content, max_retry_age), by reason",
+    ["reason"],
+)
 PUSH_LATENCY = Histogram(
     "pusher_push_latency_seconds",
     "Duration of one PUSH_* HTTP request",

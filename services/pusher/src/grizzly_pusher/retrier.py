@@ -1,6 +1,7 @@
 """Later attempts: claim due tasks from the Redis retry schedule (shared by every pusher) and push them.
 
-A claimed task's due time moves forward by the lease, so the tasks of a pusher that dies come back on their own.
+A claim makes this pusher the push's owner and moves its due time to the end of the hold, so the tasks of a pusher
+that dies come back on their own. A task that fails because of its content is parked, never tried again.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgspec
 from grizzly_common.logging import log_fields
+from msgspec.structs import replace
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher, keep_unmatched
+from grizzly_pusher.delivery import PoolUnavailable, Pusher, is_transient, keep_unmatched
 from grizzly_pusher.store import Claimed, now_ms
 
 log = logging.getLogger(__name__)
@@ -67,37 +68,43 @@ class Retrier:
         try:
             async with self.pusher.semaphore:
                 await self._handle(item)
-        except Exception:  # noqa: BLE001 - the task stays in the schedule and comes back after its lease
-            log.exception(
-                "retry attempt failed; the task comes back after its lease", extra=log_fields(task=item.task_id)
-            )
+        except Exception as exc:  # noqa: BLE001 - transient: the task comes back after the hold; else parked
+            if is_transient(exc):
+                log.warning(
+                    "retry attempt failed; the task comes back after its hold",
+                    extra=log_fields(task=item.task_id, error=type(exc).__name__),
+                )
+                return
+            log.exception("retry task cannot be pushed: parked", extra=log_fields(task=item.task_id))
+            try:
+                await self._park(item, "unpushable", repr(exc))
+            except Exception:  # noqa: BLE001 - not parked: the task comes back after its hold
+                log.exception("parking failed; the task comes back after its hold", extra=log_fields(task=item.task_id))
+
+    async def _park(self, item: Claimed, reason: str, error: str) -> None:
+        await self.pusher.store.park_raw(item.raw, task_id=item.task_id, reason=reason, error=error[:500])
+        await self.pusher.store.forget(item.task_id, item.token)
+        metrics.PARKED.labels(reason).inc()
 
     async def _handle(self, item: Claimed) -> None:
-        task = item.task
+        task, store = item.task, self.pusher.store
         if task is None:
-            await self.pusher.store.park_raw(item.raw, task_id=item.task_id, error="undecodable retry task")
-            await self.pusher.store.forget(item.task_id)
-            metrics.PARKED.labels("undecodable").inc()
+            await self._park(item, "undecodable", "undecodable retry task")
             return
         if not task.upstream:  # the pool was unreachable when the record was read: look it up now
             message = task.message
             try:
                 found = await self.pusher.lookup(message.number)
             except PoolUnavailable:
-                later = msgspec.structs.replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
-                await self.pusher.store.schedule(later)
+                later = replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
+                await store.reschedule(later, item.token)
                 return
             if not found.found:
                 await keep_unmatched(self.pusher.redis, message)
-                await self.pusher.store.forget(item.task_id)
+                await store.done(task, item.token)
                 return
-            resolved = msgspec.structs.replace(
-                task,
-                upstream=found.upstream,
-                activation_id=found.activation_id,
-                not_before_ms=now_ms() + self.pusher.store.lease_ms,
-            )
-            await self.pusher.store.schedule(resolved, keep_existing=True)  # durable before the old entry goes
-            await self.pusher.store.forget(item.task_id)
-            task = resolved
-        await self.pusher.attempt(task)
+            resolved = replace(task, upstream=found.upstream, activation_id=found.activation_id, not_before_ms=now_ms())
+            await store.offer(resolved, create=True)  # durable (and due now) before the unresolved entry goes
+            await store.done(task, item.token)
+            return
+        await self.pusher.attempt(task, item.token)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from grizzly_common.settings import (
     SettingsError,
     Upstream,
+    audit_retention_s,
     env_float,
     env_int,
     env_str,
@@ -30,11 +31,17 @@ class Settings:
     concurrency: int  # pushes in flight at once, per process
     ledger_ttl_s: int  # how long "delivered" is remembered per (upstream, smsId)
     max_retry_age_s: int  # after this age (since ingestion) a failing push is parked, not retried
-    lease_s: float  # per-(upstream, smsId) push lease and retry-claim lease; > the slowest push
+    lease_s: float  # how long a push's owner holds it before another pusher may take it over; > the slowest push
     group_id: str
     topic_partitions: int  # used only when the pusher creates the inbound topic itself
     shutdown_grace_s: float  # SIGTERM: in-flight pushes get this long to finish before they are handed back
     retry_poll_s: float  # how often the retry schedule is polled for due tasks
+    audit_retention_s: int  # AUDIT_RETENTION_DAYS: the audit events the pusher appends expire after this
+
+    @property
+    def hold_s(self) -> float:
+        """An owner's hold on a push: never shorter than the retry delay, so a crash never brings a retry sooner."""
+        return max(self.lease_s, self.retry_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -62,6 +69,7 @@ class Settings:
             topic_partitions=env_int(env, "PUSHER_TOPIC_PARTITIONS", 12, minimum=1),
             shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
             retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
+            audit_retention_s=audit_retention_s(env),
         )
 
     def upstream(self, name: str) -> Upstream | None:

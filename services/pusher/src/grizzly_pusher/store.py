@@ -1,12 +1,19 @@
-"""The pusher's durable state in Redis: the delivery ledger, push leases, and the retry schedule.
+"""The pusher's durable state in Redis: the delivery ledger and the retry schedule, which names each push's owner.
+
+A push (one smsId to one upstream) has at most one owner at a time, fenced by a token: the first attempt's pusher
+(begin, mode "new") or whoever claimed it from the schedule (claim). Only the owner's settle changes the push's
+entry; an owner whose hold ran out (it died, or Redis was away for longer than the hold) has lost it, and another
+pusher takes it over once the entry is due. A Kafka record read again after a crash finds the entry and leaves the
+push to its owner. The ledger is checked at every begin, so nothing is pushed again after a SUCCESS except when a
+pusher dies between the platform's SUCCESS and its ledger write.
 
 Keys:
   pusher:ledger:{upstream}:{smsId}  "delivered": written right after the platform answered SUCCESS (TTL ledger_ttl)
-  pusher:lease:{upstream}:{smsId}   the push lease (SET NX PX): one pusher at a time attempts one push
   pusher:seen:{upstream}:{smsId}    the SMS was already recorded in the audit trail (TTL ledger_ttl)
-  pusher:retry:due                  ZSET task id -> due time in ms (a claimed task: claim time + lease)
-  pusher:retry:tasks                HASH task id -> PushTask JSON
-  pusher:parked                     stream of Kafka records that could not be decoded (kept, never retried)
+  pusher:retry:due                  ZSET task id -> when the next attempt is due, or when the owner's hold ends (ms)
+  pusher:retry:tasks                HASH task id -> PushTask JSON (no body while a first attempt is in flight)
+  pusher:retry:owner                HASH task id -> the owner's token, while someone owns the push
+  pusher:parked                     stream of records and tasks that can never be pushed (kept, never retried)
 A task id is "{upstream}:{smsId}" (one entry per push), or "?:{smsId}" while the activation is not looked up yet.
 """
 
@@ -15,11 +22,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from enum import IntEnum
 
 import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.coalesce import Coalescer
+from grizzly_common.errors import DecodeError
 from grizzly_common.events import PushTask, decode_task, encode
 from grizzly_common.redis_client import load_lua
 
@@ -27,6 +36,7 @@ import grizzly_pusher.lua
 
 DUE_KEY = "pusher:retry:due"
 TASKS_KEY = "pusher:retry:tasks"
+OWNER_KEY = "pusher:retry:owner"
 PARKED_KEY = "pusher:parked"
 PARKED_MAXLEN = 100_000
 
@@ -43,125 +53,174 @@ def _key(kind: str, upstream: str, sms_id: int) -> str:
     return f"pusher:{kind}:{upstream}:{sms_id}"
 
 
+class Status(IntEnum):
+    OWNER = 0  # we own the push: attempt it now
+    DELIVERED = 1  # the ledger says this smsId already reached this upstream
+    OWNED_ELSEWHERE = 2  # (first attempt) the push already has an entry and an owner or a due time
+    LOST = 3  # (claimed attempt) claimed again by another pusher since: leave it
+
+
 @dataclass(frozen=True)
 class Begin:
-    delivered: bool  # the ledger says this smsId already reached this upstream
-    leased: bool  # we hold the push lease (token)
+    status: Status
     first_seen: bool  # never recorded in the audit trail before
     token: str
 
 
 @dataclass(frozen=True)
 class _BeginItem:
+    tid: str
     upstream: str
     sms_id: int
     token: str
+    mode: str  # "new" | "own"
     activation_id: int
     event: bytes  # the "sms" audit event, written only when the push is first seen (b"" = none)
 
 
 @dataclass(frozen=True)
 class _SettleItem:
-    upstream: str
-    sms_id: int
-    token: str  # our lease token ("" = none)
-    ledger_value: bytes  # b"" = do not write the ledger (dropped or parked)
-    activation_id: int
+    tid: str
+    token: str
+    ledger_key: str
+    ledger_value: bytes  # b"" = do not write the ledger
+    next_due_ms: int  # 0 = done: remove the entry
+    body: bytes  # the PushTask for the next attempt (when next_due_ms)
+    audit_key: str
     event: bytes  # audit event written after the ledger (b"" = none)
 
 
 @dataclass(frozen=True)
 class Claimed:
     task_id: str
-    task: PushTask | None  # None: the stored body no longer decodes (kept in the log, dropped from the schedule)
+    task: PushTask | None  # None: the stored body no longer decodes (parked by the caller)
     raw: bytes
+    token: str
 
 
 class PushStore:
-    """Ledger checks, leases and settles of concurrent pushes are coalesced: one Lua call per batch, not per SMS."""
+    """Begins and settles of concurrent pushes are coalesced: one Lua call per batch, not per SMS."""
 
-    def __init__(self, redis: aioredis.Redis, *, lease_s: float, ledger_ttl_s: int, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        hold_s: float,
+        ledger_ttl_s: int,
+        audit_retention_s: int,
+        max_batch: int = 256,
+    ) -> None:
         self.redis = redis
-        self.lease_ms = int(lease_s * 1000)
+        self.hold_ms = int(hold_s * 1000)
         self.ledger_ttl_s = ledger_ttl_s
+        self.audit_retention_s = audit_retention_s
         self._begin_many = redis.register_script(load_lua(grizzly_pusher.lua, "begin_many.lua"))
         self._settle_many = redis.register_script(load_lua(grizzly_pusher.lua, "settle_many.lua"))
-        self._schedule = redis.register_script(load_lua(grizzly_pusher.lua, "schedule.lua"))
+        self._offer = redis.register_script(load_lua(grizzly_pusher.lua, "offer.lua"))
         self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim.lua"))
         self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)
-        self._settles: Coalescer[_SettleItem, None] = Coalescer(self._settle_batch, max_batch=max_batch)
+        self._settles: Coalescer[_SettleItem, bool] = Coalescer(self._settle_batch, max_batch=max_batch)
 
     async def aclose(self) -> None:
         await self._begins.aclose()
         await self._settles.aclose()
 
-    async def begin(self, upstream: str, sms_id: int, *, activation_id: int = 0, event: bytes = b"") -> Begin:
-        """Already delivered? Take the push lease; first time seen? (then `event` goes to the activation's trail)."""
-        return await self._begins(_BeginItem(upstream, sms_id, uuid.uuid4().hex, activation_id, event))
+    async def begin(self, task: PushTask, *, token: str = "", event: bytes = b"") -> Begin:
+        """Before an attempt: delivered already? Do we own the push? First time seen? (then `event` is audited).
+
+        Without a token this is a first attempt: we become the owner unless the push has an entry already. With the
+        token of a claim, the claim must still be ours.
+        """
+        mode = "own" if token else "new"
+        item = _BeginItem(
+            task_id(task.upstream, task.message.sms_id),
+            task.upstream,
+            task.message.sms_id,
+            token or uuid.uuid4().hex,
+            mode,
+            task.activation_id,
+            event,
+        )
+        return await self._begins(item)
 
     async def _begin_batch(self, items: list[_BeginItem]) -> list[Begin]:
-        keys: list[str] = []
-        args: list[str | int | bytes] = [self.lease_ms, self.ledger_ttl_s, audit.DEFAULT_RETENTION_S]
+        keys: list[str] = [DUE_KEY, TASKS_KEY, OWNER_KEY]
+        args: list[str | int | bytes] = [now_ms() + self.hold_ms, self.ledger_ttl_s, self.audit_retention_s]
         for item in items:
             keys += [
                 _key("ledger", item.upstream, item.sms_id),
-                _key("lease", item.upstream, item.sms_id),
                 _key("seen", item.upstream, item.sms_id),
                 audit.activation_key(item.activation_id),
             ]
-            args += [item.token, item.event]
+            args += [item.tid, item.token, item.mode, item.event]
         flat = await self._begin_many(keys=keys, args=args)
-        return [
-            Begin(bool(flat[3 * i]), bool(flat[3 * i + 1]), bool(flat[3 * i + 2]), item.token)
-            for i, item in enumerate(items)
-        ]
+        return [Begin(Status(int(flat[2 * i])), bool(flat[2 * i + 1]), item.token) for i, item in enumerate(items)]
 
-    async def delivered(self, task: PushTask, token: str, *, event: bytes = b"") -> None:
-        """The platform answered SUCCESS: never push this smsId to this upstream again (then `event` is audited)."""
+    async def delivered(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
+        """The platform answered SUCCESS: never push this smsId to this upstream again (then `event` is audited).
+
+        Returns False when the push had another owner by then (the ledger is written all the same)."""
         value = orjson.dumps({"ts_ms": now_ms(), "activation_id": task.activation_id, "attempt": task.attempt + 1})
-        await self._settles(_SettleItem(task.upstream, task.message.sms_id, token, value, task.activation_id, event))
+        return await self._settle(task, token, ledger_value=value, event=event)
 
-    async def drop(self, upstream: str, sms_id: int, token: str = "") -> None:
-        """Remove the retry entry (already delivered, or parked) and release our lease; the ledger is untouched."""
-        await self._settles(_SettleItem(upstream, sms_id, token, b"", 0, b""))
+    async def done(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
+        """No more attempts (parked, unmatched, or handed on): remove the entry if we still own it."""
+        return await self._settle(task, token, event=event)
 
-    async def _settle_batch(self, items: list[_SettleItem]) -> list[None]:
-        keys: list[str] = [DUE_KEY, TASKS_KEY]
-        args: list[str | int | bytes] = [self.ledger_ttl_s, audit.DEFAULT_RETENTION_S]
+    async def reschedule(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
+        """Durably schedule the next attempt at task.not_before_ms and release the ownership."""
+        return await self._settle(task, token, next_due_ms=max(1, task.not_before_ms), event=event)
+
+    async def _settle(
+        self, task: PushTask, token: str, *, ledger_value: bytes = b"", next_due_ms: int = 0, event: bytes = b""
+    ) -> bool:
+        sms_id = task.message.sms_id
+        item = _SettleItem(
+            task_id(task.upstream, sms_id),
+            token,
+            _key("ledger", task.upstream, sms_id),
+            ledger_value,
+            next_due_ms,
+            encode(task) if next_due_ms else b"",
+            audit.activation_key(task.activation_id),
+            event,
+        )
+        return await self._settles(item)
+
+    async def _settle_batch(self, items: list[_SettleItem]) -> list[bool]:
+        keys: list[str] = [DUE_KEY, TASKS_KEY, OWNER_KEY]
+        args: list[str | int | bytes] = [self.ledger_ttl_s, self.audit_retention_s]
         for item in items:
-            keys += [
-                _key("ledger", item.upstream, item.sms_id),
-                _key("lease", item.upstream, item.sms_id),
-                audit.activation_key(item.activation_id),
-            ]
-            args += [item.token, item.ledger_value, task_id(item.upstream, item.sms_id), item.event]
-        await self._settle_many(keys=keys, args=args)
-        return [None] * len(items)
+            keys += [item.ledger_key, item.audit_key]
+            args += [item.tid, item.token, item.ledger_value, item.next_due_ms or "", item.body, item.event]
+        flat = await self._settle_many(keys=keys, args=args)
+        return [bool(owned) for owned in flat]
 
-    async def schedule(self, task: PushTask, *, token: str = "", keep_existing: bool = False) -> None:
-        """Durably schedule the task at task.not_before_ms, then release our lease (if token)."""
-        keys = [DUE_KEY, TASKS_KEY, _key("lease", task.upstream, task.message.sms_id)]
+    async def offer(self, task: PushTask, *, create: bool) -> bool:
+        """Put the task's body into the push's entry without owning it (create: make the entry if there is none,
+        due at task.not_before_ms). Returns False when there was no entry and create was False."""
         tid = task_id(task.upstream, task.message.sms_id)
-        mode = "nx" if keep_existing else "set"
-        await self._schedule(keys=keys, args=[tid, task.not_before_ms, encode(task), token, mode])
+        keys = [DUE_KEY, TASKS_KEY]
+        return bool(await self._offer(keys=keys, args=[tid, task.not_before_ms, encode(task), "1" if create else "0"]))
 
     async def claim(self, limit: int) -> list[Claimed]:
-        flat = await self._claim(keys=[DUE_KEY, TASKS_KEY], args=[now_ms(), self.lease_ms, limit])
+        prefix = uuid.uuid4().hex
+        flat = await self._claim(keys=[DUE_KEY, TASKS_KEY, OWNER_KEY], args=[now_ms(), self.hold_ms, limit, prefix])
         claimed = []
-        for i in range(0, len(flat), 2):
+        for i in range(0, len(flat), 3):
             tid = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
             raw = flat[i + 1]
+            token = flat[i + 2].decode() if isinstance(flat[i + 2], bytes) else str(flat[i + 2])
             try:
-                claimed.append(Claimed(tid, decode_task(raw), raw))
-            except Exception:  # noqa: BLE001 - DecodeError: handled by the caller (parked)
-                claimed.append(Claimed(tid, None, raw))
+                task: PushTask | None = decode_task(raw)
+            except DecodeError:
+                task = None
+            claimed.append(Claimed(tid, task, raw, token))
         return claimed
 
-    async def forget(self, tid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(DUE_KEY, tid)
-            pipe.hdel(TASKS_KEY, tid)
-            await pipe.execute()
+    async def forget(self, tid: str, token: str) -> None:
+        """Remove an entry we own whose body cannot be decoded (parked by the caller)."""
+        await self._settles(_SettleItem(tid, token, "pusher:ledger:" + tid, b"", 0, b"", audit.activation_key(0), b""))
 
     async def depth(self) -> int:
         return int(await self.redis.zcard(DUE_KEY))
@@ -169,6 +228,3 @@ class PushStore:
     async def park_raw(self, raw: bytes, **fields: str | int) -> None:
         entry: dict[str | bytes, str | int | bytes] = {"raw": raw, **fields, "ts_ms": now_ms()}
         await self.redis.xadd(PARKED_KEY, entry, maxlen=PARKED_MAXLEN, approximate=True)  # type: ignore[arg-type]
-
-    async def is_delivered(self, upstream: str, sms_id: int) -> bool:
-        return bool(await self.redis.exists(_key("ledger", upstream, sms_id)))

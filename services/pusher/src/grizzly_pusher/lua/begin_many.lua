@@ -1,30 +1,53 @@
--- begin.lua for many pushes in one round trip, plus the "sms" audit event of a push seen for the first time.
--- Per push i (4 keys, 2 args), in order; each push is handled exactly as begin.lua handles one:
--- KEYS[4i-3] ledger   pusher:ledger:{upstream}:{smsId}  (read)
--- KEYS[4i-2] lease    pusher:lease:{upstream}:{smsId}   (SET NX PX)
--- KEYS[4i-1] seen     pusher:seen:{upstream}:{smsId}    (SET NX EX)
--- KEYS[4i]   audit    audit:act:{activationId}          (RPUSH + EXPIRE when first seen and the event is not empty)
--- ARGV[1] lease ms, ARGV[2] seen TTL s, ARGV[3] audit retention s; ARGV[2+2i] lease token, ARGV[3+2i] audit event
--- returns {delivered, lease acquired, first seen} x N (0|1 each)
+-- Begin many push attempts in one round trip. A push has exactly one owner at a time: the holder of the token in
+-- pusher:retry:owner. Its entry in pusher:retry:due (score: when the owner's hold runs out, or when the next
+-- attempt is due) brings the push back to some pusher if the owner dies; nobody else pushes it meanwhile.
+-- KEYS[1] due      pusher:retry:due    ZSET task id -> due time ms (ZSCORE, ZADD, ZREM)
+-- KEYS[2] tasks    pusher:retry:tasks  HASH task id -> PushTask JSON (HDEL)
+-- KEYS[3] owner    pusher:retry:owner  HASH task id -> owner token (HGET, HSET, HDEL)
+-- Per push i (3 keys, 4 args), in order:
+-- KEYS[3i+1] ledger  pusher:ledger:{upstream}:{smsId}  (EXISTS)
+-- KEYS[3i+2] seen    pusher:seen:{upstream}:{smsId}    (SET NX EX)
+-- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH + EXPIRE when first seen and the event is not empty)
+-- ARGV[1] hold-until ms (now + hold), ARGV[2] seen TTL s, ARGV[3] audit retention s
+-- ARGV[4i]   task id, ARGV[4i+1] token,
+-- ARGV[4i+2] mode: 'new' = a first attempt (from Kafka): become the owner unless the push has an entry already;
+--                  'own' = an attempt by the owner the retry schedule named (claim.lua)
+-- ARGV[4i+3] audit event
+-- returns {status, first seen} x N; status 0 = owner (push now), 1 = delivered already, 2 = another owner has it
+-- (mode new: the caller makes sure that entry holds the task), 3 = ownership lost (mode own: claimed again since)
 local out = {}
-local n = #KEYS / 4
+local n = (#KEYS - 3) / 3
 for i = 1, n do
-  local k = 4 * (i - 1)
+  local k = 3 * i
+  local a = 4 * i
+  local tid, token, mode = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local status = 0
   if redis.call('EXISTS', KEYS[k + 1]) == 1 then
-    out[#out + 1] = 1
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-  else
-    local first = redis.call('SET', KEYS[k + 3], '1', 'NX', 'EX', ARGV[2]) and 1 or 0
-    local got = redis.call('SET', KEYS[k + 2], ARGV[2 + 2 * i], 'NX', 'PX', ARGV[1]) and 1 or 0
-    local event = ARGV[3 + 2 * i]
-    if first == 1 and event ~= '' then
-      redis.call('RPUSH', KEYS[k + 4], event)
-      redis.call('EXPIRE', KEYS[k + 4], ARGV[3])
+    status = 1
+    if mode == 'own' and redis.call('HGET', KEYS[3], tid) == token then
+      redis.call('ZREM', KEYS[1], tid)
+      redis.call('HDEL', KEYS[2], tid)
+      redis.call('HDEL', KEYS[3], tid)
     end
-    out[#out + 1] = 0
-    out[#out + 1] = got
-    out[#out + 1] = first
+  elseif mode == 'new' then
+    if redis.call('ZSCORE', KEYS[1], tid) then
+      status = 2
+    else
+      redis.call('ZADD', KEYS[1], ARGV[1], tid)
+      redis.call('HSET', KEYS[3], tid, token)
+    end
+  elseif redis.call('HGET', KEYS[3], tid) ~= token then
+    status = 3
   end
+  local first = 0
+  if status == 0 then
+    first = redis.call('SET', KEYS[k + 2], '1', 'NX', 'EX', ARGV[2]) and 1 or 0
+    if first == 1 and ARGV[a + 3] ~= '' then
+      redis.call('RPUSH', KEYS[k + 3], ARGV[a + 3])
+      redis.call('EXPIRE', KEYS[k + 3], ARGV[3])
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = first
 end
 return out

@@ -1,21 +1,28 @@
--- Claim due retry tasks: each claimed task's due time moves to now + lease, so if this pusher dies
--- the task becomes due again once the lease runs out. A finished task is removed by settle.lua or
--- moved to its next due time by schedule.lua.
--- KEYS[1] due      pusher:retry:due   ZSET task id -> due time ms (ZRANGEBYSCORE, ZADD, ZREM orphans)
--- KEYS[2] tasks    pusher:retry:tasks HASH task id -> PushTask JSON (HGET)
--- ARGV[1] now ms, ARGV[2] lease ms, ARGV[3] max tasks
--- returns {id1, body1, id2, body2, ...}
+-- Claim due pushes from the retry schedule: each claimed push gets a new owner token and its due time moves to the
+-- end of the hold, so if this pusher dies the push becomes due again then; a token of an earlier owner stops
+-- counting at once (settle_many.lua leaves the entry alone for it).
+-- An entry without a task body is a first attempt whose owner died before it settled: its Kafka record was not
+-- committed and comes back, so the entry is dropped and the record makes a new one.
+-- KEYS[1] due      pusher:retry:due    ZSET task id -> due time ms (ZRANGEBYSCORE, ZADD, ZREM)
+-- KEYS[2] tasks    pusher:retry:tasks  HASH task id -> PushTask JSON (HGET)
+-- KEYS[3] owner    pusher:retry:owner  HASH task id -> owner token (HSET, HDEL)
+-- ARGV[1] now ms, ARGV[2] hold ms, ARGV[3] max tasks, ARGV[4] token prefix (unique per call)
+-- returns {id1, body1, token1, id2, body2, token2, ...}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
-for _, id in ipairs(ids) do
+for i, id in ipairs(ids) do
   local body = redis.call('HGET', KEYS[2], id)
   if body then
+    local token = ARGV[4] .. ':' .. i
     redis.call('ZADD', KEYS[1], until_ms, id)
-    table.insert(out, id)
-    table.insert(out, body)
+    redis.call('HSET', KEYS[3], id, token)
+    out[#out + 1] = id
+    out[#out + 1] = body
+    out[#out + 1] = token
   else
     redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[3], id)
   end
 end
 return out
