@@ -256,9 +256,14 @@ def inbound(sms_id: int, number: int, *, text: str = "", kind: str = "sms", age_
 
 
 def produce_inbound(
-    bootstrap: str, topic: str, messages: list[Any], raw: tuple[bytes, ...] = (), partitions: int = 4
+    bootstrap: str,
+    topic: str,
+    messages: list[Any],
+    raw: tuple[bytes, ...] = (),
+    partitions: int = 4,
+    raw_key: bytes = b"garbage",
 ) -> None:
-    """Publish InboundMessages (keyed by number) and raw values to `topic`, creating it first."""
+    """Publish raw values (keyed raw_key), then InboundMessages (keyed by number) to `topic`, creating it first."""
     import asyncio
 
     from grizzly_common.events import encode, number_key
@@ -270,7 +275,7 @@ def produce_inbound(
         await producer.start()
         try:
             for value in raw:
-                await producer.send(topic, value, key=b"garbage")
+                await producer.send(topic, value, key=raw_key)
             for message in messages:
                 await producer.send(topic, encode(message), key=number_key(message.number))
             await producer.flush()

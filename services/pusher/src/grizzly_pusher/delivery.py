@@ -228,9 +228,8 @@ class Pusher:
         return results
 
     # -- HTTP ---------------------------------------------------------------------------------------------
-    async def send(self, upstream: Upstream, message: InboundMessage) -> PushResult:
-        body, headers = build_request(upstream, message)
-        metrics.PUSH_ATTEMPTS.labels(upstream.name, message.kind).inc()
+    async def send(self, upstream: Upstream, kind: str, body: bytes, headers: dict[str, str]) -> PushResult:
+        metrics.PUSH_ATTEMPTS.labels(upstream.name, kind).inc()
         started = time.perf_counter()
         try:
             async with self.session.post(
@@ -256,6 +255,9 @@ class Pusher:
         Without a token this is the first attempt (a Kafka record); with one, the attempt of a claimed retry.
         """
         message = task.message
+        # everything that depends on the content comes first: content that cannot be pushed raises before we own it
+        upstream = self.settings.upstream(task.upstream)
+        request = build_request(upstream, message) if upstream is not None else None
         sms_event = audit.encode_event(
             "sms",
             sms_id=message.sms_id,
@@ -283,11 +285,10 @@ class Pusher:
         if self.stopping:
             await self._until_done(lambda: self.store.reschedule(replace(task, not_before_ms=now_ms()), token))
             return Outcome.HANDED_BACK
-        upstream = self.settings.upstream(task.upstream)
-        if upstream is None:
+        if upstream is None or request is None:
             result = PushResult("network", None, f"upstream {task.upstream!r} is not configured")
         else:
-            result = await self.send(upstream, message)
+            result = await self.send(upstream, message.kind, *request)
         attempt = task.attempt + 1
         event = self._attempt_event(task, attempt, result)
         if result.ok:
