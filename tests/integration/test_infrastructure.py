@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from grizzly_common.kafka_client import ensure_topics, make_consumer, make_producer
+from grizzly_common.settings import topic_durability
 
 from tests.integration.infra import Broker, LocalKafka
 
@@ -51,3 +56,26 @@ def test_kafka_keeps_records_across_broker_restart(kafka_broker: Broker, topic_p
         kafka_broker.start()
     values = asyncio.run(_consume_all(kafka_broker.bootstrap, topic, 500))
     assert sorted(int(v) for v in values) == list(range(500))
+
+
+def test_inbound_topic_is_created_with_the_configured_durability(kafka_broker: Broker, topic_prefix: str) -> None:
+    """KAFKA_REPLICATION_FACTOR / KAFKA_MIN_INSYNC_REPLICAS reach the broker; one broker cannot hold two replicas."""
+    topic = topic_prefix + "durable"
+
+    async def run() -> dict[str, str]:
+        await ensure_topics(kafka_broker.bootstrap, [topic], 3, topic_durability({"KAFKA_MIN_INSYNC_REPLICAS": "1"}))
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            return {name: value for name, value, *_ in described.resources[0][4]}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(run())["min.insync.replicas"] == "1"
+    with pytest.raises(KafkaError):  # asked for more replicas than brokers: refused, never silently downgraded
+        asyncio.run(
+            ensure_topics(
+                kafka_broker.bootstrap, [topic + "-x"], 1, topic_durability({"KAFKA_REPLICATION_FACTOR": "3"})
+            )
+        )

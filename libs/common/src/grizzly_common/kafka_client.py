@@ -8,7 +8,11 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from grizzly_common.settings import TopicDurability
+
+LOCAL_DURABILITY = TopicDurability(replication=1, min_insync_replicas=1)  # one broker: tests and a local stack
 
 
 def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -39,17 +43,28 @@ def make_consumer(bootstrap: str, group_id: str, client_id: str, *topics: str) -
     )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, replication: int = 1) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int, durability: TopicDurability = LOCAL_DURABILITY
+) -> None:
+    """Create the topics that do not exist yet, with the replication factor and min.insync.replicas given."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+        config = {"min.insync.replicas": str(durability.min_insync_replicas)}
+        wanted = [
+            NewTopic(t, partitions, durability.replication, topic_configs=config) for t in topics if t not in existing
+        ]
         if wanted:
             try:
-                await admin.create_topics(wanted)
+                response = await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
-                pass  # another instance created it first
+                return  # another instance created it first
+            for name, code, *message in response.topic_errors:
+                # the broker answers per topic instead of raising: a refused topic (e.g. more replicas than brokers)
+                # must stop the service, not leave it running on a topic that does not exist
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise for_code(code)(f"topic {name}: {message[0] if message else ''}")
     finally:
         await admin.close()
 

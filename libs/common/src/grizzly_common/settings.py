@@ -91,6 +91,26 @@ def audit_retention_s(env: Mapping[str, str]) -> int:
 
 
 @dataclass(frozen=True)
+class TopicDurability:
+    """How the inbound topic is created when a service finds it missing (an existing topic is left as it is)."""
+
+    replication: int
+    min_insync_replicas: int
+
+
+def topic_durability(env: Mapping[str, str]) -> TopicDurability:
+    """KAFKA_REPLICATION_FACTOR (default 1: one local broker) and KAFKA_MIN_INSYNC_REPLICAS (default: the factor
+    minus one, at least 1). With acks=all a write is acknowledged only once that many replicas have it."""
+    replication = env_int(env, "KAFKA_REPLICATION_FACTOR", 1, minimum=1)
+    min_insync = env_int(env, "KAFKA_MIN_INSYNC_REPLICAS", max(1, replication - 1), minimum=1)
+    if min_insync > replication:
+        raise SettingsError(
+            f"KAFKA_MIN_INSYNC_REPLICAS ({min_insync}) must not exceed KAFKA_REPLICATION_FACTOR ({replication})"
+        )
+    return TopicDurability(replication, min_insync)
+
+
+@dataclass(frozen=True)
 class Upstream:
     """One platform this server is a partner of (Grizzly, an SMSHUB-compatible platform, ...)."""
 

@@ -80,7 +80,9 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(session.close)
 
             await wait_kafka(settings.kafka_bootstrap, timeout_s=120)
-            await ensure_topics(settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions, settings.topic_durability
+            )
             consumer = make_consumer(
                 settings.kafka_bootstrap, settings.group_id, f"grizzly-pusher-{socket.gethostname()}-{os.getpid()}"
             )

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from grizzly_common.settings import (
     SettingsError,
+    TopicDurability,
     Upstream,
     audit_retention_s,
     env_float,
     env_int,
     env_str,
+    topic_durability,
     upstreams_from_env,
 )
 
@@ -34,6 +36,7 @@ class Settings:
     lease_s: float  # how long a push's owner holds it before another pusher may take it over; > the slowest push
     group_id: str
     topic_partitions: int  # used only when the pusher creates the inbound topic itself
+    topic_durability: TopicDurability  # likewise
     shutdown_grace_s: float  # SIGTERM: in-flight pushes get this long to finish before they are handed back
     retry_poll_s: float  # how often the retry schedule is polled for due tasks
     audit_retention_s: int  # AUDIT_RETENTION_DAYS: the audit events the pusher appends expire after this
@@ -67,6 +70,7 @@ class Settings:
             lease_s=lease_s,
             group_id=env_str(env, "PUSHER_GROUP_ID", "grizzly-pusher"),
             topic_partitions=env_int(env, "PUSHER_TOPIC_PARTITIONS", 12, minimum=1),
+            topic_durability=topic_durability(env),
             shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
             retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
             audit_retention_s=audit_retention_s(env),
