@@ -58,8 +58,8 @@ install() {
 redis_start() {
   mkdir -p "$RUN/redis"
   if [ -f "$RUN/redis/redis.pid" ] && kill -0 "$(cat "$RUN/redis/redis.pid")" 2>/dev/null; then return 0; fi
-  # append-only persistence: an activation or a pending SMS survives a Redis restart
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly yes \
+  # append-only, fsync before each reply: an activation, a pending SMS or a ledger entry survives a crash (docs/durability.md)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly yes --appendfsync always \
     --daemonize yes --pidfile "$RUN/redis/redis.pid" --logfile "$RUN/redis/redis.log" --save ""
   .venv/bin/python -m grizzly_common.ready redis "$REDIS_URL" --timeout 30
   log "redis ready on 127.0.0.1:$REDIS_PORT"

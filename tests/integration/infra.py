@@ -69,6 +69,7 @@ class RedisLike(Protocol):
 class LocalRedis:
     workdir: Path
     port: int = field(default_factory=free_port)
+    appendfsync: str = "everysec"  # "always" for tests that kill Redis itself
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,6 +92,8 @@ class LocalRedis:
                 str(self.workdir),
                 "--appendonly",
                 "yes",
+                "--appendfsync",
+                self.appendfsync,
                 "--save",
                 "",
                 "--loglevel",
@@ -104,6 +107,13 @@ class LocalRedis:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
+            self.process = None
+
+    def kill(self) -> None:
+        """kill -9: Redis gets no chance to write anything more."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
             self.process = None
 
 

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from grizzly_common.events import encode, number_key
+import redis as redis_sync
+from grizzly_common.events import PushTask, encode, number_key
 from grizzly_common.kafka_client import ensure_topics, make_producer
 
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
-from tests.integration.infra import Broker, LocalKafka, ServiceProcess, free_port
+from tests.integration.infra import Broker, LocalKafka, LocalRedis, ServiceProcess, free_port
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 32
@@ -212,3 +213,70 @@ def test_kafka_broker_restart_mid_burst_loses_nothing(
     produce_inbound(own_broker.bootstrap, topic, burst(fake_pool, 500, first_id=1001))
     assert fake_grizzly.wait_for(lambda f: len(f.delivered_ids()) == 1500, 90), len(fake_grizzly.delivered_ids())
     assert fake_grizzly.duplicates() == {}
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis this test may kill and start again, persisted as production runs it (AOF, appendfsync always)."""
+    server = LocalRedis(tmp_path / "redis", appendfsync="always")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_redis_killed_and_restarted_under_load_loses_no_sms_and_repeats_none(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    own_redis: LocalRedis,
+) -> None:
+    """Redis holds the only copy of the retry schedule and the ledger: killed (kill -9) while pushes succeed and
+    fail and retries are due, then started again from its append-only file, it has lost none of them."""
+    messages = burst(fake_pool, 2000, numbers=50)
+    fake_grizzly.fail_for(8.0)  # the first seconds' pushes wait in the retry schedule
+    pusher(REDIS_URL=own_redis.url, PUSHER_RETRY_S="2", PUSHER_LEASE_S="12")
+    producing = produce_paced(kafka_broker.bootstrap, topic_prefix + "inbound-messages", messages, 10.0)
+    time.sleep(5.0)
+    own_redis.kill()
+    time.sleep(1.5)
+    own_redis.start()
+    time.sleep(5.0)  # the platform answers again meanwhile: successes while the pusher reconnects
+    own_redis.kill()
+    own_redis.start()
+    producing.join(30)
+    expected = set(range(1, 2001))
+    assert fake_grizzly.wait_for(lambda f: f.delivered_ids() >= expected, 90), len(fake_grizzly.delivered_ids())
+    time.sleep(2.0)
+    after_success = sum(n - 1 for n in fake_grizzly.duplicates().values())
+    report("Redis kill -9 and restart twice under load: pushes after SUCCESS", after_success)
+    assert after_success == 0
+
+
+def test_record_read_again_after_a_crash_leaves_the_push_to_its_retry_entry(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    redis_url: str,
+) -> None:
+    """What a pusher killed after scheduling a retry and before committing leaves behind: the record, uncommitted,
+    and its push's retry entry, due. The restarted pusher must push it once per retry delay, not once for the entry
+    and again for the record read again (two owners)."""
+    fake_pool.open(BASE_NUMBER, 700)
+    fake_grizzly.mode = "error"
+    message = inbound(7, BASE_NUMBER)
+    produce_inbound(kafka_broker.bootstrap, topic_prefix + "inbound-messages", [message])
+    due = PushTask(message=message, upstream="grizzly", activation_id=700, attempt=1, not_before_ms=0)
+    client = redis_sync.Redis.from_url(redis_url)
+    client.zadd("pusher:retry:due", {"grizzly:7": 0})
+    client.hset("pusher:retry:tasks", "grizzly:7", encode(due))
+    client.close()
+    pusher(PUSHER_RETRY_S="10", PUSHER_LEASE_S="12")
+    assert fake_grizzly.wait_for(lambda f: len(f.pushes_for(7)) >= 1, 10)
+    fake_grizzly.wait_for(lambda f: len(f.pushes_for(7)) >= 2, 12)  # the consumer re-reads the record meanwhile
+    gaps = retry_gaps(fake_grizzly)
+    assert gaps and min(gaps) >= 9.0, gaps

@@ -7,7 +7,8 @@
 -- Per push i (3 keys, 4 args), in order:
 -- KEYS[3i+1] ledger  pusher:ledger:{upstream}:{smsId}  (EXISTS)
 -- KEYS[3i+2] seen    pusher:seen:{upstream}:{smsId}    (SET NX EX)
--- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH + EXPIRE when first seen and the event is not empty)
+-- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH when first seen and the event is not empty;
+--                                                      EXPIRE on a new trail, else only GT: an open one keeps none)
 -- ARGV[1] hold-until ms (now + hold), ARGV[2] seen TTL s, ARGV[3] audit retention s
 -- ARGV[4i]   task id, ARGV[4i+1] token,
 -- ARGV[4i+2] mode: 'new' = a first attempt (from Kafka): become the owner unless the push has an entry already;
@@ -43,8 +44,11 @@ for i = 1, n do
   if status == 0 then
     first = redis.call('SET', KEYS[k + 2], '1', 'NX', 'EX', ARGV[2]) and 1 or 0
     if first == 1 and ARGV[a + 3] ~= '' then
-      redis.call('RPUSH', KEYS[k + 3], ARGV[a + 3])
-      redis.call('EXPIRE', KEYS[k + 3], ARGV[3])
+      if redis.call('RPUSH', KEYS[k + 3], ARGV[a + 3]) == 1 then
+        redis.call('EXPIRE', KEYS[k + 3], ARGV[3])
+      else
+        redis.call('EXPIRE', KEYS[k + 3], ARGV[3], 'GT')
+      end
     end
   end
   out[#out + 1] = status
