@@ -47,3 +47,17 @@ local function next_id(counter_key)
   return id
 end
 """
+
+
+async def persistence_warning(redis: aioredis.Redis) -> str | None:
+    """Why this Redis could lose acknowledged writes on a crash or a power cut, or None when it is append-only with
+    fsync per write (or does not let us ask: a managed Redis without CONFIG)."""
+    try:
+        config = await redis.config_get("append*")
+    except aioredis.ResponseError:
+        return None
+    if config.get("appendonly") != "yes":
+        return "Redis runs without its append-only file: a restart loses activations, pending pushes and the ledger"
+    if config.get("appendfsync") != "always":
+        return f"Redis fsyncs its append-only file {config.get('appendfsync')}: a power cut can lose the last writes"
+    return None

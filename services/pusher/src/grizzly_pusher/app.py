@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from grizzly_common.events import Topics
 from grizzly_common.kafka_client import ensure_topics, kafka_reachable, make_consumer, wait_kafka
 from grizzly_common.logging import log_fields
-from grizzly_common.redis_client import make_redis
+from grizzly_common.redis_client import make_redis, persistence_warning
 from grizzly_common.web import health_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -79,6 +79,12 @@ def create_app(settings: Settings) -> Starlette:
             session = aiohttp.ClientSession(connector=connector)
             stack.push_async_callback(session.close)
 
+            try:
+                warning = await persistence_warning(redis)
+            except (aioredis.ConnectionError, aioredis.TimeoutError):
+                warning = None  # not reachable yet: /readyz says so
+            if warning:
+                log.warning("redis persistence: %s (the retry schedule and the ledger live there)", warning)
             await wait_kafka(settings.kafka_bootstrap, timeout_s=120)
             await ensure_topics(
                 settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions, settings.topic_durability
