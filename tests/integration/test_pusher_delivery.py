@@ -262,3 +262,30 @@ def test_push_older_than_max_retry_age_is_parked_in_the_audit_trail(
     time.sleep(2.5)
     assert len(fake_grizzly.pushes_for(601)) == count  # no more attempts
     assert redis_call(redis_url, "ZCARD", "pusher:retry:due") == 0
+
+
+def test_sms_read_while_the_pool_is_down_is_looked_up_later_and_pushed_once(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    redis_url: str,
+) -> None:
+    fake_pool.open(NUMBER, 9101)
+    fake_pool.open(OTHER, 9102)
+    pusher()
+    fake_pool.down = True
+    produce_inbound(
+        kafka_broker.bootstrap, topic_prefix + "inbound-messages", [inbound(701, NUMBER), inbound(702, OTHER)]
+    )
+    assert fake_grizzly.wait_for(lambda f: redis_call(redis_url, "ZCARD", "pusher:retry:due") == 2, 15)
+    assert sorted(redis_call(redis_url, "ZRANGE", "pusher:retry:due", 0, -1)) == [b"?:701", b"?:702"]
+    assert fake_grizzly.pushes == []
+    fake_pool.down = False
+    assert fake_grizzly.wait_for(lambda f: f.delivered_ids() >= {701, 702}, 15)
+    time.sleep(1.5)
+    assert fake_grizzly.duplicates() == {} and len(fake_grizzly.pushes) == 2
+    assert redis_call(redis_url, "ZCARD", "pusher:retry:due") == 0
+    assert redis_call(redis_url, "HLEN", "pusher:retry:tasks") == 0
+    assert redis_call(redis_url, "HLEN", "pusher:retry:owner") == 0
