@@ -48,7 +48,7 @@ class Coalescer(Generic[I, R]):
             if batch:
                 await self._flush_batch(batch)
         finally:
-            self._running.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._running.discard(asyncio.current_task())
             self._kick()
 
     async def _flush_batch(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:

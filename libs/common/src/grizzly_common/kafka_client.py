@@ -77,7 +77,7 @@ async def wait_kafka(bootstrap: str, timeout_s: float = 60.0) -> dict[str, objec
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
             await admin.start()
-            info = await admin.describe_cluster()
+            info: dict[str, object] = await admin.describe_cluster()
             if info.get("brokers"):
                 return info
         except Exception as exc:  # noqa: BLE001 - keep polling until the deadline

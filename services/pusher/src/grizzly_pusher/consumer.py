@@ -146,7 +146,7 @@ class InboundConsumer:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            key=record.key or b"",  # type: ignore[arg-type]
+            key=record.key or b"",
             reason=reason,
             error=error[:500],
         )

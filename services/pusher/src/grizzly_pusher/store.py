@@ -225,6 +225,7 @@ class PushStore:
     async def depth(self) -> int:
         return int(await self.redis.zcard(DUE_KEY))
 
-    async def park_raw(self, raw: bytes, **fields: str | int) -> None:
-        entry: dict[str | bytes, str | int | bytes] = {"raw": raw, **fields, "ts_ms": now_ms()}
+    async def park_raw(self, raw: bytes, **fields: str | int | bytes) -> None:
+        entry: dict[str | bytes, str | int | bytes] = {"raw": raw, "ts_ms": now_ms()}
+        entry.update(fields)
         await self.redis.xadd(PARKED_KEY, entry, maxlen=PARKED_MAXLEN, approximate=True)  # type: ignore[arg-type]
