@@ -159,7 +159,7 @@ async def keep_unmatched(redis: aioredis.Redis, message: InboundMessage) -> None
 
 
 class Pusher:
-    """Pushes and settles; shared by the Kafka consumer (first attempts) and the retrier (later attempts)."""
+    """Pushes and records outcomes; shared by the Kafka consumer (first attempts) and the retrier (later ones)."""
 
     def __init__(
         self, settings: Settings, redis: aioredis.Redis, session: aiohttp.ClientSession, store: PushStore
@@ -343,10 +343,10 @@ class Pusher:
 
     @staticmethod
     def _count_lost(owned: bool, stage: str) -> None:
-        """Our hold ran out before we settled (Redis away for longer than it): another pusher may own it now."""
+        """Our hold ran out before the outcome was recorded (Redis away for longer): another pusher may own it now."""
         if not owned:
             metrics.OWNERSHIP_LOST.labels(stage).inc()
-            log.warning("push settled after its hold ran out", extra=log_fields(stage=stage))
+            log.warning("push outcome recorded after its hold ran out", extra=log_fields(stage=stage))
 
     @staticmethod
     def _attempt_event(task: PushTask, attempt: int, result: PushResult) -> bytes:

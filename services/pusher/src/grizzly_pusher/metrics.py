@@ -21,7 +21,7 @@ OWNED_ELSEWHERE = Counter(
 )
 OWNERSHIP_LOST = Counter(
     "pusher_ownership_lost_total",
-    "Attempts whose hold ran out before they settled (another pusher took the push over), by stage",
+    "Attempts whose hold ran out before their outcome was recorded (another pusher took the push over), by stage",
     ["stage"],
 )
 RETRY_QUEUE_DEPTH = Gauge("pusher_retry_queue_depth", "Tasks in the durable retry schedule (all pushers)")

@@ -14,7 +14,7 @@ from msgspec.structs import replace
 
 from grizzly_pusher import metrics
 from grizzly_pusher.delivery import PoolUnavailable, Pusher, is_transient, keep_unmatched
-from grizzly_pusher.store import Claimed, now_ms
+from grizzly_pusher.store import ClaimedRetry, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Retrier:
         last_depth = 0.0
         while not self.stop_event.is_set():
             free = settings.concurrency - len(self.in_flight)
-            claimed: list[Claimed] = []
+            claimed: list[ClaimedRetry] = []
             try:
                 if free > 0:
                     claimed = await self.pusher.store.claim(free)
@@ -64,7 +64,7 @@ class Retrier:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
 
-    async def _run_one(self, item: Claimed) -> None:
+    async def _run_one(self, item: ClaimedRetry) -> None:
         try:
             async with self.pusher.semaphore:
                 await self._handle(item)
@@ -81,12 +81,12 @@ class Retrier:
             except Exception:  # noqa: BLE001 - not parked: the task comes back after its hold
                 log.exception("parking failed; the task comes back after its hold", extra=log_fields(task=item.task_id))
 
-    async def _park(self, item: Claimed, reason: str, error: str) -> None:
+    async def _park(self, item: ClaimedRetry, reason: str, error: str) -> None:
         await self.pusher.store.park_raw(item.raw, task_id=item.task_id, reason=reason, error=error[:500])
         await self.pusher.store.forget(item.task_id, item.token)
         metrics.PARKED.labels(reason).inc()
 
-    async def _handle(self, item: Claimed) -> None:
+    async def _handle(self, item: ClaimedRetry) -> None:
         task, store = item.task, self.pusher.store
         if task is None:
             await self._park(item, "undecodable", "undecodable retry task")

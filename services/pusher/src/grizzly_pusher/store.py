@@ -1,7 +1,7 @@
 """The pusher's durable state in Redis: the delivery ledger and the retry schedule, which names each push's owner.
 
 A push (one smsId to one upstream) has at most one owner at a time, fenced by a token: the first attempt's pusher
-(begin, mode "new") or whoever claimed it from the schedule (claim). Only the owner's settle changes the push's
+(begin, mode "new") or whoever claimed it from the schedule (claim). Only the owner's outcome changes the push's
 entry; an owner whose hold ran out (it died, or Redis was away for longer than the hold) has lost it, and another
 pusher takes it over once the entry is due. A Kafka record read again after a crash finds the entry and leaves the
 push to its owner. The ledger is checked at every begin, so nothing is pushed again after a SUCCESS except when a
@@ -79,7 +79,7 @@ class _BeginItem:
 
 
 @dataclass(frozen=True)
-class _SettleItem:
+class _OutcomeItem:
     tid: str
     token: str
     ledger_key: str
@@ -91,7 +91,7 @@ class _SettleItem:
 
 
 @dataclass(frozen=True)
-class Claimed:
+class ClaimedRetry:
     task_id: str
     task: PushTask | None  # None: the stored body no longer decodes (parked by the caller)
     raw: bytes
@@ -99,7 +99,7 @@ class Claimed:
 
 
 class PushStore:
-    """Begins and settles of concurrent pushes are coalesced: one Lua call per batch, not per SMS."""
+    """Begins and outcomes of concurrent pushes are coalesced: one Lua call per batch, not per SMS."""
 
     def __init__(
         self,
@@ -115,15 +115,15 @@ class PushStore:
         self.ledger_ttl_s = ledger_ttl_s
         self.audit_retention_s = audit_retention_s
         self._begin_many = redis.register_script(load_lua(grizzly_pusher.lua, "begin_many.lua"))
-        self._settle_many = redis.register_script(load_lua(grizzly_pusher.lua, "settle_many.lua"))
+        self._outcome_many = redis.register_script(load_lua(grizzly_pusher.lua, "outcome_many.lua"))
         self._offer = redis.register_script(load_lua(grizzly_pusher.lua, "offer.lua"))
-        self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim.lua"))
+        self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim_due.lua"))
         self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)
-        self._settles: Coalescer[_SettleItem, bool] = Coalescer(self._settle_batch, max_batch=max_batch)
+        self._outcomes: Coalescer[_OutcomeItem, bool] = Coalescer(self._outcome_batch, max_batch=max_batch)
 
     async def aclose(self) -> None:
         await self._begins.aclose()
-        await self._settles.aclose()
+        await self._outcomes.aclose()
 
     async def begin(self, task: PushTask, *, token: str = "", event: bytes = b"") -> Begin:
         """Before an attempt: delivered already? Do we own the push? First time seen? (then `event` is audited).
@@ -161,21 +161,21 @@ class PushStore:
 
         Returns False when the push had another owner by then (the ledger is written all the same)."""
         value = orjson.dumps({"ts_ms": now_ms(), "activation_id": task.activation_id, "attempt": task.attempt + 1})
-        return await self._settle(task, token, ledger_value=value, event=event)
+        return await self._write_outcome(task, token, ledger_value=value, event=event)
 
     async def done(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
         """No more attempts (parked, unmatched, or handed on): remove the entry if we still own it."""
-        return await self._settle(task, token, event=event)
+        return await self._write_outcome(task, token, event=event)
 
     async def reschedule(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
         """Durably schedule the next attempt at task.not_before_ms and release the ownership."""
-        return await self._settle(task, token, next_due_ms=max(1, task.not_before_ms), event=event)
+        return await self._write_outcome(task, token, next_due_ms=max(1, task.not_before_ms), event=event)
 
-    async def _settle(
+    async def _write_outcome(
         self, task: PushTask, token: str, *, ledger_value: bytes = b"", next_due_ms: int = 0, event: bytes = b""
     ) -> bool:
         sms_id = task.message.sms_id
-        item = _SettleItem(
+        item = _OutcomeItem(
             task_id(task.upstream, sms_id),
             token,
             _key("ledger", task.upstream, sms_id),
@@ -185,15 +185,15 @@ class PushStore:
             audit.activation_key(task.activation_id),
             event,
         )
-        return await self._settles(item)
+        return await self._outcomes(item)
 
-    async def _settle_batch(self, items: list[_SettleItem]) -> list[bool]:
+    async def _outcome_batch(self, items: list[_OutcomeItem]) -> list[bool]:
         keys: list[str] = [DUE_KEY, TASKS_KEY, OWNER_KEY]
         args: list[str | int | bytes] = [self.ledger_ttl_s, self.audit_retention_s]
         for item in items:
             keys += [item.ledger_key, item.audit_key]
             args += [item.tid, item.token, item.ledger_value, item.next_due_ms or "", item.body, item.event]
-        flat = await self._settle_many(keys=keys, args=args)
+        flat = await self._outcome_many(keys=keys, args=args)
         return [bool(owned) for owned in flat]
 
     async def offer(self, task: PushTask, *, create: bool) -> bool:
@@ -203,7 +203,7 @@ class PushStore:
         keys = [DUE_KEY, TASKS_KEY]
         return bool(await self._offer(keys=keys, args=[tid, task.not_before_ms, encode(task), "1" if create else "0"]))
 
-    async def claim(self, limit: int) -> list[Claimed]:
+    async def claim(self, limit: int) -> list[ClaimedRetry]:
         prefix = uuid.uuid4().hex
         flat = await self._claim(keys=[DUE_KEY, TASKS_KEY, OWNER_KEY], args=[now_ms(), self.hold_ms, limit, prefix])
         claimed = []
@@ -215,12 +215,13 @@ class PushStore:
                 task: PushTask | None = decode_task(raw)
             except DecodeError:
                 task = None
-            claimed.append(Claimed(tid, task, raw, token))
+            claimed.append(ClaimedRetry(tid, task, raw, token))
         return claimed
 
     async def forget(self, tid: str, token: str) -> None:
         """Remove an entry we own whose body cannot be decoded (parked by the caller)."""
-        await self._settles(_SettleItem(tid, token, "pusher:ledger:" + tid, b"", 0, b"", audit.activation_key(0), b""))
+        item = _OutcomeItem(tid, token, "pusher:ledger:" + tid, b"", 0, b"", audit.activation_key(0), b"")
+        await self._outcomes(item)
 
     async def depth(self) -> int:
         return int(await self.redis.zcard(DUE_KEY))

@@ -1,4 +1,4 @@
--- Settle many push attempts in one round trip: the ledger (always), then, only while the caller still owns the push,
+-- Record the outcome of many push attempts in one round trip: the ledger (always), then, only while the caller still owns the push,
 -- its retry entry (removed, or rescheduled with the ownership released), then the attempt's audit event.
 -- A caller whose hold ran out (a Redis outage longer than the hold) no longer owns the push: a failed attempt then
 -- only makes sure some entry holds the task (as offer.lua does), so the push is never lost; the ledger check at

@@ -1,7 +1,7 @@
 -- Claim due pushes from the retry schedule: each claimed push gets a new owner token and its due time moves to the
 -- end of the hold, so if this pusher dies the push becomes due again then; a token of an earlier owner stops
--- counting at once (settle_many.lua leaves the entry alone for it).
--- An entry without a task body is a first attempt whose owner died before it settled: its Kafka record was not
+-- counting at once (outcome_many.lua leaves the entry alone for it).
+-- An entry without a task body is a first attempt whose owner died before recording its outcome: its Kafka record was not
 -- committed and comes back, so the entry is dropped and the record makes a new one.
 -- KEYS[1] due      pusher:retry:due    ZSET task id -> due time ms (ZRANGEBYSCORE, ZADD, ZREM)
 -- KEYS[2] tasks    pusher:retry:tasks  HASH task id -> PushTask JSON (HGET)
