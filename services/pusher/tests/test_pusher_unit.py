@@ -129,8 +129,7 @@ def run_with_store(redis_url: str, test: Callable[[Redis, PushStore], Awaitable[
             await test(redis, store)
             await store.aclose()
         finally:
-            await redis.aclose()
-            await redis.connection_pool.disconnect()  # make_redis hands the client a pool it does not own
+            await redis.aclose()  # make_redis: the client owns its pool and closes it
 
     asyncio.run(run())
 

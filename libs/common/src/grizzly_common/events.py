@@ -20,13 +20,6 @@ class Topics:
     def inbound(self) -> str:  # every SMS / call from the hardware, keyed by receiving number
         return self.prefix + "inbound-messages"
 
-    @property
-    def retry(self) -> str:  # pushes that failed, re-attempted after the retry delay, keyed by number
-        return self.prefix + "push-retry"
-
-    @property
-    def parked(self) -> str:  # records that could not be decoded: kept for an operator, never retried
-        return self.prefix + "parked-records"
 
 
 # The bounds of every field a record may carry. sms-ingest checks its input against them (and answers 400); the

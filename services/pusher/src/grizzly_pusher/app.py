@@ -73,8 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             redis = make_redis(settings.redis_url, max_connections=settings.concurrency * 2 + 16)
-            stack.push_async_callback(redis.connection_pool.disconnect)  # the client does not own its pool
-            stack.push_async_callback(redis.aclose)
+            stack.push_async_callback(redis.aclose)  # make_redis: the client owns its pool and closes it
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 16, ttl_dns_cache=300)
             session = aiohttp.ClientSession(connector=connector)
             stack.push_async_callback(session.close)
