@@ -60,6 +60,7 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
         settings.key_prefix,
         cancel_limit=settings.cancel_limit,
         sample_size=settings.sample_size,
+        retention_s=settings.retention_s,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from grizzly_common.settings import SettingsError, env_int, env_list, env_secret, env_str
+from grizzly_common.settings import SettingsError, audit_retention_s, env_int, env_list, env_secret, env_str
 
 DEFAULT_SERVICES = ("tg", "wa", "vk", "ok", "go", "fb", "ig", "ds", "dr", "ot")
 
@@ -42,6 +42,7 @@ class Settings:
     cancel_limit: int
     sample_size: int
     redis_max_connections: int
+    retention_s: int  # AUDIT_RETENTION_DAYS: finished activations, their trail and per-event keys expire after it
     log_level: str
 
     @classmethod
@@ -72,5 +73,6 @@ class Settings:
             cancel_limit=env_int(env, "POOL_CANCEL_LIMIT", 4, minimum=1),
             sample_size=env_int(env, "POOL_CLAIM_SAMPLE", 16, minimum=1),
             redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 256, minimum=1),
+            retention_s=audit_retention_s(env),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )

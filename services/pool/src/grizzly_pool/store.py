@@ -203,13 +203,14 @@ class PoolStore:
         cancel_limit: int = 4,
         sample_size: int = 16,
         audit_prefix: str = "",
+        retention_s: int = audit.DEFAULT_RETENTION_S,  # the service passes AUDIT_RETENTION_DAYS (Settings)
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.cancel_limit = cancel_limit
         self.sample_size = sample_size
         self.audit_prefix = audit_prefix
-        self.retention_s = audit.DEFAULT_RETENTION_S
+        self.retention_s = retention_s
         self._claim_keys = (self.key("actid"), self.key("groups"), self.key("gix", "v1"))
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
         preludes = {"claim": (NEXT_ID_FUNCTION,)}  # shared Lua functions a script calls
@@ -347,8 +348,7 @@ class PoolStore:
         args: list[str | int | bytes] = [
             self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
             int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
-            self._audit_key_prefix, self.retention_s, head, tail,
-            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
+            self._audit_key_prefix, head, tail, len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
         ]  # fmt: skip
         result = await self._run("claim", (actid, index, groups, marker), args)
         if not result:

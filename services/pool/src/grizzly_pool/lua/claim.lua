@@ -9,10 +9,11 @@
 -- ARGV[1] key prefix   ARGV[2] service   ARGV[3] upstream   ARGV[4] sum (decimal text)   ARGV[5] currency ('' = none)
 -- ARGV[6] request JSON (key-free)   ARGV[7] now (ms)   ARGV[8] sample size (SRANDMEMBER count, numbers)
 -- ARGV[9] group sample size (SRANDMEMBER count on the index)
--- ARGV[10] audit key prefix (the activation id is appended)   ARGV[11] audit retention (s)
--- ARGV[12] audit event before the number   ARGV[13] audit event after the number (grizzly_common.audit format)
--- ARGV[14] number of excluded prefixes n, ARGV[15..14+n] the prefixes (digit strings, any length)
--- ARGV[15+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
+-- ARGV[10] audit key prefix (the activation id is appended; the list gets no TTL while the activation is open:
+-- finish.lua sets it)
+-- ARGV[11] audit event before the number   ARGV[12] audit event after the number (grizzly_common.audit format)
+-- ARGV[13] number of excluded prefixes n, ARGV[14..13+n] the prefixes (digit strings, any length)
+-- ARGV[14+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
 -- Also touched (built here from the prefix, the chosen group, number and new id; no Redis Cluster): per group
 -- free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read), act:{id}
 -- (created), the audit list of the activation, cg:/og: of an emptied group.
@@ -24,10 +25,10 @@
 local prefix, service, upstream = ARGV[1], ARGV[2], ARGV[3]
 local sample = tonumber(ARGV[8])
 local group_sample = tonumber(ARGV[9])
-local nprefixes = tonumber(ARGV[14])
+local nprefixes = tonumber(ARGV[13])
 local prefixes = {}
-for i = 1, nprefixes do prefixes[i] = ARGV[14 + i] end
-math.randomseed(tonumber(ARGV[15 + nprefixes]))
+for i = 1, nprefixes do prefixes[i] = ARGV[13 + i] end
+math.randomseed(tonumber(ARGV[14 + nprefixes]))
 local blocked_field = 'b:' .. service
 
 local function index_keys(group)
@@ -94,9 +95,7 @@ local function claim(group, free_key, bf_key, dev_key, number)
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
     'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open',
     'free_key', free_key, 'bf_key', bf_key, 'dev_key', dev_key)
-  local audit_key = ARGV[10] .. id
-  redis.call('RPUSH', audit_key, ARGV[12] .. number .. ARGV[13])
-  redis.call('EXPIRE', audit_key, ARGV[11])
+  redis.call('RPUSH', ARGV[10] .. id, ARGV[11] .. number .. ARGV[12])
   return {number, id, f[4], f[5]}
 end
 

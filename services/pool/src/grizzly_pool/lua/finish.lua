@@ -3,8 +3,9 @@
 -- KEYS[1] act:{id}
 -- ARGV[1] key prefix   ARGV[2] upstream asking   ARGV[3] status (1, 3, 4, 5)   ARGV[4] cancel limit (status 4)
 -- ARGV[5] now (ms)   ARGV[6] activation id
--- ARGV[7] audit key (the activation's list)   ARGV[8] audit retention (s)   ARGV[9..11] audit event around its
--- name and first status: ARGV[9] .. '"finish"' or '"finish_repeat"' .. ARGV[10] .. first .. ARGV[11]
+-- ARGV[7] audit key (the activation's list)   ARGV[8] retention (s): act:{id} and its audit list expire this long
+-- after the last finish (an open activation has no TTL)   ARGV[9..11] audit event around its name and first
+-- status: ARGV[9] .. '"finish"' or '"finish_repeat"' .. ARGV[10] .. first .. ARGV[11]
 -- (grizzly_common.audit format; nothing is recorded for an unknown activation)
 -- Also touched (key names read from the activation hash, written there by claim.lua, or built here from the
 -- number; no Redis Cluster): num:{number}, hist:{number}, free:{group}, bf:{group}, dev:{device}, and the claim
@@ -22,6 +23,7 @@ local hist_key = prefix .. 'hist:' .. number
 local function audit(event, first)
   redis.call('RPUSH', ARGV[7], ARGV[9] .. event .. ARGV[10] .. first .. ARGV[11])
   redis.call('EXPIRE', ARGV[7], ARGV[8])
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
 end
 
 if a[2] ~= 'open' then
