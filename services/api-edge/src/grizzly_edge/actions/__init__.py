@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.pool_client import PoolClient
 
 
@@ -14,6 +15,7 @@ class Call:
     upstream: str  # name of the upstream whose key matched
     body: bytes  # decompressed JSON body (contains the key: never log or store it as is)
     pool: PoolClient
+    claims: ClaimSettler  # GET_NUMBER confirms or releases each claim through it
 
 
 @dataclass(frozen=True)
