@@ -51,7 +51,7 @@ class ClaimSettler:
     task (run()), retrying until the pool accepts them: settling is idempotent, so a resend after a lost answer is
     harmless. Releases are sent at once, confirmations every `every_s` (the pool holds a claim far longer)."""
 
-    def __init__(self, pool: PoolClient, *, every_s: float = 0.2, batch: int = 1000, retry_max_s: float = 5.0):
+    def __init__(self, pool: PoolClient, *, every_s: float = 0.2, batch: int = 1000, retry_max_s: float = 5.0) -> None:
         self._pool = pool
         self._every_s = every_s
         self._batch = batch
