@@ -1,9 +1,10 @@
 """No number stays held by an activation the platform never heard of: api-edge, the pool and Redis as the real
-thing, with a slow link between them (a proxy in this file) so that the edge gives up on claims.
+thing, with a slow link between them (a proxy in this file) so that the edge, or the platform, gives up on claims.
 
 The edge waits EDGE_POOL_TIMEOUT_S for a claim. When the pool's answer comes later, the platform gets ERROR and
 the edge releases the claim id; when the claim itself reaches the pool late, the pool refuses it (released already,
-past its deadline). A claim the edge never settles (it crashed) is released by the pool after POOL_CLAIM_HOLD_S.
+past its deadline); when the platform hangs up before the edge answers, the edge releases too. A claim the edge
+never settles (it crashed) is released by the pool after POOL_CLAIM_HOLD_S.
 Either way the number is offered again and the counts are exact.
 """
 
@@ -181,6 +182,17 @@ def test_edge_timeout_after_the_pool_claimed_releases_the_number(stack: Stack) -
     stack.all_numbers_again()
     time.sleep(2.5)  # past POOL_CLAIM_HOLD_S: the confirmed activations were not released by the sweeper
     assert [a["status"] for a in stack.activations().values()].count("released") == 1
+
+
+def test_edge_releases_the_number_when_the_platform_hung_up_before_the_answer(stack: Stack) -> None:
+    stack.link.claim_after_s = EDGE_TIMEOUT_S / 2  # in time for the edge, too late for this platform
+    with pytest.raises(httpx.ReadTimeout):
+        stack.edge.post("/", content=orjson.dumps(GET_NUMBER), timeout=EDGE_TIMEOUT_S / 5)
+    stack.wait_for(lambda: [a["status"] for a in stack.activations().values()] == ["released"], timeout_s=3)
+    [activation_id] = stack.activations()
+    assert stack.trail(activation_id)[-1]["reason"] == "edge"
+    stack.link.claim_after_s = 0
+    stack.all_numbers_again()
 
 
 def test_edge_claim_reaching_the_pool_after_its_release_is_refused(stack: Stack) -> None:

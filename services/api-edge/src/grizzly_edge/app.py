@@ -80,7 +80,9 @@ def create_app(settings: Settings) -> Starlette:
             body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
             target = route(body, keys)
             action = target.action
-            answer = await target.handler(Call(target.upstream, body, request.state.pool, request.state.claims))
+            state = request.state
+            call = Call(target.upstream, body, state.pool, state.claims, request.is_disconnected)
+            answer = await target.handler(call)
         except PartnerError as exc:
             answer = Answer("ERROR", error_body(exc.error))
             log.info("answered ERROR", extra=log_fields(action=action, error=exc.error))

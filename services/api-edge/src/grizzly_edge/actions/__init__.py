@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from grizzly_edge.claims import ClaimSettler
@@ -16,6 +17,7 @@ class Call:
     body: bytes  # decompressed JSON body (contains the key: never log or store it as is)
     pool: PoolClient
     claims: ClaimSettler  # GET_NUMBER confirms or releases each claim through it
+    disconnected: Callable[[], Awaitable[bool]]  # the platform has hung up (it will not see the answer)
 
 
 @dataclass(frozen=True)

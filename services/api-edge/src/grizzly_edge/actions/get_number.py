@@ -1,16 +1,20 @@
 """GET_NUMBER: claim one free number from the pool. NO_NUMBERS is a result, not an error.
 
 One pool call per request. Its claim carries a fresh claim id and a deadline; a number the platform gets is
-confirmed, any other outcome of a sent claim (timeout, pool error, a failure here) releases the claim id, both in
-the background (grizzly_edge.claims), so a number claimed for an answer the platform never saw goes back.
+confirmed, any other outcome of a sent claim (timeout, pool error, a failure here, the platform already gone)
+releases the claim id, both in the background (grizzly_edge.claims), so a number claimed for an answer the platform
+never saw goes back.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import orjson
 from grizzly_common import pool_api
+from grizzly_common.errors import Unavailable
+from grizzly_common.logging import log_fields
 from grizzly_common.messages import (
     NO_NUMBERS_BODY,
     as_decimal,
@@ -24,6 +28,8 @@ from grizzly_common.messages import (
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.claims import HeldClaimRequest, deadline_ms
 from grizzly_edge.metrics import NUMBERS_ISSUED
+
+log = logging.getLogger(__name__)
 
 
 def audit_json(body: bytes) -> str:
@@ -53,6 +59,9 @@ async def handle(call: Call) -> Answer:
             answer = Answer(
                 "SUCCESS", get_number_success(result.number, result.activation_id, result.flashcall, result.voice)
             )
+            if await call.disconnected():  # it gave up first (its own timeout): nobody will read this number
+                log.info("platform hung up before the number", extra=log_fields(activation_id=result.activation_id))
+                raise Unavailable()
             call.claims.confirm(result.activation_id)
             NUMBERS_ISSUED.labels(call.upstream, claim.service).inc()
             return answer
