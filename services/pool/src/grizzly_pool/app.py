@@ -43,7 +43,7 @@ from starlette.routing import Route
 
 from grizzly_pool import metrics
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import ANY, ClaimRefused, PoolStore
+from grizzly_pool.store import ANY, RELEASE_BATCH, ClaimRefused, PoolStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,7 +213,7 @@ async def settle(request: Request) -> Response:
     return _reply(SettleResult(status="SUCCESS", released=released))
 
 
-async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = 256) -> None:
+async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEASE_BATCH) -> None:
     """Forever: release the claims api-edge neither confirmed nor released within the hold (every pool replica may
     run this: each release is one atomic script, and a claim is released once)."""
     while True:
