@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import uvicorn
 from grizzly_common import pool_api
+from grizzly_edge.claims import SettleResult
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,7 +40,9 @@ class FakePool:
         self.services = pool_api.ServicesResult(countryList=[])
         self.claim = pool_api.ClaimResult(status="NO_NUMBERS")
         self.finish = pool_api.FinishResult(status="SUCCESS")
+        self.settle = SettleResult(status="SUCCESS")
         self.delay_s = 0.0
+        self.claim_delay_s = 0.0  # only /v1/claim answers this late
 
     def app(self) -> Starlette:
         def endpoint(path: str, answer: str) -> Route:
@@ -47,6 +50,8 @@ class FakePool:
                 self.requests.append((path, msgspec.json.decode(await request.body())))
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
+                if self.claim_delay_s and path == "/v1/claim":
+                    await asyncio.sleep(self.claim_delay_s)
                 return Response(msgspec.json.encode(getattr(self, answer)), media_type="application/json")
 
             return Route(path, handle, methods=["POST"])
@@ -59,6 +64,7 @@ class FakePool:
                 endpoint("/v1/services", "services"),
                 endpoint("/v1/claim", "claim"),
                 endpoint("/v1/finish", "finish"),
+                endpoint("/v1/settle", "settle"),
                 Route("/healthz", healthz),
             ]
         )

@@ -6,6 +6,7 @@ Every protocol failure is HTTP 200 {"status":"ERROR","error":...}; NO_NUMBERS is
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from edge_fake_pool import FakePool, free_port
 from grizzly_common import pool_api
 from grizzly_edge import dispatch
 from grizzly_edge.app import create_app
+from grizzly_edge.claims import SettleResult
 from grizzly_edge.settings import Settings
 from starlette.testclient import TestClient
 
@@ -166,6 +168,68 @@ def test_no_numbers_is_a_result(client: TestClient, pool: FakePool) -> None:
 def test_pool_error_is_passed_on(client: TestClient, pool: FakePool) -> None:
     pool.claim = pool_api.ClaimResult(status="ERROR", error="unknown service")
     assert_error(post(client, GET_NUMBER), "unknown service")
+
+
+def settled(pool: FakePool, timeout_s: float = 5.0) -> dict[str, list[Any]]:
+    """Every confirm and release the edge has sent to the pool so far (waits for the first one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sent = [body for path, body in pool.requests if path == "/v1/settle"]
+        if sent:
+            return {
+                "confirm": [i for b in sent for i in b["confirm"]],
+                "release": [c for b in sent for c in b["release"]],
+            }
+        time.sleep(0.02)
+    return {"confirm": [], "release": []}
+
+
+def test_get_number_claim_has_an_id_and_a_deadline_and_a_given_number_is_confirmed(pool: FakePool) -> None:
+    pool.claim = pool_api.ClaimResult(status="SUCCESS", number=79001234567, activation_id=77)
+    with TestClient(create_app(make_settings(pool.url, EDGE_POOL_TIMEOUT_S="2"))) as client:
+        sent_at = time.time() * 1000
+        assert post(client, GET_NUMBER)["status"] == "SUCCESS"
+        claim = pool.requests[0][1]
+        assert len(claim["claim_id"]) == 32 and 1900 < claim["deadline_ms"] - sent_at < 2100
+        assert settled(pool) == {"confirm": [77], "release": []}
+
+
+@pytest.mark.parametrize("answer", ["ERROR", "timeout", "garbage"])
+def test_get_number_claim_not_given_to_the_platform_is_released(pool: FakePool, answer: str) -> None:
+    if answer == "ERROR":
+        pool.claim = pool_api.ClaimResult(status="ERROR", error="temporarily unavailable, retry")
+    elif answer == "garbage":
+        pool.claim = {"unexpected": True}  # type: ignore[assignment]
+    else:
+        pool.claim = pool_api.ClaimResult(status="SUCCESS", number=79001234567, activation_id=77)
+        pool.claim_delay_s = 1.0
+    with TestClient(create_app(make_settings(pool.url, EDGE_POOL_TIMEOUT_S="0.3"))) as client:
+        assert_error(post(client, GET_NUMBER))
+        claim_id = pool.requests[0][1]["claim_id"]
+        assert settled(pool) == {"confirm": [], "release": [claim_id]}
+
+
+def released_total(client: TestClient) -> float:
+    match = re.search(r"^edge_claims_released_total (\S+)$", client.get("/metrics").text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_release_is_retried_until_the_pool_accepts_it(pool: FakePool) -> None:
+    pool.claim = pool_api.ClaimResult(status="ERROR", error="temporarily unavailable, retry")
+    pool.settle = SettleResult(status="ERROR", error="temporarily unavailable, retry")
+    with TestClient(create_app(make_settings(pool.url))) as client:
+        before = released_total(client)
+        assert_error(post(client, GET_NUMBER))
+        claim_id = pool.requests[0][1]["claim_id"]
+        time.sleep(0.5)
+        attempts = [body["release"] for path, body in pool.requests if path == "/v1/settle"]
+        assert len(attempts) >= 2 and all(release == [claim_id] for release in attempts)
+        pool.settle = SettleResult(status="SUCCESS", released=1)
+        deadline = time.monotonic() + 10
+        while "edge_settle_backlog 0.0" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert released_total(client) == before + 1
 
 
 @pytest.mark.parametrize(

@@ -252,3 +252,22 @@ def test_claim_walks_every_group_when_the_sample_misses(redis_url: str) -> None:
         assert {c.number for c in got if c is not None} == {79000001700, 79000001701}
 
     run(redis_url, body)
+
+
+def test_finished_activation_and_its_trail_expire_after_the_retention_open_ones_never(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(2))
+        done, still_open = await claim(store), await claim(store)
+        assert done is not None and still_open is not None
+        assert await store.redis.ttl(f"gp:act:{done.activation_id}") == -1
+        assert await store.redis.ttl(audit.activation_key(done.activation_id)) == -1
+        await store.finish(upstream="grizzly", activation_id=done.activation_id, status=3)
+        for key in (f"gp:act:{done.activation_id}", audit.activation_key(done.activation_id)):
+            assert 3000 < await store.redis.ttl(key) <= 3600
+        for key in (f"gp:act:{still_open.activation_id}", audit.activation_key(still_open.activation_id)):
+            assert await store.redis.ttl(key) == -1
+        await store.redis.expire(f"gp:act:{done.activation_id}", 10)
+        await store.finish(upstream="grizzly", activation_id=done.activation_id, status=5)  # a repeat: kept longer
+        assert await store.redis.ttl(f"gp:act:{done.activation_id}") > 3000
+
+    run(redis_url, body, retention_s=3600)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from grizzly_common.redis_client import make_redis
-from grizzly_pool.store import ANY, UNLIMITED, NumberRow, PoolStore
+from grizzly_pool.store import ANY, UNLIMITED, ClaimRefused, NumberRow, PoolStore
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -156,6 +157,27 @@ class PoolMachine(RuleBasedStateMachine):
             assert self.model.capleft(UNIVERSE[got.number][2]) > 0
             self.model.busy[got.number] = got.activation_id
             self.model.open[got.activation_id] = (got.number, service)
+
+    @rule(request=st.sampled_from(REQUESTS), service=st.sampled_from(SERVICES), early=st.booleans())
+    def claim_and_release(self, request: tuple[str, str], service: str, early: bool) -> None:
+        """api-edge gives up on a claim: released before it runs (refused) or after (undone); the model is
+        unchanged either way."""
+        country, operator = request
+        expected = self.model.count(country, operator, service, [])
+        claim_id = uuid.uuid4().hex
+        if early:
+            assert self.run(self.store.release_claims([claim_id])) == 0
+        try:
+            got = self.run(
+                self.store.claim(upstream="grizzly", country=country, operator=operator, service=service, sum="1",
+                                 currency=None, exclude_prefixes=[], request_json="{}", claim_id=claim_id,
+                                 deadline_ms=int(time.time() * 1000) + 60_000)
+            )  # fmt: skip
+        except ClaimRefused:
+            assert early
+            return
+        assert not early and (got is not None) == (expected > 0)
+        assert self.run(self.store.release_claims([claim_id])) == (got is not None)
 
     @rule(data=st.data(), status=st.sampled_from([1, 3, 4, 4, 4, 5]))
     def finish(self, data: st.DataObject, status: int) -> None:

@@ -2,7 +2,9 @@
 
 Every service writes here through these functions (one shared REDIS_URL); the pool's admin API and CLI read it.
 Keys (all under the optional prefix):
-  audit:act:{activation_id}  list of JSON events, oldest first, expiring AUDIT_RETENTION_DAYS after the last event
+  audit:act:{activation_id}  list of JSON events, oldest first. No TTL while the activation is open (the pool's
+                             claim writes it without one); from the activation's end (the pool's finish sets it)
+                             it expires AUDIT_RETENTION_DAYS after the last event
   audit:unmatched            stream of SMS/calls that arrived for a number with no open activation (never pushed)
 Secrets never go in: callers pass the platform's request without its key.
 """
@@ -15,7 +17,17 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-DEFAULT_RETENTION_S = 90 * 86400
+DEFAULT_RETENTION_S = 90 * 86400  # services read AUDIT_RETENTION_DAYS (grizzly_common.settings.audit_retention_s)
+
+# Append one event. A new list gets the TTL; an existing one only a longer TTL (GT), so an append never gives the
+# trail of an open activation (no TTL) an expiry, nor shortens one set by a longer retention.
+_APPEND = """
+if redis.call('RPUSH', KEYS[1], ARGV[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
+end
+"""
 UNMATCHED_MAXLEN = 1_000_000  # approximate cap of the unmatched stream (oldest trimmed first)
 
 
@@ -58,11 +70,8 @@ async def append(
     retention_s: int = DEFAULT_RETENTION_S,
 ) -> None:
     """Append an event already made by encode_event() to an activation's trail."""
-    key = activation_key(activation_id, prefix)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.rpush(key, encoded_event)
-        pipe.expire(key, retention_s)
-        await pipe.execute()
+    script = redis.register_script(_APPEND)  # EVALSHA; the script is loaded on the first NOSCRIPT
+    await script(keys=[activation_key(activation_id, prefix)], args=[encoded_event, retention_s])
 
 
 async def read(redis: aioredis.Redis, activation_id: int, *, prefix: str = "") -> list[dict[str, Any]]:

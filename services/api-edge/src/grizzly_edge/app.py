@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.auth import KeyRing
 from grizzly_edge.body import accepts_gzip, compress, decode_content
+from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.dispatch import route
 from grizzly_edge.metrics import REQUEST_SECONDS, RESULTS
 from grizzly_edge.pool_client import PoolClient
@@ -34,6 +36,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 class State(TypedDict):
     pool: PoolClient
+    claims: ClaimSettler
 
 
 def _reply(request: Request, settings: Settings, body: bytes) -> Response:
@@ -56,7 +59,16 @@ def create_app(settings: Settings) -> Starlette:
                 "api-edge ready",
                 extra=log_fields(paths=list(settings.paths), upstreams=[u.name for u in settings.upstreams]),
             )
-            yield {"pool": PoolClient(session, settings.pool_url)}
+            pool = PoolClient(session, settings.pool_url)
+            claims = ClaimSettler(pool)
+            settler = asyncio.create_task(claims.run())
+            try:
+                yield {"pool": pool, "claims": claims}
+            finally:
+                settler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settler
+                await claims.drain(timeout_s=5.0)
 
     async def partner(request: Request) -> Response:
         started = time.perf_counter()
@@ -68,7 +80,9 @@ def create_app(settings: Settings) -> Starlette:
             body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
             target = route(body, keys)
             action = target.action
-            answer = await target.handler(Call(upstream=target.upstream, body=body, pool=request.state.pool))
+            state = request.state
+            call = Call(target.upstream, body, state.pool, state.claims, request.is_disconnected)
+            answer = await target.handler(call)
         except PartnerError as exc:
             answer = Answer("ERROR", error_body(exc.error))
             log.info("answered ERROR", extra=log_fields(action=action, error=exc.error))

@@ -15,3 +15,7 @@ COUNTS_REPORTED = Gauge(
     "edge_counts_reported", "Sum of the counts in the last GET_SERVICES answer, per service", ["upstream", "service"]
 )
 NUMBERS_ISSUED = Counter("edge_numbers_issued_total", "GET_NUMBER answers with a number", ["upstream", "service"])
+CLAIM_RELEASES = Counter(
+    "edge_claims_released_total", "GET_NUMBER claims released at the pool because the platform did not get them"
+)
+SETTLE_BACKLOG = Gauge("edge_settle_backlog", "Claim confirmations and releases not yet accepted by the pool")

@@ -23,6 +23,11 @@ class PoolClient:
         self._base_url = base_url
         self._decoders: dict[type, msgspec.json.Decoder] = {}  # type: ignore[type-arg]
 
+    @property
+    def timeout_s(self) -> float:
+        """The most one call waits for the pool (the session's total timeout)."""
+        return self._session.timeout.total or 0.0
+
     async def call(self, path: str, request: msgspec.Struct, result_type: type[T]) -> T:
         decoder = self._decoders.get(result_type)
         if decoder is None:

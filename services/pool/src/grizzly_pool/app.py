@@ -1,16 +1,22 @@
-"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/finish, /v1/lookup(_many), /v1/resolve.
+"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup(_many),
+/v1/resolve.
 
 Answers are always HTTP 200 with the pool_api result struct. Claim and finish carry their own ERROR status; services,
 lookup and resolve have no error field, so when Redis fails they answer 503 and the caller maps that to Unavailable
 (a lookup must never look like "no open activation" because Redis was down).
+
+api-edge's claims carry a claim id and a deadline; it then settles each one through /v1/settle: confirm (given to
+the platform) or release (not given: timeout, error). A sweeper releases claims left unsettled for POOL_CLAIM_HOLD_S
+(an edge that crashed), so no number stays held by an activation the platform never heard of.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypedDict, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -37,7 +43,7 @@ from starlette.routing import Route
 
 from grizzly_pool import metrics
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import ANY, PoolStore
+from grizzly_pool.store import ANY, RELEASE_BATCH, ClaimRefused, PoolStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,12 +60,38 @@ class BadBody(Exception):
     pass
 
 
+# The claim and settle messages of api-edge (its grizzly_edge.claims defines the same wire format).
+ClaimId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+SETTLE_MAX = 10_000  # ids per list in one /v1/settle
+
+
+class HeldClaimRequest(ClaimRequest, frozen=True):
+    """A claim with api-edge's claim id (for /v1/settle) and its deadline (ms since the epoch): past the deadline
+    the edge has answered the platform without this claim, so the pool refuses it. Empty / 0: an untracked claim."""
+
+    claim_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[A-Za-z0-9_-]*$")] = ""
+    deadline_ms: int = 0
+
+
+class SettleRequest(msgspec.Struct, frozen=True):
+    confirm: Annotated[list[int], msgspec.Meta(max_length=SETTLE_MAX)] = []  # activation ids given to the platform
+    release: Annotated[list[ClaimId], msgspec.Meta(max_length=SETTLE_MAX)] = []  # claim ids it was not given
+
+
+class SettleResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR" (retry the same request: settling is idempotent)
+    released: int = 0
+    error: str = ""
+
+
 def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
     return PoolStore(
         redis,
         settings.key_prefix,
         cancel_limit=settings.cancel_limit,
         sample_size=settings.sample_size,
+        retention_s=settings.retention_s,
+        hold_s=settings.claim_hold_s,
     )
 
 
@@ -120,7 +152,7 @@ async def services(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     state: State = request.state  # type: ignore[assignment]
     try:
-        body = await _decode(request, ClaimRequest)
+        body = await _decode(request, HeldClaimRequest)
     except BadBody as exc:
         metrics.CLAIMS.labels("ERROR").inc()
         return _reply(ClaimResult(status="ERROR", error=f"bad request: {exc}"))
@@ -138,7 +170,12 @@ async def claim(request: Request) -> Response:
             currency=body.currency,
             exclude_prefixes=body.exclude_prefixes,
             request_json=body.request_json,
+            claim_id=body.claim_id,
+            deadline_ms=body.deadline_ms,
         )
+    except ClaimRefused:
+        metrics.CLAIMS.labels("REFUSED").inc()
+        return _reply(ClaimResult(status="ERROR", error="claim refused: past its deadline or released"))
     except Exception:
         log.exception("claim failed")
         metrics.CLAIMS.labels("ERROR").inc()
@@ -153,6 +190,42 @@ async def claim(request: Request) -> Response:
                          service=body.service),
     )  # fmt: skip
     return _reply(ClaimResult("SUCCESS", claimed.number, claimed.activation_id, claimed.flashcall, claimed.voice))
+
+
+async def settle(request: Request) -> Response:
+    state: State = request.state  # type: ignore[assignment]
+    try:
+        body = await _decode(request, SettleRequest)
+    except BadBody as exc:
+        return _reply(SettleResult(status="ERROR", error=f"bad request: {exc}"))
+    store = state["store"]
+    try:
+        held = await store.confirm(body.confirm)
+        released = await store.release_claims(body.release)
+    except Exception:
+        log.exception("settle failed")
+        return _reply(SettleResult(status="ERROR", error="temporarily unavailable, retry"))
+    metrics.CONFIRMS.labels("yes").inc(held)
+    metrics.CONFIRMS.labels("no").inc(len(body.confirm) - held)
+    metrics.RELEASES.labels("edge").inc(released)
+    if released:
+        log.info("released claims", extra=log_fields(claims=len(body.release), released=released))
+    return _reply(SettleResult(status="SUCCESS", released=released))
+
+
+async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEASE_BATCH) -> None:
+    """Forever: release the claims api-edge neither confirmed nor released within the hold (every pool replica may
+    run this: each release is one atomic script, and a claim is released once)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            while (released := await store.release_due(batch)) > 0:
+                metrics.RELEASES.labels("unconfirmed").inc(released)
+                log.warning("released unconfirmed claims", extra=log_fields(released=released))
+                if released < batch:
+                    break
+        except Exception:
+            log.exception("sweep of unconfirmed claims failed")
 
 
 async def finish(request: Request) -> Response:
@@ -173,6 +246,11 @@ async def finish(request: Request) -> Response:
     metrics.FINISHES.labels(str(body.status), done.outcome).inc()
     if done.outcome == "unknown":
         return _reply(FinishResult(status="ERROR", error="unknown activationId"))
+    if done.outcome == "released":
+        # released as never given to the platform, yet it finishes it: it did get the number (a lost confirm)
+        log.warning("finish of a released activation", extra=log_fields(activation_id=body.activation_id,
+                                                                        status=body.status))  # fmt: skip
+        return _reply(FinishResult(status="SUCCESS"))
     log.info(
         "finished" if done.outcome == "finished" else "finish repeated",
         extra=log_fields(activation_id=body.activation_id, status=body.status, first_status=done.first_status),
@@ -223,11 +301,18 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with pool_lifespan(settings) as state:
-            yield state
+            sweeper = asyncio.create_task(sweep_unconfirmed(state["store"], min(5.0, settings.claim_hold_s / 4)))
+            try:
+                yield state
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
     routes = [
         Route("/v1/services", services, methods=["POST"]),
         Route("/v1/claim", claim, methods=["POST"]),
+        Route("/v1/settle", settle, methods=["POST"]),
         Route("/v1/finish", finish, methods=["POST"]),
         Route("/v1/lookup", lookup, methods=["POST"]),
         Route("/v1/lookup_many", lookup_many, methods=["POST"]),

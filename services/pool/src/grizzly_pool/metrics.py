@@ -6,6 +6,17 @@ from prometheus_client import Counter, Gauge, Histogram
 
 CLAIMS = Counter("pool_claims_total", "GET_NUMBER claims by result", ["result"])
 FINISHES = Counter("pool_finishes_total", "FINISH_ACTIVATION calls by status and outcome", ["status", "outcome"])
+RELEASES = Counter(
+    "pool_claims_released_total",
+    "Activations released because the platform was never told (by: edge = api-edge released the claim, "
+    "unconfirmed = api-edge neither confirmed nor released it within POOL_CLAIM_HOLD_S)",
+    ["by"],
+)
+CONFIRMS = Counter(
+    "pool_claim_confirms_total",
+    "Claims api-edge confirmed (held: yes; no = finished, or released because the confirmation came too late)",
+    ["held"],
+)
 COUNTS_REPORTED = Gauge("pool_counts_reported", "Sum of the counts last reported per service", ["service"])
 SCRIPT_SECONDS = Histogram(
     "pool_script_seconds",

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from grizzly_common.settings import SettingsError, env_int, env_list, env_secret, env_str
+from grizzly_common.settings import (
+    SettingsError,
+    audit_retention_s,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
 
 DEFAULT_SERVICES = ("tg", "wa", "vk", "ok", "go", "fb", "ig", "ds", "dr", "ot")
 
@@ -42,6 +50,8 @@ class Settings:
     cancel_limit: int
     sample_size: int
     redis_max_connections: int
+    retention_s: int  # AUDIT_RETENTION_DAYS: finished activations, their trail and per-event keys expire after it
+    claim_hold_s: float  # an api-edge claim neither confirmed nor released within this is released by the sweeper
     log_level: str
 
     @classmethod
@@ -72,5 +82,7 @@ class Settings:
             cancel_limit=env_int(env, "POOL_CANCEL_LIMIT", 4, minimum=1),
             sample_size=env_int(env, "POOL_CLAIM_SAMPLE", 16, minimum=1),
             redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 256, minimum=1),
+            retention_s=audit_retention_s(env),
+            claim_hold_s=env_float(env, "POOL_CLAIM_HOLD_S", 300.0, minimum=0.5),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )

@@ -12,7 +12,10 @@ Data model (every key under the configurable prefix, default "gp:"; see README.m
   bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
   numbers, devices    sets  the inventory (list, stats)
   act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
-                            ("open" or the first finish status), created_ms, finished_ms, repeats, key names
+                            ("open", the first finish status, or "released"), created_ms, finished_ms, repeats,
+                            claim (api-edge's claim id), key names; expires AUDIT_RETENTION_DAYS after it ends
+  held                zset  activation id -> when it is released (ms) unless api-edge confirms it first
+  claim:{claim id}    string  the activation id of an api-edge claim, or "released"; expires after 2 x the hold
   actid               string  the activation id counter
   cg:{country}        set   claim index: the groups of the country whose free set is not empty
   og:{country}|{op}   set   claim index: the same per (country, operator)
@@ -52,6 +55,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
 _SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
+RELEASE_BATCH: Final = 256  # claims per release.lua call (about 7 ms of Redis time), so no call blocks Redis long
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
 
@@ -147,9 +151,13 @@ class Claimed:
     voice: bool
 
 
+class ClaimRefused(Exception):
+    """The claim's id was released already (api-edge gave up on it) or its deadline has passed."""
+
+
 @dataclass(frozen=True)
 class Finished:
-    outcome: str  # "unknown" | "finished" | "repeat"
+    outcome: str  # "unknown" | "finished" | "repeat" | "released" (never given to the platform: nothing changes)
     first_status: int = 0  # for a repeat: the status that closed the activation
 
 
@@ -203,19 +211,23 @@ class PoolStore:
         cancel_limit: int = 4,
         sample_size: int = 16,
         audit_prefix: str = "",
+        retention_s: int = audit.DEFAULT_RETENTION_S,  # the service passes AUDIT_RETENTION_DAYS (Settings)
+        hold_s: float = 300.0,  # an api-edge claim not confirmed within this is released (POOL_CLAIM_HOLD_S)
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.cancel_limit = cancel_limit
         self.sample_size = sample_size
         self.audit_prefix = audit_prefix
-        self.retention_s = audit.DEFAULT_RETENTION_S
+        self.retention_s = retention_s
+        self.hold_ms = max(1, round(hold_s * 1000))
         self._claim_keys = (self.key("actid"), self.key("groups"), self.key("gix", "v1"))
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
-        preludes = {"claim": (NEXT_ID_FUNCTION,)}  # shared Lua functions a script calls
+        free_number = load_lua("grizzly_pool", "lua/free_number.lua")
+        preludes = {"claim": (NEXT_ID_FUNCTION,), "finish": (free_number,), "release": (free_number,)}
         self._scripts = {
             name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, ())))
-            for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "counts")
+            for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "release", "counts")
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
         # redis-py's BlockingConnectionPool is not first-come first-served: a waiter that is woken up but loses the
@@ -335,9 +347,12 @@ class PoolStore:
         currency: int | None,
         exclude_prefixes: Sequence[str],
         request_json: str,
+        claim_id: str = "",
+        deadline_ms: int = 0,
     ) -> Claimed | None:
         """One atomic check-and-claim (claim.lua, which also appends the "issued" audit event); None when nothing
-        fits (NO_NUMBERS)."""
+        fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
+        or past deadline_ms, and is held until confirm(), finish() or a release."""
         actid, groups, marker = self._claim_keys
         index = self.key("cg", country) if operator == ANY else self.key("og", f"{country}|{operator}")
         head, tail = _event_parts(
@@ -347,13 +362,45 @@ class PoolStore:
         args: list[str | int | bytes] = [
             self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
             int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
-            self._audit_key_prefix, self.retention_s, head, tail,
+            self._audit_key_prefix, head, tail, claim_id, deadline_ms, self.hold_ms,
             len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
         ]  # fmt: skip
-        result = await self._run("claim", (actid, index, groups, marker), args)
+        keys = (actid, index, groups, marker, self.key("held"), self.key("claim", claim_id))
+        result = await self._run("claim", keys, args)
         if not result:
             return None
+        if len(result) == 1:
+            raise ClaimRefused(claim_id)
         return Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
+
+    async def confirm(self, activation_ids: Sequence[int]) -> int:
+        """api-edge gave these activations to the platform: no longer held. Returns how many were still held (the
+        others were finished or, if the confirmation came later than the hold, released)."""
+        if not activation_ids:
+            return 0
+        async with self._gate:
+            return int(await self.redis.zrem(self.key("held"), *activation_ids))
+
+    async def release_claims(self, claim_ids: Sequence[str]) -> int:
+        """api-edge did not answer the platform with these claims: end their activations and free the numbers
+        (idempotent; a claim id released before its claim ran makes that claim refused). Returns how many
+        activations were released."""
+        released = 0
+        for start in range(0, len(claim_ids), RELEASE_BATCH):
+            released += await self._release("claims", "edge", 0, claim_ids[start : start + RELEASE_BATCH])
+        return released
+
+    async def release_due(self, limit: int = RELEASE_BATCH) -> int:
+        """Release up to `limit` held claims whose hold has run out (api-edge never confirmed nor released them)."""
+        return await self._release("due", "unconfirmed", limit, ())
+
+    async def _release(self, mode: str, reason: str, limit: int, claim_ids: Sequence[str]) -> int:
+        head, tail = _event_parts("released", reason=reason, number=_HOLE)
+        args: list[str | int | bytes] = [
+            self.prefix, mode, self.retention_s, 2 * self.hold_ms, self._audit_key_prefix, limit, head, tail,
+            *claim_ids,
+        ]  # fmt: skip
+        return int(await self._run("release", [self.key("held")], args))
 
     async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
         """First status wins (finish.lua, which also appends the "finish" / "finish_repeat" audit event)."""
@@ -362,10 +409,10 @@ class PoolStore:
             self._audit_key_prefix + str(activation_id), self.retention_s,
             *_event_parts(_HOLE, upstream=upstream, status=status, first=_HOLE),  # event name and first: Lua's
         ]  # fmt: skip
-        result = await self._run("finish", [self.key("act", activation_id)], args)
+        result = await self._run("finish", [self.key("act", activation_id), self.key("held")], args)
         outcome = result[0].decode()
-        if outcome == "unknown":
-            return Finished("unknown")
+        if outcome in ("unknown", "released"):
+            return Finished(outcome)
         return Finished(outcome, int(result[1]))
 
     async def activation(self, activation_id: int) -> dict[str, str]:

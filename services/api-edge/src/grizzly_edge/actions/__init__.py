@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.pool_client import PoolClient
 
 
@@ -14,6 +16,8 @@ class Call:
     upstream: str  # name of the upstream whose key matched
     body: bytes  # decompressed JSON body (contains the key: never log or store it as is)
     pool: PoolClient
+    claims: ClaimSettler  # GET_NUMBER confirms or releases each claim through it
+    disconnected: Callable[[], Awaitable[bool]]  # the platform has hung up (it will not see the answer)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,20 @@
-"""GET_NUMBER: claim one free number from the pool. NO_NUMBERS is a result, not an error."""
+"""GET_NUMBER: claim one free number from the pool. NO_NUMBERS is a result, not an error.
+
+One pool call per request. Its claim carries a fresh claim id and a deadline; a number the platform gets is
+confirmed, any other outcome of a sent claim (timeout, pool error, a failure here, the platform already gone)
+releases the claim id, both in the background (grizzly_edge.claims), so a number claimed for an answer the platform
+never saw goes back.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import orjson
 from grizzly_common import pool_api
+from grizzly_common.errors import Unavailable
+from grizzly_common.logging import log_fields
 from grizzly_common.messages import (
     NO_NUMBERS_BODY,
     as_decimal,
@@ -15,7 +26,10 @@ from grizzly_common.messages import (
 )
 
 from grizzly_edge.actions import Answer, Call
+from grizzly_edge.claims import HeldClaimRequest, deadline_ms
 from grizzly_edge.metrics import NUMBERS_ISSUED
+
+log = logging.getLogger(__name__)
 
 
 def audit_json(body: bytes) -> str:
@@ -27,7 +41,7 @@ def audit_json(body: bytes) -> str:
 
 async def handle(call: Call) -> Answer:
     request = decode_get_number(call.body)
-    claim = pool_api.ClaimRequest(
+    claim = HeldClaimRequest(
         upstream=call.upstream,
         country=country_code(request.country),
         operator=request.operator,
@@ -36,13 +50,25 @@ async def handle(call: Call) -> Answer:
         currency=request.currency,
         exclude_prefixes=normalize_prefixes(request.exceptionPhoneSet),
         request_json=audit_json(call.body),
+        claim_id=uuid.uuid4().hex,
+        deadline_ms=deadline_ms(call.pool.timeout_s),
     )
-    result = await call.pool.call("/v1/claim", claim, pool_api.ClaimResult)
-    if result.status == "SUCCESS":
-        NUMBERS_ISSUED.labels(call.upstream, claim.service).inc()
-        return Answer(
-            "SUCCESS", get_number_success(result.number, result.activation_id, result.flashcall, result.voice)
-        )
+    try:
+        result = await call.pool.call("/v1/claim", claim, pool_api.ClaimResult)
+        if result.status == "SUCCESS":
+            answer = Answer(
+                "SUCCESS", get_number_success(result.number, result.activation_id, result.flashcall, result.voice)
+            )
+            if await call.disconnected():  # it gave up first (its own timeout): nobody will read this number
+                log.info("platform hung up before the number", extra=log_fields(activation_id=result.activation_id))
+                raise Unavailable()
+            call.claims.confirm(result.activation_id)
+            NUMBERS_ISSUED.labels(call.upstream, claim.service).inc()
+            return answer
+    except BaseException:  # a timeout, a lost answer, this task cancelled: the pool may have claimed all the same
+        call.claims.release(claim.claim_id)
+        raise
     if result.status == "NO_NUMBERS":
         return Answer("NO_NUMBERS", NO_NUMBERS_BODY)
+    call.claims.release(claim.claim_id)  # an ERROR can come after the claim (e.g. Redis answered too late)
     return Answer("ERROR", error_body(result.error or "number request refused"))

@@ -6,29 +6,47 @@
 -- KEYS[3]  groups hash             {prefix}groups (read only to build the indexes once, see KEYS[4])
 -- KEYS[4]  index marker            {prefix}gix:v1 (missing: the indexes are rebuilt from KEYS[3] first, e.g.
 --          after an upgrade from a version without them)
+-- KEYS[5]  held                    {prefix}held: zset, activation id -> when it is released unless api-edge
+--          confirms it first (ms, Redis clock; see release.lua)
+-- KEYS[6]  claim record            {prefix}claim:{claim id}: the activation id of this claim, or "released"
 -- ARGV[1] key prefix   ARGV[2] service   ARGV[3] upstream   ARGV[4] sum (decimal text)   ARGV[5] currency ('' = none)
 -- ARGV[6] request JSON (key-free)   ARGV[7] now (ms)   ARGV[8] sample size (SRANDMEMBER count, numbers)
 -- ARGV[9] group sample size (SRANDMEMBER count on the index)
--- ARGV[10] audit key prefix (the activation id is appended)   ARGV[11] audit retention (s)
--- ARGV[12] audit event before the number   ARGV[13] audit event after the number (grizzly_common.audit format)
--- ARGV[14] number of excluded prefixes n, ARGV[15..14+n] the prefixes (digit strings, any length)
--- ARGV[15+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
+-- ARGV[10] audit key prefix (the activation id is appended; the list gets no TTL while the activation is open:
+-- finish.lua sets it)
+-- ARGV[11] audit event before the number   ARGV[12] audit event after the number (grizzly_common.audit format)
+-- ARGV[13] claim id ('' = a caller that does not track its claims: no deadline, nothing held)
+-- ARGV[14] deadline (ms since the epoch; 0 = none): past it, api-edge has answered the platform without this
+-- claim, so it is refused   ARGV[15] hold (ms): how long an unconfirmed claim is held (record: twice as long)
+-- ARGV[16] number of excluded prefixes n, ARGV[17..16+n] the prefixes (digit strings, any length)
+-- ARGV[17+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
 -- Also touched (built here from the prefix, the chosen group, number and new id; no Redis Cluster): per group
 -- free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read), act:{id}
--- (created), the audit list of the activation, cg:/og: of an emptied group.
+-- (created), the audit list of the activation (no TTL while open), cg:/og: of an emptied group.
 -- Constraints (the same as the counts): device online, device below its module cap, number free and online
 -- (= member of the free set), service not blocked for the number, no excluded prefix.
 -- Cost: a few groups from a random sample of the index in the usual case; only when the sample misses is the
 -- whole index walked (bounded by the groups of the country), never the groups of other countries.
--- Returns {} when nothing fits, else {number, activation_id, flashcall, voice}.
+-- Returns {} when nothing fits, {'refused'} when the claim id was released already (or used before) or the
+-- deadline has passed, else {number, activation_id, flashcall, voice}.
 local prefix, service, upstream = ARGV[1], ARGV[2], ARGV[3]
 local sample = tonumber(ARGV[8])
 local group_sample = tonumber(ARGV[9])
-local nprefixes = tonumber(ARGV[14])
+local claim_id, deadline, hold = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local nprefixes = tonumber(ARGV[16])
 local prefixes = {}
-for i = 1, nprefixes do prefixes[i] = ARGV[14 + i] end
-math.randomseed(tonumber(ARGV[15 + nprefixes]))
+for i = 1, nprefixes do prefixes[i] = ARGV[16 + i] end
+math.randomseed(tonumber(ARGV[17 + nprefixes]))
 local blocked_field = 'b:' .. service
+
+local now_ms = 0
+if claim_id ~= '' then
+  -- a release that came first left its record: the edge has given up on this claim (release.lua)
+  if redis.call('EXISTS', KEYS[6]) == 1 then return {'refused'} end
+  local t = redis.call('TIME')
+  now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if deadline > 0 and now_ms > deadline then return {'refused'} end
+end
 
 local function index_keys(group)
   local country, operator = string.match(group, '^([^|]*)|([^|]*)|')
@@ -94,9 +112,12 @@ local function claim(group, free_key, bf_key, dev_key, number)
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
     'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open',
     'free_key', free_key, 'bf_key', bf_key, 'dev_key', dev_key)
-  local audit_key = ARGV[10] .. id
-  redis.call('RPUSH', audit_key, ARGV[12] .. number .. ARGV[13])
-  redis.call('EXPIRE', audit_key, ARGV[11])
+  redis.call('RPUSH', ARGV[10] .. id, ARGV[11] .. number .. ARGV[12])
+  if claim_id ~= '' then
+    redis.call('HSET', prefix .. 'act:' .. id, 'claim', claim_id)
+    redis.call('SET', KEYS[6], id, 'PX', 2 * hold)
+    redis.call('ZADD', KEYS[5], now_ms + hold, id)
+  end
   return {number, id, f[4], f[5]}
 end
 
