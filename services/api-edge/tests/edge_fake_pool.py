@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import uvicorn
 from grizzly_common import pool_api
-from grizzly_edge.claims import SettleResult
+from grizzly_common.pool_api import SettleResult
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response

@@ -15,9 +15,9 @@ import orjson
 import pytest
 from edge_fake_pool import FakePool, free_port
 from grizzly_common import pool_api
+from grizzly_common.pool_api import SettleResult
 from grizzly_edge import dispatch
 from grizzly_edge.app import create_app
-from grizzly_edge.claims import SettleResult
 from grizzly_edge.settings import Settings
 from starlette.testclient import TestClient
 

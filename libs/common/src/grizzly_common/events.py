@@ -21,7 +21,6 @@ class Topics:
         return self.prefix + "inbound-messages"
 
 
-
 # The bounds of every field a record may carry. sms-ingest checks its input against them (and answers 400); the
 # pusher decodes with them, so a record that slipped past (written to the topic by anything else) is parked, never
 # retried. Every bound fits a JSON number, an orjson int and a Redis key.

@@ -1,7 +1,7 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve. Answers are always HTTP
-200 with one of these structs; transport failures are the caller's to map to Unavailable.
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve. Answers are
+always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ class ServicesResult(msgspec.Struct, frozen=True):
     countryList: list[dict[str, Any]]  # noqa: N815 - rendered as-is into the protocol answer
 
 
+ClaimId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+SETTLE_MAX = 10_000  # ids per list in one /v1/settle
+
+
 class ClaimRequest(msgspec.Struct, frozen=True):
+    """A claim with api-edge's claim id (for /v1/settle) and its deadline (ms since the epoch): past the deadline
+    the edge has answered the platform without this claim, so the pool refuses it. Empty / 0: an untracked claim."""
+
     upstream: str
     country: str
     operator: str
@@ -28,6 +35,21 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     currency: int | None
     exclude_prefixes: list[str]
     request_json: str  # the platform's request without its key, kept for the audit trail
+    claim_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[A-Za-z0-9_-]*$")] = ""
+    deadline_ms: int = 0
+
+
+class SettleRequest(msgspec.Struct, frozen=True):
+    """What became of api-edge's claims: confirm (the platform got the activation) or release (it did not)."""
+
+    confirm: Annotated[list[int], msgspec.Meta(max_length=SETTLE_MAX)] = []  # activation ids given to the platform
+    release: Annotated[list[ClaimId], msgspec.Meta(max_length=SETTLE_MAX)] = []  # claim ids it was not given
+
+
+class SettleResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR" (retry the same request: settling is idempotent)
+    released: int = 0
+    error: str = ""
 
 
 class ClaimResult(msgspec.Struct, frozen=True):

@@ -4,7 +4,7 @@ Every claim carries a fresh claim id and a deadline (when this edge stops waitin
 edge tells the pool, off the request path, what became of it: confirm (the platform got the activation) or release
 (it did not: timeout, error, the request failed). The pool refuses a claim past its deadline or already released,
 releases idempotently, and releases by itself claims nobody settled within POOL_CLAIM_HOLD_S (an edge that crashed).
-The wire format extends grizzly_common.pool_api; the pool's app.py decodes the same fields.
+The messages are in grizzly_common.pool_api.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 
-import msgspec
 from grizzly_common import pool_api
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
@@ -23,22 +22,6 @@ from grizzly_edge.metrics import CLAIM_RELEASES, SETTLE_BACKLOG
 from grizzly_edge.pool_client import PoolClient
 
 log = logging.getLogger(__name__)
-
-
-class HeldClaimRequest(pool_api.ClaimRequest, frozen=True):
-    claim_id: str = ""
-    deadline_ms: int = 0  # ms since the epoch; the pool refuses the claim after it
-
-
-class SettleRequest(msgspec.Struct, frozen=True):
-    confirm: list[int] = []  # activation ids the platform was given
-    release: list[str] = []  # claim ids the platform was not given
-
-
-class SettleResult(msgspec.Struct, frozen=True):
-    status: str  # "SUCCESS" | "ERROR"
-    released: int = 0
-    error: str = ""
 
 
 def deadline_ms(timeout_s: float) -> int:
@@ -91,7 +74,9 @@ class ClaimSettler:
         """One /v1/settle call with the oldest pending ids; True when the pool accepted them."""
         confirm, release = self._confirm[: self._batch], self._release[: self._batch]
         try:
-            result = await self._pool.call("/v1/settle", SettleRequest(confirm, release), SettleResult)
+            result = await self._pool.call(
+                "/v1/settle", pool_api.SettleRequest(confirm, release), pool_api.SettleResult
+            )
         except Unavailable:
             return False
         if result.status != "SUCCESS":

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -33,6 +33,8 @@ from grizzly_common.pool_api import (
     ResolveRequest,
     ServicesRequest,
     ServicesResult,
+    SettleRequest,
+    SettleResult,
 )
 from grizzly_common.redis_client import make_redis
 from grizzly_common.web import health_routes, json_response
@@ -58,30 +60,6 @@ class State(TypedDict):
 
 class BadBody(Exception):
     pass
-
-
-# The claim and settle messages of api-edge (its grizzly_edge.claims defines the same wire format).
-ClaimId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
-SETTLE_MAX = 10_000  # ids per list in one /v1/settle
-
-
-class HeldClaimRequest(ClaimRequest, frozen=True):
-    """A claim with api-edge's claim id (for /v1/settle) and its deadline (ms since the epoch): past the deadline
-    the edge has answered the platform without this claim, so the pool refuses it. Empty / 0: an untracked claim."""
-
-    claim_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[A-Za-z0-9_-]*$")] = ""
-    deadline_ms: int = 0
-
-
-class SettleRequest(msgspec.Struct, frozen=True):
-    confirm: Annotated[list[int], msgspec.Meta(max_length=SETTLE_MAX)] = []  # activation ids given to the platform
-    release: Annotated[list[ClaimId], msgspec.Meta(max_length=SETTLE_MAX)] = []  # claim ids it was not given
-
-
-class SettleResult(msgspec.Struct, frozen=True):
-    status: str  # "SUCCESS" | "ERROR" (retry the same request: settling is idempotent)
-    released: int = 0
-    error: str = ""
 
 
 def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
@@ -152,7 +130,7 @@ async def services(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     state: State = request.state  # type: ignore[assignment]
     try:
-        body = await _decode(request, HeldClaimRequest)
+        body = await _decode(request, ClaimRequest)
     except BadBody as exc:
         metrics.CLAIMS.labels("ERROR").inc()
         return _reply(ClaimResult(status="ERROR", error=f"bad request: {exc}"))

@@ -15,7 +15,7 @@ from grizzly_pusher.settings import Settings
 
 
 def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
-    """uvicorn re-raises SIGTERM once it has shut down gracefully; by then everything is settled: exit 0."""
+    """uvicorn re-raises SIGTERM once it has shut down gracefully; by then every record is done: exit 0."""
 
 
 def main() -> None:

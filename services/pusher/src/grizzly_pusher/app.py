@@ -59,7 +59,7 @@ def _exit_on_crash(app: Starlette) -> Callable[[asyncio.Task[None]], None]:
 async def _stop(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
     done, pending = await asyncio.wait(tasks, timeout=grace_s)
     for task in pending:
-        log.error("shutdown grace exceeded: cancelling; unsettled records stay uncommitted")
+        log.error("shutdown grace exceeded: cancelling; records not done stay uncommitted")
         task.cancel()
     for task in pending:
         with contextlib.suppress(BaseException):

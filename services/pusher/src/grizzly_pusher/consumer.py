@@ -1,11 +1,11 @@
-"""The Kafka side: read inbound messages, settle every record of a batch, then commit the batch.
+"""The Kafka side: read inbound messages, finish with every record of a batch, then commit the batch.
 
-A record is settled when it is delivered, durably scheduled in the Redis retry schedule (or found there already,
+A record is done when it is delivered, durably scheduled in the Redis retry schedule (or found there already,
 with an owner: read again after a crash), recorded as unmatched, or parked: a record that cannot be decoded or
 pushed because of its content is kept in pusher:parked with the reason, counted, and never tried again, so it
 never holds up the records behind it. Only a transient failure (Redis or the pool away) is retried.
 Records of one number are handled in order, different numbers concurrently (bounded by the pusher's semaphore).
-Offsets are committed only when every record of the batch is settled; otherwise they are not committed at all,
+Offsets are committed only when every record of the batch is done; otherwise they are not committed at all,
 and the records come back (the retry schedule's owner and the ledger keep them from being pushed twice).
 """
 
@@ -38,7 +38,7 @@ class _Entry:
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """A rebalance waits for the batch in hand to be settled and committed before partitions move."""
+    """A rebalance waits for the batch in hand to be done and committed before partitions move."""
 
     def __init__(self, lock: asyncio.Lock) -> None:
         self.lock = lock
@@ -68,7 +68,7 @@ class InboundConsumer:
         self.stop_event.set()
 
     async def run(self) -> None:
-        """Until stop(): fetch, settle, commit. Returns without committing a batch it could not settle."""
+        """Until stop(): fetch, process, commit. Returns without committing a batch it could not finish with."""
         while not self.stop_event.is_set():
             try:
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=self.pusher.settings.concurrency * 8)
@@ -80,14 +80,14 @@ class InboundConsumer:
                 await self._update_lag()
                 continue
             async with self.lock:
-                settled = await self._settle_batch(batch)
-                if not settled:
-                    log.warning("batch not settled (stopping): offsets left uncommitted, records will come back")
+                done = await self._process_batch(batch)
+                if not done:
+                    log.warning("batch not done (stopping): offsets left uncommitted, records will come back")
                     return
                 await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             await self._update_lag()
 
-    async def _settle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+    async def _process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         by_number: dict[tuple[TopicPartition, bytes | None], list[_Entry]] = defaultdict(list)
         numbers: list[int] = []
         for tp, records in batch.items():
@@ -99,7 +99,7 @@ class InboundConsumer:
                     entry = _Entry(record, None, exc)
                 by_number[(tp, record.key)].append(entry)
         found = await self._lookup_batch(numbers)
-        results = await asyncio.gather(*(self._settle_in_order(entries, found) for entries in by_number.values()))
+        results = await asyncio.gather(*(self._process_in_order(entries, found) for entries in by_number.values()))
         return all(results)
 
     async def _lookup_batch(self, numbers: list[int]) -> dict[int, LookupResult] | PoolUnavailable:
@@ -111,13 +111,13 @@ class InboundConsumer:
         except PoolUnavailable as exc:
             return exc
 
-    async def _settle_in_order(self, entries: list[_Entry], found: dict[int, LookupResult] | PoolUnavailable) -> bool:
+    async def _process_in_order(self, entries: list[_Entry], found: dict[int, LookupResult] | PoolUnavailable) -> bool:
         for entry in entries:
-            if not await self._settle_record(entry, found):
+            if not await self._process_record(entry, found):
                 return False
         return True
 
-    async def _settle_record(self, entry: _Entry, found: dict[int, LookupResult] | PoolUnavailable) -> bool:
+    async def _process_record(self, entry: _Entry, found: dict[int, LookupResult] | PoolUnavailable) -> bool:
         delay = 0.2
         while True:
             try:
@@ -134,7 +134,7 @@ class InboundConsumer:
                 if self.stop_event.is_set():
                     return False
                 log.warning(
-                    "record not settled yet, retrying",
+                    "record not done yet, retrying",
                     extra=log_fields(offset=entry.record.offset, error=type(exc).__name__),
                 )
             await asyncio.sleep(delay)

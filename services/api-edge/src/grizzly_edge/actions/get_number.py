@@ -26,7 +26,7 @@ from grizzly_common.messages import (
 )
 
 from grizzly_edge.actions import Answer, Call
-from grizzly_edge.claims import HeldClaimRequest, deadline_ms
+from grizzly_edge.claims import deadline_ms
 from grizzly_edge.metrics import NUMBERS_ISSUED
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def audit_json(body: bytes) -> str:
 
 async def handle(call: Call) -> Answer:
     request = decode_get_number(call.body)
-    claim = HeldClaimRequest(
+    claim = pool_api.ClaimRequest(
         upstream=call.upstream,
         country=country_code(request.country),
         operator=request.operator,
