@@ -13,6 +13,7 @@ import aiohttp
 from grizzly_common.errors import BadRequest, PartnerError
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
+from grizzly_common.pool_client import PoolClient
 from grizzly_common.web import health_routes, read_limited_body
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,7 +27,6 @@ from grizzly_edge.body import accepts_gzip, compress, decode_content
 from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.dispatch import route
 from grizzly_edge.metrics import REQUEST_SECONDS, RESULTS
-from grizzly_edge.pool_client import PoolClient
 from grizzly_edge.settings import Settings
 
 log = logging.getLogger("grizzly_edge")

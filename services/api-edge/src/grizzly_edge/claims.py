@@ -17,9 +17,9 @@ import time
 from grizzly_common import pool_api
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
+from grizzly_common.pool_client import PoolClient
 
 from grizzly_edge.metrics import CLAIM_RELEASES, SETTLE_BACKLOG
-from grizzly_edge.pool_client import PoolClient
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,7 @@ class ClaimSettler:
         """One /v1/settle call with the oldest pending ids; True when the pool accepted them."""
         confirm, release = self._confirm[: self._batch], self._release[: self._batch]
         try:
-            result = await self._pool.call(
-                "/v1/settle", pool_api.SettleRequest(confirm, release), pool_api.SettleResult
-            )
+            result = await self._pool.settle(pool_api.SettleRequest(confirm, release))
         except Unavailable:
             return False
         if result.status != "SUCCESS":

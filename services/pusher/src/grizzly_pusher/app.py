@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from grizzly_common.events import Topics
 from grizzly_common.kafka_client import ensure_topics, kafka_reachable, make_consumer, wait_kafka
 from grizzly_common.logging import log_fields
+from grizzly_common.pool_client import PoolClient
 from grizzly_common.redis_client import make_redis, persistence_warning
 from grizzly_common.web import health_routes
 from starlette.applications import Starlette
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 class State(TypedDict):
     settings: Settings
     redis: aioredis.Redis
-    session: aiohttp.ClientSession
+    pool: PoolClient
     consumer: AIOKafkaConsumer
 
 
@@ -97,7 +98,8 @@ def create_app(settings: Settings) -> Starlette:
                 ledger_ttl_s=settings.ledger_ttl_s,
                 audit_retention_s=settings.audit_retention_s,
             )
-            pusher = Pusher(settings, redis, session, store)
+            pool = PoolClient(session, settings.pool_url, timeout_s=settings.pool_timeout_s)
+            pusher = Pusher(settings, redis, session, store, pool)
             inbound = InboundConsumer(consumer, pusher, topics.inbound)
             inbound.subscribe()
             await consumer.start()
@@ -113,7 +115,7 @@ def create_app(settings: Settings) -> Starlette:
                 ),
             )
             try:
-                yield {"settings": settings, "redis": redis, "session": session, "consumer": consumer}
+                yield {"settings": settings, "redis": redis, "pool": pool, "consumer": consumer}
             finally:
                 log.info("pusher stopping: in-flight pushes finish, the rest is handed back to the retry schedule")
                 pusher.stopping = True
@@ -132,11 +134,7 @@ def create_app(settings: Settings) -> Starlette:
             raise ConnectionError("kafka")
 
     async def check_pool(request: Request) -> None:
-        async with request.state.session.get(
-            settings.pool_url + "/healthz", timeout=aiohttp.ClientTimeout(total=1.5)
-        ) as reply:
-            if reply.status != 200:
-                raise ConnectionError(f"pool answered HTTP {reply.status}")
+        await request.state.pool.healthy()
 
     routes = health_routes({"redis": check_redis, "kafka": check_kafka, "pool": check_pool})
     return Starlette(routes=routes, lifespan=lifespan)

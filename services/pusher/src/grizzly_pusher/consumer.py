@@ -22,9 +22,10 @@ from grizzly_common.errors import DecodeError
 from grizzly_common.events import InboundMessage, PushTask, decode_inbound
 from grizzly_common.logging import log_fields
 from grizzly_common.pool_api import LookupResult
+from grizzly_common.pool_client import PoolUnavailable
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher, is_transient, keep_unmatched
+from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched
 from grizzly_pusher.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class InboundConsumer:
         if not numbers:
             return {}
         try:
-            return await self.pusher.lookup_many(numbers)
+            return await self.pusher.pool.lookup_many(numbers)
         except PoolUnavailable as exc:
             return exc
 

@@ -21,7 +21,6 @@ from enum import Enum
 from typing import TypeVar
 
 import aiohttp
-import msgspec
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -29,7 +28,7 @@ from grizzly_common import audit
 from grizzly_common.events import InboundMessage, PushTask
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
-from grizzly_common.pool_api import LOOKUP_MANY_MAX, LookupManyRequest, LookupManyResult, LookupRequest, LookupResult
+from grizzly_common.pool_client import PoolClient, PoolUnavailable
 from grizzly_common.settings import Upstream
 from msgspec.structs import replace
 
@@ -41,9 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_REPLY_BYTES = 64 * 1024
-_lookup_decoder = msgspec.json.Decoder(LookupResult)
-_lookup_many_decoder = msgspec.json.Decoder(LookupManyResult)
-_encoder = msgspec.json.Encoder()
 
 
 class Outcome(Enum):
@@ -65,10 +61,6 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.result == "success"
-
-
-class PoolUnavailable(Exception):
-    pass
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -162,70 +154,20 @@ class Pusher:
     """Pushes and records outcomes; shared by the Kafka consumer (first attempts) and the retrier (later ones)."""
 
     def __init__(
-        self, settings: Settings, redis: aioredis.Redis, session: aiohttp.ClientSession, store: PushStore
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        session: aiohttp.ClientSession,
+        store: PushStore,
+        pool: PoolClient,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.session = session
         self.store = store
+        self.pool = pool
         self.semaphore = asyncio.Semaphore(settings.concurrency)
         self.stopping = False  # set on SIGTERM: no new HTTP requests, pending work is handed back
-        self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many
-
-    # -- the pool -----------------------------------------------------------------------------------------
-    async def _pool_post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """POST to the pool's internal API; a transport failure or timeout is PoolUnavailable."""
-        try:
-            async with self.session.post(
-                self.settings.pool_url + path,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=self.settings.pool_timeout_s),
-            ) as reply:
-                return reply.status, await reply.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise PoolUnavailable(type(exc).__name__) from exc
-
-    async def lookup(self, number: int) -> LookupResult:
-        status, body = await self._pool_post("/v1/lookup", _encoder.encode(LookupRequest(number=number)))
-        if status != 200:
-            raise PoolUnavailable(f"pool answered HTTP {status}")
-        try:
-            return _lookup_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise PoolUnavailable(type(exc).__name__) from exc
-
-    async def lookup_many(self, numbers: list[int]) -> dict[int, LookupResult]:
-        """The open activation of each number: POST /v1/lookup_many, LOOKUP_MANY_MAX numbers per request.
-
-        A pool without /v1/lookup_many (HTTP 404: an older pool during a rolling upgrade) is asked per number.
-        Raises PoolUnavailable if any request fails.
-        """
-        unique = list(dict.fromkeys(numbers))
-        if self._lookup_many_missing:
-            found = await asyncio.gather(*(self.lookup(number) for number in unique))
-            return dict(zip(unique, found, strict=True))
-        chunks = [unique[i : i + LOOKUP_MANY_MAX] for i in range(0, len(unique), LOOKUP_MANY_MAX)]
-        results: dict[int, LookupResult] = {}
-        for chunk, found in zip(chunks, await asyncio.gather(*(self._lookup_chunk(c) for c in chunks)), strict=True):
-            results.update(zip(chunk, found, strict=True))
-        return results
-
-    async def _lookup_chunk(self, numbers: list[int]) -> list[LookupResult]:
-        status, body = await self._pool_post("/v1/lookup_many", _encoder.encode(LookupManyRequest(numbers=numbers)))
-        if status == 404:
-            log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
-            self._lookup_many_missing = True
-            return list(await asyncio.gather(*(self.lookup(number) for number in numbers)))
-        if status != 200:
-            raise PoolUnavailable(f"pool answered HTTP {status}")
-        try:
-            results = _lookup_many_decoder.decode(body).results
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise PoolUnavailable(type(exc).__name__) from exc
-        if len(results) != len(numbers):
-            raise PoolUnavailable(f"pool answered {len(results)} lookups for {len(numbers)} numbers")
-        return results
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     async def send(self, upstream: Upstream, kind: str, body: bytes, headers: dict[str, str]) -> PushResult:

@@ -10,10 +10,11 @@ import asyncio
 import logging
 
 from grizzly_common.logging import log_fields
+from grizzly_common.pool_client import PoolUnavailable
 from msgspec.structs import replace
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import PoolUnavailable, Pusher, is_transient, keep_unmatched
+from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched
 from grizzly_pusher.store import ClaimedRetry, now_ms
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Retrier:
         if not task.upstream:  # the pool was unreachable when the record was read: look it up now
             message = task.message
             try:
-                found = await self.pusher.lookup(message.number)
+                found = await self.pusher.pool.lookup(message.number)
             except PoolUnavailable:
                 later = replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
                 await store.reschedule(later, item.token)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from grizzly_common.pool_client import PoolClient
+
 from grizzly_edge.claims import ClaimSettler
-from grizzly_edge.pool_client import PoolClient
 
 
 @dataclass(frozen=True)

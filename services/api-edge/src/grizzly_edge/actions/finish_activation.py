@@ -10,10 +10,8 @@ from grizzly_edge.actions import Answer, Call
 
 async def handle(call: Call) -> Answer:
     request = decode_finish(call.body)
-    result = await call.pool.call(
-        "/v1/finish",
-        pool_api.FinishRequest(upstream=call.upstream, activation_id=request.activationId, status=request.status),
-        pool_api.FinishResult,
+    result = await call.pool.finish(
+        pool_api.FinishRequest(upstream=call.upstream, activation_id=request.activationId, status=request.status)
     )
     if result.status == "SUCCESS":
         return Answer("SUCCESS", SUCCESS_BODY)

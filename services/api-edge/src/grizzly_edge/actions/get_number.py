@@ -54,7 +54,7 @@ async def handle(call: Call) -> Answer:
         deadline_ms=deadline_ms(call.pool.timeout_s),
     )
     try:
-        result = await call.pool.call("/v1/claim", claim, pool_api.ClaimResult)
+        result = await call.pool.claim(claim)
         if result.status == "SUCCESS":
             answer = Answer(
                 "SUCCESS", get_number_success(result.number, result.activation_id, result.flashcall, result.voice)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from grizzly_common import pool_api
 from grizzly_common.messages import get_services_success
 
 from grizzly_edge.actions import Answer, Call
@@ -33,8 +32,6 @@ def _record_counts(upstream: str, country_list: list[dict[str, Any]]) -> None:
 
 
 async def handle(call: Call) -> Answer:
-    result = await call.pool.call(
-        "/v1/services", pool_api.ServicesRequest(upstream=call.upstream), pool_api.ServicesResult
-    )
+    result = await call.pool.services(call.upstream)
     _record_counts(call.upstream, result.countryList)
     return Answer("SUCCESS", get_services_success(result.countryList))

@@ -1,0 +1,136 @@
+"""The one client of the pool's internal API (api-edge, sms-ingest and the pusher), over a keep-alive aiohttp session.
+
+One failure mapping for every caller: no answer, a timeout, an HTTP status other than 200 or an answer that does not
+decode is PoolUnavailable (a retriable Unavailable). Each service maps that once: the edge answers the ERROR
+envelope, ingest 503, the pusher retries later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+
+from grizzly_common import pool_api
+from grizzly_common.errors import Unavailable
+from grizzly_common.logging import log_fields
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+class PoolUnavailable(Unavailable):
+    """The pool did not answer usefully: retry later."""
+
+
+class PoolClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float | None = None) -> None:
+        """timeout_s: the most one call waits (None: the session's own total timeout)."""
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        # aiohttp reads timeout=None as "no timeout": without our own, each call uses the session's
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else session.timeout
+        self._decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+        self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many (an older pool)
+
+    @property
+    def timeout_s(self) -> float:
+        """The most one call waits for the pool."""
+        return self._timeout.total or 0.0
+
+    async def call(self, path: str, request: msgspec.Struct, result_type: type[T]) -> T:
+        """POST `request` to `path` and decode the answer as `result_type`; any failure is PoolUnavailable."""
+        status, body = await self._post(path, _encoder.encode(request))
+        if status != 200:
+            log.warning("pool call failed", extra=log_fields(path=path, http_status=status))
+            raise PoolUnavailable(f"temporarily unavailable, retry (pool answered HTTP {status})")
+        try:
+            return self._decoder(result_type).decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("pool answer undecodable", extra=log_fields(path=path, error=str(exc)[:200]))
+            raise PoolUnavailable() from None
+
+    async def _post(self, path: str, data: bytes) -> tuple[int, bytes]:
+        try:
+            async with self._session.post(
+                self._base_url + path,
+                data=data,
+                headers={"Content-Type": "application/json"},
+                timeout=self._timeout,
+            ) as reply:
+                return reply.status, await reply.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("pool call failed", extra=log_fields(path=path, error=type(exc).__name__))
+            raise PoolUnavailable() from None
+
+    def _decoder(self, result_type: type[T]) -> msgspec.json.Decoder[T]:
+        decoder = self._decoders.get(result_type)
+        if decoder is None:
+            decoder = self._decoders[result_type] = msgspec.json.Decoder(result_type)
+        return decoder
+
+    async def healthy(self) -> None:
+        """Raises unless the pool's /healthz answers 200."""
+        try:
+            async with self._session.get(self._base_url + "/healthz", timeout=self._timeout) as reply:
+                await reply.read()
+                if reply.status != 200:
+                    raise PoolUnavailable(f"pool /healthz answered {reply.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PoolUnavailable(type(exc).__name__) from None
+
+    # -- the API, typed -------------------------------------------------------------------------------------
+    async def services(self, upstream: str) -> pool_api.ServicesResult:
+        return await self.call("/v1/services", pool_api.ServicesRequest(upstream), pool_api.ServicesResult)
+
+    async def claim(self, request: pool_api.ClaimRequest) -> pool_api.ClaimResult:
+        return await self.call("/v1/claim", request, pool_api.ClaimResult)
+
+    async def settle(self, request: pool_api.SettleRequest) -> pool_api.SettleResult:
+        return await self.call("/v1/settle", request, pool_api.SettleResult)
+
+    async def finish(self, request: pool_api.FinishRequest) -> pool_api.FinishResult:
+        return await self.call("/v1/finish", request, pool_api.FinishResult)
+
+    async def resolve(self, device: str, slot: str) -> pool_api.ResolveResult:
+        return await self.call("/v1/resolve", pool_api.ResolveRequest(device, slot), pool_api.ResolveResult)
+
+    async def lookup(self, number: int) -> pool_api.LookupResult:
+        return await self.call("/v1/lookup", pool_api.LookupRequest(number), pool_api.LookupResult)
+
+    async def lookup_many(self, numbers: list[int]) -> dict[int, pool_api.LookupResult]:
+        """The open activation of each number, LOOKUP_MANY_MAX numbers per request. A pool without /v1/lookup_many
+        (HTTP 404: an older pool during a rolling upgrade) is asked per number."""
+        unique = list(dict.fromkeys(numbers))
+        size = pool_api.LOOKUP_MANY_MAX
+        chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
+        found = await asyncio.gather(*(self._lookup_chunk(chunk) for chunk in chunks))
+        return {
+            number: result
+            for chunk, results in zip(chunks, found, strict=True)
+            for number, result in zip(chunk, results, strict=True)
+        }
+
+    async def _lookup_chunk(self, numbers: list[int]) -> list[pool_api.LookupResult]:
+        if not self._lookup_many_missing:
+            status, body = await self._post("/v1/lookup_many", _encoder.encode(pool_api.LookupManyRequest(numbers)))
+            if status == 404:
+                log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
+                self._lookup_many_missing = True
+            elif status != 200:
+                raise PoolUnavailable(f"temporarily unavailable, retry (pool answered HTTP {status})")
+            else:
+                try:
+                    results = self._decoder(pool_api.LookupManyResult).decode(body).results
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    raise PoolUnavailable() from None
+                if len(results) != len(numbers):
+                    raise PoolUnavailable(f"pool answered {len(results)} lookups for {len(numbers)} numbers")
+                return results
+        return list(await asyncio.gather(*(self.lookup(number) for number in numbers)))
