@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -21,17 +22,20 @@ import msgspec
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from grizzly_common.coalesce import Coalescer
-from grizzly_common.events import InboundMessage, Topics, encode, number_key
+from grizzly_common.errors import DecodeError
+from grizzly_common.events import InboundMessage, Topics, check_inbound, encode, number_key
 from grizzly_common.logging import log_fields
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 from redis.exceptions import RedisError
 
 from grizzly_ingest import lua, metrics
-from grizzly_ingest.errors import Unavailable
+from grizzly_ingest.errors import BadInput, Unavailable
 from grizzly_ingest.model import Accepted, Incoming
 from grizzly_ingest.text import now_ms
 
 log = logging.getLogger(__name__)
+
+_FIELD = re.compile(r"at `\$\.(\w+)`")
 
 SWEEP_BATCH = 100
 SWEEP_LEASE_MS = 30_000
@@ -132,6 +136,8 @@ class Publisher:
             raise Unavailable("storage unavailable, retry") from None
 
     async def _accept_single(self, message: Incoming, number: int) -> Accepted:
+        # checked before anything is stored: a refused message leaves nothing behind
+        record = checked(self._record(message, number))
         key = self.fp_key(fingerprint(message, number))
         has_identity = message.received_at_ms is not None or bool(message.source_id)
         ttl = self.dedupe_ttl_s if has_identity else self.dedupe_no_ts_ttl_s
@@ -139,10 +145,19 @@ class Publisher:
         if state == "published":
             metrics.DUPLICATES.labels(message.source).inc()
             return Accepted(sms_id, duplicate=True)
+        record = msgspec.structs.replace(record, sms_id=sms_id, ingested_at_ms=now_ms())
+        await self._publish(record)
+        await self._fp_ops(("m", key, ttl))
+        metrics.ACCEPTED.labels(message.source, message.kind).inc()
+        return Accepted(sms_id)
+
+    @staticmethod
+    def _record(message: Incoming, number: int) -> InboundMessage:
+        """The record a message becomes; its smsId is a placeholder until Redis assigns the real one."""
         ingested = now_ms()
-        record = InboundMessage(
+        return InboundMessage(
             kind=message.kind,
-            sms_id=sms_id,
+            sms_id=1,
             number=number,
             phone_from=message.phone_from,
             text=message.text,
@@ -154,10 +169,6 @@ class Publisher:
             recording_b64=message.recording_b64,
             recording_type=message.recording_type,
         )
-        await self._publish(record)
-        await self._fp_ops(("m", key, ttl))
-        metrics.ACCEPTED.labels(message.source, message.kind).inc()
-        return Accepted(sms_id)
 
     async def _fp_batch(self, items: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
         keys = [self.id_key]
@@ -174,6 +185,7 @@ class Publisher:
     async def _accept_part(self, message: Incoming, number: int) -> Accepted:
         part = message.part
         assert part is not None
+        checked(self._record(message, number))
         key = self.group_key(message, number)
         meta = PartMeta(
             number=number,
@@ -236,7 +248,7 @@ class Publisher:
             slot=meta.slot,
             parts=len(texts),
         )
-        await self._publish(record)
+        await self._publish(checked(record))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, "state", "published")
             pipe.zrem(self.pending_key, key)
@@ -271,6 +283,12 @@ class Publisher:
                     published += 1
             except Unavailable:
                 break  # Kafka is down: the lease expires and the next sweep retries
+            except BadInput as exc:  # its parts were each checked, so this is a bug: drop it, never loop on it
+                log.error("multipart message dropped", extra=log_fields(key=key, error=exc.error))
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(key, "state", "published")
+                    pipe.zrem(self.pending_key, key)
+                    await pipe.execute()
         metrics.MULTIPART_PENDING.set(await self.redis.zcard(self.pending_key))
         return published
 
@@ -283,6 +301,18 @@ class Publisher:
             except Exception:  # a bug must not stop the sweeper; the next round retries
                 log.exception("multipart sweep failed")
             await asyncio.sleep(interval_s)
+
+
+def checked(record: InboundMessage) -> InboundMessage:
+    """The record, if it keeps every bound the pusher decodes with; else BadInput naming the field."""
+    try:
+        check_inbound(record)
+    except DecodeError as exc:
+        where = _FIELD.search(str(exc))
+        raise BadInput(f"invalid field: {where.group(1) if where else 'record'}: {exc}") from None
+    except UnicodeEncodeError:
+        raise BadInput("invalid field: text is not valid Unicode") from None
+    return record
 
 
 def _text(value: Any) -> str:
