@@ -3,28 +3,76 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import OutOfOrderSequenceNumber
 from grizzly_common.events import InboundMessage, Topics, decode_inbound
 from grizzly_common.redis_client import make_redis
-from grizzly_ingest.errors import Unavailable
+from grizzly_ingest.errors import NoLeader, Unavailable
 from grizzly_ingest.model import Incoming, Part
 from grizzly_ingest.publisher import Publisher, join_parts
 
 NUMBER = 447700900123
 
 
+class StubCluster:
+    def __init__(self) -> None:
+        self.leader: int | None = 0  # None: unknown, -1: none elected
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1, 2} if self.leader not in (None, -1) else set()
+
+    def leader_for_partition(self, tp: TopicPartition) -> int | None:
+        return self.leader
+
+
 class StubProducer:
+    """Acknowledges at once; or fails; or (hold) keeps each send in flight until the test lands or fails it."""
+
     def __init__(self) -> None:
         self.sent: list[InboundMessage] = []
         self.fail = False
+        self.fatal = False  # its sender died: every send is refused at once
+        self.stopped = False
+        self.hold = False
+        self.held: list[tuple[asyncio.Future[None], InboundMessage]] = []
+        self.client = SimpleNamespace(cluster=StubCluster(), force_metadata_update=self._metadata_asked)
+        self.metadata_asked = 0
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+    def _metadata_asked(self) -> None:
+        self.metadata_asked += 1
+
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int | None = None) -> asyncio.Future[None]:
+        assert key == str(decode_inbound(value).number).encode() and partition in (0, 1, 2)
+        if self.fatal:
+            raise OutOfOrderSequenceNumber()
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail:
-            raise ConnectionError("broker down")
-        assert key == str(decode_inbound(value).number).encode()
-        self.sent.append(decode_inbound(value))
+            delivery.set_exception(ConnectionError("broker down"))
+        elif self.hold:
+            self.held.append((delivery, decode_inbound(value)))
+        else:
+            self.sent.append(decode_inbound(value))
+            delivery.set_result(None)
+        return delivery
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def land_held(self) -> None:
+        for delivery, record in self.held:
+            self.sent.append(record)
+            delivery.set_result(None)
+        self.held.clear()
 
 
 def make(redis_url: str, producer: StubProducer, **overrides: Any) -> Publisher:
@@ -118,6 +166,115 @@ def test_redis_down_is_unavailable() -> None:
             with pytest.raises(Unavailable):
                 await publisher.accept(sms(), NUMBER)
         finally:
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_send_that_outlived_its_request_is_awaited_by_the_retry_not_sent_again(redis_url: str) -> None:
+    async def scenario() -> None:
+        producer = StubProducer()
+        publisher = make(redis_url, producer, publish_timeout_s=0.2)
+        try:
+            producer.hold = True  # the broker is down: the send stays queued in the producer
+            with pytest.raises(Unavailable):
+                await publisher.accept(sms(), NUMBER)
+            with pytest.raises(Unavailable):  # the source retries during the outage: still the one send
+                await publisher.accept(sms(), NUMBER)
+            assert len(producer.held) == 1
+            producer.hold = False
+            retry = asyncio.create_task(publisher.accept(sms(), NUMBER))
+            await asyncio.sleep(0.05)
+            producer.land_held()  # the broker is back: the first send lands
+            accepted = await retry
+            assert [m.sms_id for m in producer.sent] == [accepted.sms_id]
+            again = await publisher.accept(sms(), NUMBER)
+            assert again.duplicate and again.sms_id == accepted.sms_id and len(producer.sent) == 1
+        finally:
+            await publisher.aclose()
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_send_that_landed_after_every_request_gave_up_is_marked_published(redis_url: str) -> None:
+    async def scenario() -> None:
+        producer = StubProducer()
+        publisher = make(redis_url, producer, publish_timeout_s=0.1)
+        try:
+            producer.hold = True
+            with pytest.raises(Unavailable):
+                await publisher.accept(sms(), NUMBER)
+            producer.hold = False
+            producer.land_held()
+            await asyncio.sleep(0.1)  # its mark is written in the background
+            again = await publisher.accept(sms(), NUMBER)
+            assert again.duplicate and len(producer.sent) == 1 and producer.sent[0].sms_id == again.sms_id
+        finally:
+            await publisher.aclose()
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_send_is_sent_again_by_the_retry(redis_url: str) -> None:
+    async def scenario() -> None:
+        producer = StubProducer()
+        publisher = make(redis_url, producer)
+        try:
+            producer.hold = True
+            with pytest.raises(TimeoutError):  # the request deadline
+                await asyncio.wait_for(publisher.accept(sms(), NUMBER), 0.1)
+            [(delivery, _record)] = producer.held
+            delivery.set_exception(ConnectionError("fatal"))  # definitely not written
+            producer.hold = False
+            await asyncio.sleep(0.01)
+            accepted = await publisher.accept(sms(), NUMBER)
+            assert [m.sms_id for m in producer.sent] == [accepted.sms_id]
+        finally:
+            await publisher.aclose()
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("leader", [None, -1])
+def test_no_partition_leader_fails_fast_and_queues_nothing(redis_url: str, leader: int | None) -> None:
+    async def scenario() -> None:
+        producer = StubProducer()
+        producer.client.cluster.leader = leader
+        publisher = make(redis_url, producer, publish_timeout_s=5.0)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(NoLeader):
+                await publisher.accept(sms(), NUMBER)
+            assert loop.time() - started < 0.5 and producer.sent == [] and producer.held == []
+            with pytest.raises(NoLeader):
+                await publisher.accept(sms(), NUMBER)
+            assert producer.metadata_asked == 1  # at most every METADATA_REFRESH_S
+        finally:
+            await publisher.aclose()
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_producer_whose_sender_died_is_replaced(redis_url: str) -> None:
+    async def scenario() -> None:
+        dead, fresh = StubProducer(), StubProducer()
+        dead.fatal = True
+        publisher = make(redis_url, dead, new_producer=lambda: fresh)
+        try:
+            with pytest.raises(Unavailable):
+                await publisher.accept(sms(), NUMBER)
+            await asyncio.sleep(0.05)  # replaced in the background
+            assert publisher.producer is fresh and dead.stopped
+            accepted = await publisher.accept(sms(), NUMBER)
+            assert [m.sms_id for m in fresh.sent] == [accepted.sms_id]
+        finally:
+            await publisher.aclose()
+            await publisher.stop_producer()
             await publisher.redis.aclose(close_connection_pool=True)
 
     asyncio.run(scenario())

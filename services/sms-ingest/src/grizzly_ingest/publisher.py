@@ -16,11 +16,14 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
 from grizzly_common.coalesce import Coalescer
 from grizzly_common.errors import DecodeError
 from grizzly_common.events import InboundMessage, Topics, check_inbound, encode, number_key
@@ -29,7 +32,7 @@ from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 from redis.exceptions import RedisError
 
 from grizzly_ingest import lua, metrics
-from grizzly_ingest.errors import BadInput, Unavailable
+from grizzly_ingest.errors import BadInput, NoLeader, Unavailable
 from grizzly_ingest.model import Accepted, Incoming
 from grizzly_ingest.text import now_ms
 
@@ -39,6 +42,11 @@ _FIELD = re.compile(r"at `\$\.(\w+)`")
 
 SWEEP_BATCH = 100
 SWEEP_LEASE_MS = 30_000
+METADATA_REFRESH_S = 0.5  # while a partition has no leader, ask for fresh metadata at most this often
+RENEW_TIMEOUT_S = 30.0
+# the producer's sender stops on these: it sends nothing again, and must be replaced
+FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, ProducerFenced)
+SETTLE_TRIES = 30  # a record on Kafka gets its "published" mark for up to ~30 s of Redis trouble
 
 
 class PartMeta(msgspec.Struct, frozen=True):
@@ -91,6 +99,7 @@ class Publisher:
         dedupe_no_ts_ttl_s: int,
         multipart_timeout_s: int,
         publish_timeout_s: float,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         self.redis = redis
         self.producer = producer
@@ -105,6 +114,13 @@ class Publisher:
         self._fp_ops: Coalescer[tuple[str, str, int], tuple[int, str]] = Coalescer(self._fp_batch, max_batch=256)
         self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))
         self._claim_due = redis.register_script(load_lua(lua, "claim_due.lua"))
+        self._partitioner = DefaultPartitioner()
+        self._metadata_asked = 0.0  # monotonic time of the last metadata refresh asked for
+        self._new_producer = new_producer
+        self._renewal: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        # sends not yet acknowledged and marked, by fingerprint or multipart group key
+        self._inflight: dict[str, asyncio.Task[None]] = {}
 
     # keys -------------------------------------------------------------------------------------------------
     @property
@@ -146,8 +162,11 @@ class Publisher:
             metrics.DUPLICATES.labels(message.source).inc()
             return Accepted(sms_id, duplicate=True)
         record = msgspec.structs.replace(record, sms_id=sms_id, ingested_at_ms=now_ms())
-        await self._publish(record)
-        await self._fp_ops(("m", key, ttl))
+
+        async def mark_published() -> None:
+            await self._fp_ops(("m", key, ttl))
+
+        await self._publish_once(key, record, mark_published)
         metrics.ACCEPTED.labels(message.source, message.kind).inc()
         return Accepted(sms_id)
 
@@ -180,6 +199,13 @@ class Publisher:
         return [(int(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def aclose(self) -> None:
+        """Let sends in flight settle (for at most the publish timeout), then stop."""
+        pending = set(self._inflight.values())
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=self.publish_timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self._fp_ops.aclose()
 
     async def _accept_part(self, message: Incoming, number: int) -> Accepted:
@@ -248,11 +274,14 @@ class Publisher:
             slot=meta.slot,
             parts=len(texts),
         )
-        await self._publish(checked(record))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "state", "published")
-            pipe.zrem(self.pending_key, key)
-            await pipe.execute()
+
+        async def mark_published() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, "state", "published")
+                pipe.zrem(self.pending_key, key)
+                await pipe.execute()
+
+        await self._publish_once(key, checked(record), mark_published)
         if partial and len(texts) < total:
             metrics.MULTIPART_TIMEOUTS.inc()
             log.info(
@@ -261,15 +290,116 @@ class Publisher:
             )
         return True
 
-    async def _publish(self, record: InboundMessage) -> None:
-        started = time.perf_counter()
+    async def _publish_once(self, key: str, record: InboundMessage, settle: Callable[[], Awaitable[None]]) -> None:
+        """Publish `record`, known by `key`, unless a send of it is still in flight; return once Kafka acknowledged
+        it and `settle` (the "published" mark) ran. Raises Unavailable.
+
+        The idempotent producer never drops a send it has started: one whose caller gave up (the request deadline
+        passed while the broker was down) still lands once the broker is back. So a send is not abandoned with its
+        request. It stays here, by key, until it is acknowledged and marked (or definitely failed), and a retry of
+        the same message waits for it instead of sending a second record.
+        """
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._send_and_settle(key, record, settle), name=f"publish {key}")
+            task.add_done_callback(_retrieve)
+            self._inflight[key] = task  # before the first await: a concurrent retry finds it
         try:
             async with asyncio.timeout(self.publish_timeout_s):
-                await self.producer.send_and_wait(self.topic, encode(record), key=number_key(record.number))
-        except Exception as exc:  # noqa: BLE001 - any failure to get the ack means: not accepted, retry
-            log.warning("kafka publish failed", extra=log_fields(sms_id=record.sms_id, error=repr(exc)))
+                await asyncio.shield(task)  # the request may give up (its deadline); the send and its mark go on
+        except TimeoutError:
+            raise Unavailable("message queue did not acknowledge in time, retry") from None
+
+    async def _send(self, record: InboundMessage) -> asyncio.Future[Any]:
+        """Hand the record to the producer: a future of its acknowledgement, or Unavailable at once when the
+        partition it belongs to has no leader (the broker is restarting or electing one)."""
+        key = number_key(record.number)
+        cluster = self.producer.client.cluster
+        partitions = cluster.partitions_for_topic(self.topic)
+        partition = None
+        if partitions:  # else the producer first fetches the topic's metadata (bounded by the request deadline)
+            ordered = sorted(partitions)
+            available = sorted(cluster.available_partitions_for_topic(self.topic) or ())
+            partition = self._partitioner(key, ordered, available)  # the producer's own choice, made here
+            leader = cluster.leader_for_partition(TopicPartition(self.topic, partition))
+            if leader is None or leader == -1:
+                # with nothing queued, nothing else makes the producer look for the new leader
+                if time.monotonic() - self._metadata_asked > METADATA_REFRESH_S:
+                    self._metadata_asked = time.monotonic()
+                    self.producer.client.force_metadata_update()
+                raise NoLeader()
+        producer = self.producer
+        try:
+            return await producer.send(self.topic, encode(record), key=key, partition=partition)
+        except KafkaError as exc:  # not queued (buffer full, closing, a dead producer): nothing will land
+            log.warning("kafka send refused", extra=log_fields(sms_id=record.sms_id, error=repr(exc)))
+            if isinstance(exc, FATAL_PRODUCER_ERRORS):
+                self._renew(producer)
             raise Unavailable("message queue unavailable, retry") from None
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    def _renew(self, failed: AIOKafkaProducer) -> None:
+        """Replace a producer that can no longer send (in the background, once, whoever noticed it first).
+
+        aiokafka expires a batch that waited longer than request_timeout_ms for a partition leader, even when the
+        idempotent producer had already given it a sequence number. The next batch to that partition is then
+        refused (OutOfOrderSequenceNumber), its sender stops, and every later send fails: the ingest would answer
+        503 until restarted. A new producer gets a new producer id, and with it a fresh sequence.
+        """
+        if self._new_producer is None or failed is not self.producer:
+            return
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.create_task(self._replace(failed), name="renew kafka producer")
+
+    async def _replace(self, failed: AIOKafkaProducer) -> None:
+        assert self._new_producer is not None
+        fresh = self._new_producer()
+        try:
+            async with asyncio.timeout(RENEW_TIMEOUT_S):
+                await fresh.start()
+        except Exception as exc:  # noqa: BLE001 - the next failed send tries again
+            log.warning("kafka producer not renewed", extra=log_fields(error=repr(exc)))
+            await fresh.stop()
+            return
+        self.producer = fresh
+        metrics.PRODUCER_RENEWALS.inc()
+        log.warning("kafka producer renewed after a fatal error")
+        retire = asyncio.create_task(failed.stop(), name="stop failed kafka producer")
+        self._retired.add(retire)
+        retire.add_done_callback(self._retired.discard)
+
+    async def stop_producer(self) -> None:
+        """Stop the current producer (the one started by the app, or its replacement)."""
+        if self._renewal is not None:
+            await asyncio.gather(self._renewal, return_exceptions=True)
+        await asyncio.gather(*self._retired, return_exceptions=True)
+        await self.producer.stop()
+
+    async def _send_and_settle(self, key: str, record: InboundMessage, settle: Callable[[], Awaitable[None]]) -> None:
+        started = time.perf_counter()
+        sms_id = record.sms_id
+        try:
+            producer = self.producer
+            delivery = await self._send(record)
+            try:
+                await delivery
+            except Exception as exc:  # noqa: BLE001 - a failed delivery did not land: the retry sends again
+                log.warning("kafka publish failed", extra=log_fields(sms_id=sms_id, error=repr(exc)))
+                if isinstance(exc, FATAL_PRODUCER_ERRORS):
+                    self._renew(producer)
+                raise Unavailable("message queue unavailable, retry") from None
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            # the record is on Kafka: until it is marked, a retry must find this task, not send again
+            for attempt in range(SETTLE_TRIES):
+                try:
+                    await settle()
+                    return
+                except RedisError as exc:
+                    if attempt == SETTLE_TRIES - 1:
+                        log.warning("published mark not written", extra=log_fields(sms_id=sms_id, error=repr(exc)))
+                        raise Unavailable("storage unavailable, retry") from None
+                    await asyncio.sleep(1.0)
+        finally:
+            self._inflight.pop(key, None)
 
     # sweeping ---------------------------------------------------------------------------------------------
     async def sweep_once(self) -> int:
@@ -313,6 +443,12 @@ def checked(record: InboundMessage) -> InboundMessage:
     except UnicodeEncodeError:
         raise BadInput("invalid field: text is not valid Unicode") from None
     return record
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A publish whose requests all gave up: its failure was logged (or answered), nobody else needs it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _text(value: Any) -> str:
