@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,7 @@ def in_process(redis_server: RedisLike, kafka_broker: Broker) -> Iterator[tuple[
 
 
 def test_hostile_json_gets_a_4xx_never_a_5xx_and_nothing_invalid_is_published(
-    in_process: tuple[TestClient, Settings],
+    in_process: tuple[TestClient, Settings], record_property: Callable[[str, object], None]
 ) -> None:
     client, config = in_process
     answered: dict[int, int] = {}
@@ -173,9 +173,13 @@ def test_hostile_json_gets_a_4xx_never_a_5xx_and_nothing_invalid_is_published(
         assert reply.json()["status"] == ("SUCCESS" if reply.status_code == 200 else "ERROR")
 
     post()
+    for status, count in sorted(answered.items()):
+        record_property(f"status_{status}", count)
     assert answered.get(400, 0) > 100, answered  # the strategies mostly produce refusals...
     # ...and every record that got through keeps the bounds the pusher decodes with (_read_all decodes each one)
-    asyncio.run(_read_all(config.kafka_bootstrap, Topics(config.topic_prefix).inbound))
+    records = asyncio.run(_read_all(config.kafka_bootstrap, Topics(config.topic_prefix).inbound))
+    record_property("records", len(records))
+    assert len(records) <= answered.get(200, 0)
 
 
 # the same against the real process, then a normal SMS ------------------------------------------------------------

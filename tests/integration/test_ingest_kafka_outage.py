@@ -77,7 +77,7 @@ def test_kafka_down_is_503_then_retry_gets_the_same_sms_id(
 
 
 DEADLINE_S = 3.0
-MARGIN_S = 1.0  # answering and scheduling on a loaded 2-core machine
+MARGIN_S = 1.5  # answering and scheduling on a 2-core machine busy starting the broker's JVM
 
 
 @dataclass
@@ -164,6 +164,7 @@ def test_broker_restart_every_request_answered_within_deadline_and_published_onc
     figures = {
         "requests": len(sent),
         **{f"status_{code}": count for code, count in sorted(statuses.items())},
+        "answered_within_deadline": sum(1 for s in sent if s.status and s.latency_s <= DEADLINE_S),
         "answered_within_deadline_plus_margin": len(sent) - len(late),
         "latency_p50_s": round(latencies[len(latencies) // 2], 3),
         "latency_p99_s": round(latencies[int(len(latencies) * 0.99)], 3),

@@ -80,7 +80,7 @@ def make(redis_url: str, producer: StubProducer, **overrides: Any) -> Publisher:
         dedupe_ttl_s=3600, dedupe_no_ts_ttl_s=60, multipart_timeout_s=120, publish_timeout_s=2.0
     )
     options.update(overrides)
-    return Publisher(make_redis(redis_url), producer, Topics("t-"), **options)  # type: ignore[arg-type]
+    return Publisher(make_redis(redis_url), producer, Topics("t-"), prefix="t-", **options)  # type: ignore[arg-type]
 
 
 def sms(text: str = "code 1", **fields: Any) -> Incoming:
@@ -275,6 +275,27 @@ def test_a_producer_whose_sender_died_is_replaced(redis_url: str) -> None:
         finally:
             await publisher.aclose()
             await publisher.stop_producer()
+            await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_every_per_event_key_expires(redis_url: str) -> None:
+    async def scenario() -> None:
+        producer = StubProducer()
+        publisher = make(redis_url, producer, dedupe_ttl_s=3600, multipart_timeout_s=60)
+        try:
+            await publisher.accept(sms(), NUMBER)
+            await publisher.accept(Incoming(source="generic", phone_from="Uber", text="no clock"), NUMBER)
+            await publisher.accept(sms("a", part=Part("p", 2, 1)), NUMBER)
+            await publisher.accept(sms("b", part=Part("p", 2, 2)), NUMBER)
+            await publisher.accept(sms("c", part=Part("q", 2, 1)), NUMBER)  # still pending
+            keys = {k.decode(): await publisher.redis.ttl(k) async for k in publisher.redis.scan_iter("t-*")}
+            shared = {publisher.id_key, publisher.pending_key}  # one key each, not one per event
+            per_event = {k: ttl for k, ttl in keys.items() if k not in shared}
+            assert len(per_event) == 4 and all(0 < ttl <= 3600 for ttl in per_event.values()), keys
+        finally:
+            await publisher.aclose()
             await publisher.redis.aclose(close_connection_pool=True)
 
     asyncio.run(scenario())
