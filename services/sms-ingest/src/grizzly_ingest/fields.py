@@ -24,7 +24,6 @@ from grizzly_ingest.text import normalise_number, now_ms, parse_timestamp_ms
 
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_AHEAD_MS = 86_400_000  # a source clock may run a day ahead of ours (time zones set wrong), not more
-MAX_ID_CHARS = MAX_LABEL_CHARS
 
 _printable = re.compile(NO_CONTROL)
 
