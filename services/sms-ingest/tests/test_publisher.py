@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import OutOfOrderSequenceNumber
 from grizzly_common.events import InboundMessage, Topics, decode_inbound
 from grizzly_common.redis_client import make_redis
-from grizzly_ingest.errors import NoLeader, Unavailable
+from grizzly_ingest.errors import InFlightElsewhere, NoLeader, Unavailable
 from grizzly_ingest.model import Incoming, Part
 from grizzly_ingest.publisher import Publisher, join_parts
 
@@ -297,5 +297,67 @@ def test_every_per_event_key_expires(redis_url: str) -> None:
         finally:
             await publisher.aclose()
             await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_retry_reaching_another_instance_is_refused_while_the_first_send_is_in_flight(redis_url: str) -> None:
+    async def scenario() -> None:
+        first, other = StubProducer(), StubProducer()
+        one, two = make(redis_url, first, publish_timeout_s=0.1), make(redis_url, other, publish_timeout_s=0.1)
+        try:
+            first.hold = True
+            with pytest.raises(Unavailable):
+                await one.accept(sms(), NUMBER)
+            with pytest.raises(InFlightElsewhere):  # the lease of instance one: no second send
+                await two.accept(sms(), NUMBER)
+            assert other.held == other.sent == []
+            first.land_held()
+            await asyncio.sleep(0.05)
+            again = await two.accept(sms(), NUMBER)
+            assert again.duplicate and [m.sms_id for m in first.sent] == [again.sms_id] and other.sent == []
+        finally:
+            for publisher in (one, two):
+                await publisher.aclose()
+                await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_send_that_definitely_failed_frees_the_message_for_another_instance(redis_url: str) -> None:
+    async def scenario() -> None:
+        first, other = StubProducer(), StubProducer()
+        first.client.cluster.leader = -1  # nothing is queued: the lease is released at once
+        one, two = make(redis_url, first), make(redis_url, other)
+        try:
+            with pytest.raises(NoLeader):
+                await one.accept(sms(), NUMBER)
+            accepted = await two.accept(sms(), NUMBER)
+            assert [m.sms_id for m in other.sent] == [accepted.sms_id] and first.sent == []
+        finally:
+            for publisher in (one, two):
+                await publisher.aclose()
+                await publisher.redis.aclose(close_connection_pool=True)
+
+    asyncio.run(scenario())
+
+
+def test_the_lease_lapses_when_its_instance_is_gone(redis_url: str) -> None:
+    async def scenario() -> None:
+        first, other = StubProducer(), StubProducer()
+        one, two = make(redis_url, first, publish_timeout_s=0.1), make(redis_url, other)
+        try:
+            first.hold = True
+            with pytest.raises(Unavailable):
+                await one.accept(sms(), NUMBER)
+            [key] = [k async for k in one.redis.scan_iter("t-ingest:fp:*")]
+            await one.redis.hset(key, "until", 0)  # instance one died LEASE_MS ago
+            accepted = await two.accept(sms(), NUMBER)
+            assert [m.sms_id for m in other.sent] == [accepted.sms_id]
+        finally:
+            for publisher in (two, one):
+                first.land_held()
+                await publisher.aclose()
+                await publisher.redis.aclose(close_connection_pool=True)
 
     asyncio.run(scenario())

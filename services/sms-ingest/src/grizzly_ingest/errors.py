@@ -80,3 +80,10 @@ class DeadlineExceeded(Unavailable):
 
     error = "not done within the request deadline, retry"
     reason = "deadline"
+
+
+class InFlightElsewhere(Unavailable):
+    """Another ingest instance is publishing this very message: the retry comes back once it is acknowledged."""
+
+    error = "this message is being published by another instance, retry"
+    reason = "in_flight"

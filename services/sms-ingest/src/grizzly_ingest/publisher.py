@@ -16,7 +16,9 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -32,7 +34,7 @@ from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 from redis.exceptions import RedisError
 
 from grizzly_ingest import lua, metrics
-from grizzly_ingest.errors import BadInput, NoLeader, Unavailable
+from grizzly_ingest.errors import BadInput, InFlightElsewhere, NoLeader, Unavailable
 from grizzly_ingest.model import Accepted, Incoming
 from grizzly_ingest.text import now_ms
 
@@ -46,6 +48,7 @@ METADATA_REFRESH_S = 0.5  # while a partition has no leader, ask for fresh metad
 RENEW_TIMEOUT_S = 30.0
 # the producer's sender stops on these: it sends nothing again, and must be replaced
 FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, ProducerFenced)
+LEASE_MS = 30_000  # another instance refuses a retry this long after the last sign of life of our send
 SETTLE_TRIES = 30  # a record on Kafka gets its "published" mark for up to ~30 s of Redis trouble
 
 
@@ -119,6 +122,7 @@ class Publisher:
         self._new_producer = new_producer
         self._renewal: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self.owner = uuid.uuid4().hex  # this instance, as the holder of publish leases
         # sends not yet acknowledged and marked, by fingerprint or multipart group key
         self._inflight: dict[str, asyncio.Task[None]] = {}
 
@@ -161,12 +165,15 @@ class Publisher:
         if state == "published":
             metrics.DUPLICATES.labels(message.source).inc()
             return Accepted(sms_id, duplicate=True)
+        if state == "sending":
+            raise InFlightElsewhere()
         record = msgspec.structs.replace(record, sms_id=sms_id, ingested_at_ms=now_ms())
 
-        async def mark_published() -> None:
-            await self._fp_ops(("m", key, ttl))
+        async def fp_op(op: str) -> None:
+            await self._fp_ops((op, key, ttl))
 
-        await self._publish_once(key, record, mark_published)
+        marks = Marks(published=lambda: fp_op("m"), renew=lambda: fp_op("l"), release=lambda: fp_op("r"))
+        await self._publish_once(key, record, marks)
         metrics.ACCEPTED.labels(message.source, message.kind).inc()
         return Accepted(sms_id)
 
@@ -191,7 +198,7 @@ class Publisher:
 
     async def _fp_batch(self, items: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
         keys = [self.id_key]
-        args: list[str | int] = []
+        args: list[str | int] = [LEASE_MS, self.owner]
         for op, key, ttl in items:
             keys.append(key)
             args += [op, ttl]
@@ -281,7 +288,7 @@ class Publisher:
                 pipe.zrem(self.pending_key, key)
                 await pipe.execute()
 
-        await self._publish_once(key, checked(record), mark_published)
+        await self._publish_once(key, checked(record), Marks(published=mark_published))
         if partial and len(texts) < total:
             metrics.MULTIPART_TIMEOUTS.inc()
             log.info(
@@ -290,18 +297,19 @@ class Publisher:
             )
         return True
 
-    async def _publish_once(self, key: str, record: InboundMessage, settle: Callable[[], Awaitable[None]]) -> None:
+    async def _publish_once(self, key: str, record: InboundMessage, marks: Marks) -> None:
         """Publish `record`, known by `key`, unless a send of it is still in flight; return once Kafka acknowledged
-        it and `settle` (the "published" mark) ran. Raises Unavailable.
+        it and its "published" mark is written. Raises Unavailable.
 
         The idempotent producer never drops a send it has started: one whose caller gave up (the request deadline
         passed while the broker was down) still lands once the broker is back. So a send is not abandoned with its
         request. It stays here, by key, until it is acknowledged and marked (or definitely failed), and a retry of
-        the same message waits for it instead of sending a second record.
+        the same message waits for it instead of sending a second record. Meanwhile its lease in Redis (renewed)
+        tells the other ingest instances to refuse a retry that reaches them.
         """
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._send_and_settle(key, record, settle), name=f"publish {key}")
+            task = asyncio.create_task(self._send_and_settle(key, record, marks), name=f"publish {key}")
             task.add_done_callback(_retrieve)
             self._inflight[key] = task  # before the first await: a concurrent retry finds it
         try:
@@ -374,24 +382,33 @@ class Publisher:
         await asyncio.gather(*self._retired, return_exceptions=True)
         await self.producer.stop()
 
-    async def _send_and_settle(self, key: str, record: InboundMessage, settle: Callable[[], Awaitable[None]]) -> None:
+    async def _send_and_settle(self, key: str, record: InboundMessage, marks: Marks) -> None:
         started = time.perf_counter()
         sms_id = record.sms_id
         try:
             producer = self.producer
-            delivery = await self._send(record)
             try:
-                await delivery
+                delivery = await self._send(record)
+            except Unavailable:
+                await _best_effort(marks.release)  # nothing was queued
+                raise
+            while not delivery.done():  # the broker may be down for long: keep the lease while the send waits
+                await asyncio.wait({delivery}, timeout=LEASE_MS / 3000)
+                if not delivery.done():
+                    await _best_effort(marks.renew)
+            try:
+                delivery.result()
             except Exception as exc:  # noqa: BLE001 - a failed delivery did not land: the retry sends again
                 log.warning("kafka publish failed", extra=log_fields(sms_id=sms_id, error=repr(exc)))
                 if isinstance(exc, FATAL_PRODUCER_ERRORS):
                     self._renew(producer)
+                await _best_effort(marks.release)
                 raise Unavailable("message queue unavailable, retry") from None
             metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
             # the record is on Kafka: until it is marked, a retry must find this task, not send again
             for attempt in range(SETTLE_TRIES):
                 try:
-                    await settle()
+                    await marks.published()
                     return
                 except RedisError as exc:
                     if attempt == SETTLE_TRIES - 1:
@@ -443,6 +460,25 @@ def checked(record: InboundMessage) -> InboundMessage:
     except UnicodeEncodeError:
         raise BadInput("invalid field: text is not valid Unicode") from None
     return record
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What a publish writes to Redis as it goes: the "published" mark once Kafka acknowledged the record; for a
+    single message also its lease, renewed while the send is in flight and released when the send failed."""
+
+    published: Callable[[], Awaitable[None]]
+    renew: Callable[[], Awaitable[None]] | None = None
+    release: Callable[[], Awaitable[None]] | None = None
+
+
+async def _best_effort(write: Callable[[], Awaitable[None]] | None) -> None:
+    """A lease write that may fail: the lease then simply runs out."""
+    if write is not None:
+        try:
+            await write()
+        except RedisError as exc:
+            log.warning("publish lease not updated", extra=log_fields(error=repr(exc)))
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
