@@ -74,10 +74,6 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(redis.aclose, close_connection_pool=True)  # the pool was passed in
             producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
             await producer.start()
-            session = None
-            if settings.pool_url:
-                session = aiohttp.ClientSession()
-                stack.push_async_callback(session.close)
             publisher = Publisher(
                 redis,
                 producer,
@@ -91,6 +87,10 @@ def create_app(settings: Settings) -> Starlette:
             )
             stack.push_async_callback(publisher.stop_producer)  # the current one: it may have been replaced
             stack.push_async_callback(publisher.aclose)  # batches in flight finish before Redis closes
+            session = None
+            if settings.pool_url:
+                session = aiohttp.ClientSession()
+                stack.push_async_callback(session.close)
             resolver = Resolver(settings.device_numbers, session, settings.pool_url, settings.pool_timeout_s)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
 
