@@ -3,7 +3,9 @@
 Every message gets a stable numeric smsId in Redis before it is published. Its fingerprint (receiving number,
 sender, text, source timestamp or id) maps to that smsId for INGEST_DEDUPE_TTL_S and is marked "published"
 once Kafka acknowledged the record: a retried source gets the same smsId back and nothing is published twice.
-If the publish failed, the retry publishes again with the same smsId (downstream dedupes by smsId).
+A send whose request gave up (the deadline passed) is kept until it lands or fails, and the retry waits for it;
+another instance refuses the retry while the send's lease lives. Only a send that failed is sent again, with the
+same smsId (downstream dedupes by smsId, should a second record ever land).
 
 Parts of a multipart SMS are stored in a Redis hash before the source is answered; the part that completes the
 message publishes it. A sweeper publishes whatever arrived once INGEST_MULTIPART_TIMEOUT_S has passed.
