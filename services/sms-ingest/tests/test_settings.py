@@ -11,8 +11,13 @@ def test_defaults() -> None:
     settings = Settings.from_env(BASE)
     assert settings.port == 8083 and settings.dedupe_ttl_s == 7 * 86400 and settings.multipart_timeout_s == 120
     assert settings.max_body_bytes == 1 << 20 and settings.topic_partitions == 12 and settings.android_max_skew_s == 300
-    assert settings.android_secret == settings.token
+    assert settings.android_secret == settings.token and settings.request_deadline_s == 5.0
     assert "a-real-token-123" not in repr(settings)
+
+
+def test_per_event_keys_never_outlive_the_audit_retention() -> None:
+    assert Settings.from_env(dict(BASE, AUDIT_RETENTION_DAYS="1")).dedupe_ttl_s == 86400
+    assert Settings.from_env(dict(BASE, AUDIT_RETENTION_DAYS="30")).dedupe_ttl_s == 7 * 86400
 
 
 def test_number_maps_merge() -> None:
@@ -35,6 +40,7 @@ def test_number_maps_merge() -> None:
         (dict(BASE, INGEST_ANDROID_NUMBERS="px:1"), "INGEST_ANDROID_NUMBERS"),
         (dict(BASE, INGEST_DEVICE_NUMBERS="px:1=12ab"), "INGEST_DEVICE_NUMBERS"),
         (dict(BASE, INGEST_ANDROID_SECRET="short"), "INGEST_ANDROID_SECRET"),
+        (dict(BASE, INGEST_REQUEST_DEADLINE_S="0.1"), "INGEST_REQUEST_DEADLINE_S"),
     ],
 )
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:

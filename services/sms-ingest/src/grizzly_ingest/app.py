@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from grizzly_ingest import metrics
-from grizzly_ingest.errors import IngestError
+from grizzly_ingest.errors import DeadlineExceeded, IngestError
 from grizzly_ingest.publisher import Publisher
 from grizzly_ingest.resolver import Resolver
 from grizzly_ingest.settings import Settings
@@ -36,17 +36,24 @@ class LifespanState(TypedDict):
     ingest: State
 
 
-def guarded(source: str, endpoint: Endpoint) -> Endpoint:
-    """Every failure becomes a JSON error with a status the source understands; never a 500."""
+def guarded(source: str, endpoint: Endpoint, deadline_s: float) -> Endpoint:
+    """Every request is answered within deadline_s, and every failure becomes a JSON error with a status the
+    source understands; never a 500."""
+
+    def refuse(exc: IngestError) -> Response:
+        metrics.REJECTED.labels(source, exc.reason).inc()
+        if exc.status >= 500 or exc.status == 422:
+            log.warning("message not accepted", extra=log_fields(source=source, error=exc.error))
+        return json_response({"status": "ERROR", "error": exc.error}, exc.status)
 
     async def handle(request: Request) -> Response:
         try:
-            return await endpoint(request)
+            async with asyncio.timeout(deadline_s):
+                return await endpoint(request)
+        except TimeoutError:
+            return refuse(DeadlineExceeded())
         except IngestError as exc:
-            metrics.REJECTED.labels(source, exc.reason).inc()
-            if exc.status >= 500 or exc.status == 422:
-                log.warning("message not accepted", extra=log_fields(source=source, error=exc.error))
-            return json_response({"status": "ERROR", "error": exc.error}, exc.status)
+            return refuse(exc)
         except Exception:
             # a bug: answer as "unavailable" so the source keeps the message and retries
             metrics.REJECTED.labels(source, "internal").inc()
@@ -67,11 +74,6 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(redis.aclose, close_connection_pool=True)  # the pool was passed in
             producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
             await producer.start()
-            stack.push_async_callback(producer.stop)
-            session = None
-            if settings.pool_url:
-                session = aiohttp.ClientSession()
-                stack.push_async_callback(session.close)
             publisher = Publisher(
                 redis,
                 producer,
@@ -81,8 +83,14 @@ def create_app(settings: Settings) -> Starlette:
                 dedupe_no_ts_ttl_s=settings.dedupe_no_ts_ttl_s,
                 multipart_timeout_s=settings.multipart_timeout_s,
                 publish_timeout_s=settings.publish_timeout_s,
+                new_producer=lambda: make_producer(settings.kafka_bootstrap, "grizzly-ingest"),
             )
+            stack.push_async_callback(publisher.stop_producer)  # the current one: it may have been replaced
             stack.push_async_callback(publisher.aclose)  # batches in flight finish before Redis closes
+            session = None
+            if settings.pool_url:
+                session = aiohttp.ClientSession()
+                stack.push_async_callback(session.close)
             resolver = Resolver(settings.device_numbers, session, settings.pool_url, settings.pool_timeout_s)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
 
@@ -104,10 +112,10 @@ def create_app(settings: Settings) -> Starlette:
         await state.publisher.redis.ping()
 
     routes = [
-        Route("/v1/sms", guarded("generic", generic.sms), methods=["POST"]),
-        Route("/v1/call", guarded("generic", generic.call), methods=["POST"]),
-        Route("/v1/android", guarded("android", android.webhook), methods=["POST"]),
-        Route("/v1/goip/{device}", guarded("goip", goip.webhook), methods=["POST"]),
+        Route("/v1/sms", guarded("generic", generic.sms, settings.request_deadline_s), methods=["POST"]),
+        Route("/v1/call", guarded("generic", generic.call, settings.request_deadline_s), methods=["POST"]),
+        Route("/v1/android", guarded("android", android.webhook, settings.request_deadline_s), methods=["POST"]),
+        Route("/v1/goip/{device}", guarded("goip", goip.webhook, settings.request_deadline_s), methods=["POST"]),
         *health_routes({"kafka": kafka_ready, "redis": redis_ready}),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -33,6 +33,7 @@ from grizzly_ingest.text import decode_bytes
 EXIT_REJECTED = 1  # sms-ingest refused the message (bad input, token, unknown device): retrying will not help
 EXIT_TEMPFAIL = 75  # sms-ingest unreachable or unavailable after the retries (sysexits EX_TEMPFAIL)
 EXIT_USAGE = 64
+MAX_PARTS = 255
 
 SMSTOOLS_EVENTS_IGNORED = {"SENT", "FAILED", "REPORT"}
 _GAMMU_FILE = re.compile(r"^IN(\d{8})_(\d{6})_(\d+)_(.*)_(\d+)\.txt$")
@@ -89,8 +90,10 @@ def gammu_from_env(env: Mapping[str, str]) -> ModemMessage | None:
     count = int(env.get("SMS_MESSAGES", "0") or 0)
     if count <= 0:
         return None
-    sender = env.get("SMS_1_NUMBER", "")
     decoded_parts = int(env.get("DECODED_PARTS", "0") or 0)
+    if count > MAX_PARTS or decoded_parts > MAX_PARTS:  # a message has at most 255 parts
+        raise ValueError(f"SMS_MESSAGES / DECODED_PARTS above {MAX_PARTS}")
+    sender = env.get("SMS_1_NUMBER", "")
     decoded = [env.get(f"DECODED_{n}_TEXT") for n in range(1, decoded_parts + 1)]
     if decoded_parts and all(part is not None for part in decoded):
         text = "".join(part or "" for part in decoded)
@@ -147,7 +150,7 @@ def post(url: str, token: str, body: dict[str, object], retries: int, timeout_s:
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310 - operator's URL
                 answer = json.loads(reply.read() or b"{}")
-                if answer.get("status") == "SUCCESS":
+                if isinstance(answer, dict) and answer.get("status") == "SUCCESS":
                     return 0
                 error = f"unexpected answer {answer!r}"
         except urllib.error.HTTPError as exc:

@@ -66,3 +66,24 @@ class Unavailable(IngestError):
     status = 503
     error = "temporarily unavailable, retry"
     reason = "unavailable"
+
+
+class NoLeader(Unavailable):
+    """The Kafka partition of this number has no known leader: answered at once, nothing was queued."""
+
+    error = "message queue has no leader for this number's partition, retry"
+    reason = "no_leader"
+
+
+class DeadlineExceeded(Unavailable):
+    """No answer within INGEST_REQUEST_DEADLINE_S: a send still in flight is kept, and the retry waits for it."""
+
+    error = "not done within the request deadline, retry"
+    reason = "deadline"
+
+
+class InFlightElsewhere(Unavailable):
+    """Another ingest instance is publishing this very message: the retry comes back once it is acknowledged."""
+
+    error = "this message is being published by another instance, retry"
+    reason = "in_flight"

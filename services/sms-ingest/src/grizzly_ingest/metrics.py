@@ -9,6 +9,7 @@ DUPLICATES = Counter("ingest_duplicates_total", "Messages dropped because Kafka 
 REJECTED = Counter("ingest_rejected_total", "Requests answered with an error", ["source", "reason"])
 MULTIPART_PENDING = Gauge("ingest_multipart_pending", "Multipart messages waiting for missing parts")
 MULTIPART_TIMEOUTS = Counter("ingest_multipart_timeouts_total", "Multipart messages published incomplete")
+PRODUCER_RENEWALS = Counter("ingest_producer_renewals_total", "Kafka producers replaced after a fatal error")
 PUBLISH_SECONDS = Histogram(
     "ingest_publish_seconds",
     "Time from send to the Kafka acknowledgement",

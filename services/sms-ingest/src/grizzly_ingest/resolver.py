@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import aiohttp
 import msgspec
+from grizzly_common.events import MAX_NUMBER, MIN_NUMBER
 from grizzly_common.logging import log_fields
 from grizzly_common.pool_api import ResolveRequest, ResolveResult
 
@@ -60,4 +61,7 @@ class Resolver:
             raise Unavailable("pool unavailable, retry") from None
         if not result.found:
             raise UnknownDevice(f"no number known for device {device[:64]!r} slot {slot[:16]!r}")
+        if not MIN_NUMBER <= result.number <= MAX_NUMBER:  # a pool bug, not the source's: it may retry
+            log.warning("pool resolved an invalid number", extra=log_fields(device=device, slot=slot))
+            raise Unavailable("pool answered an invalid number, retry")
         return result.number

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from grizzly_common.settings import (
     SettingsError,
+    audit_retention_s,
     env_float,
     env_int,
     env_secret,
@@ -56,6 +57,7 @@ class Settings:
     sweep_interval_s: float = 5.0
     max_body_bytes: int = 1 << 20
     publish_timeout_s: float = 10.0
+    request_deadline_s: float = 5.0  # every request is answered within this (503 when the work is not done)
     redis_prefix: str = ""
 
     @classmethod
@@ -81,7 +83,8 @@ class Settings:
             pool_timeout_s=env_float(env, "INGEST_POOL_TIMEOUT_S", 2.0, minimum=0.1),
             device_numbers=numbers,
             topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 12, minimum=1),
-            dedupe_ttl_s=env_int(env, "INGEST_DEDUPE_TTL_S", 7 * 86400, minimum=1),
+            # fingerprints and multipart texts are per-event keys: never kept past the audit retention
+            dedupe_ttl_s=min(env_int(env, "INGEST_DEDUPE_TTL_S", 7 * 86400, minimum=1), audit_retention_s(env)),
             dedupe_no_ts_ttl_s=env_int(env, "INGEST_DEDUPE_NO_TS_TTL_S", 120, minimum=1),
             multipart_timeout_s=multipart_timeout,
             sweep_interval_s=env_float(
@@ -89,5 +92,6 @@ class Settings:
             ),
             max_body_bytes=env_int(env, "INGEST_MAX_BODY_BYTES", 1 << 20, minimum=1024),
             publish_timeout_s=env_float(env, "INGEST_PUBLISH_TIMEOUT_S", 10.0, minimum=0.5),
+            request_deadline_s=env_float(env, "INGEST_REQUEST_DEADLINE_S", 5.0, minimum=0.5),
             redis_prefix=env_str(env, "INGEST_REDIS_PREFIX", ""),
         )

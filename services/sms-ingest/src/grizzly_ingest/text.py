@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import time
 from datetime import UTC, datetime
 
+from grizzly_common.events import MAX_NUMBER, MIN_NUMBER
+
 _NUMBER_NOISE = re.compile(r"[\s\-().]")
-_MAX_DIGITS = 15  # E.164
+_MIN_DIGITS = len(str(MIN_NUMBER))
+_MAX_DIGITS = len(str(MAX_NUMBER))  # E.164
 
 
 def normalise_number(value: int | str) -> int:
@@ -17,6 +21,8 @@ def normalise_number(value: int | str) -> int:
     if isinstance(value, bool):
         raise ValueError("number must be digits, not a boolean")
     if isinstance(value, int):
+        if not 0 < value <= MAX_NUMBER:  # before str(): that of a huge int is slow, or raises
+            raise ValueError(f"number must be {_MIN_DIGITS}-{_MAX_DIGITS} digits with country code")
         digits = str(value)
     else:
         digits = _NUMBER_NOISE.sub("", value.strip())
@@ -26,8 +32,10 @@ def normalise_number(value: int | str) -> int:
             digits = digits[2:]
     if not digits.isascii() or not digits.isdigit():
         raise ValueError(f"number must be digits with country code, got {str(value)[:32]!r}")
-    if digits.startswith("0") or not 6 <= len(digits) <= _MAX_DIGITS:
-        raise ValueError(f"number must be 6-15 digits with country code and no leading 0, got {digits[:32]!r}")
+    if digits.startswith("0") or not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS:
+        raise ValueError(
+            f"number must be {_MIN_DIGITS}-{_MAX_DIGITS} digits with country code and no leading 0, got {digits[:32]!r}"
+        )
     return int(digits)
 
 
@@ -43,17 +51,23 @@ def parse_timestamp_ms(value: int | float | str | None) -> int | None:
         raise ValueError("timestamp must be ISO-8601 or epoch milliseconds")
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
+            if len(text) > 16:  # beyond year 2100 in ms; int() of a long string is slow
+                raise ValueError("timestamp out of range")
             return parse_timestamp_ms(int(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-        except ValueError:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return int(parsed.timestamp() * 1000)
+        except (ValueError, OverflowError):
             raise ValueError(f"timestamp {text[:40]!r} is not ISO-8601 or epoch milliseconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("timestamp must be a finite number")
     if value < 0:
         raise ValueError("timestamp must not be negative")
+    if value >= 10**16:  # beyond year 2100 in ms (and int() of 1e300 is a 300-digit number)
+        raise ValueError("timestamp out of range")
     return int(value * 1000) if value < 100_000_000_000 else int(value)
 
 

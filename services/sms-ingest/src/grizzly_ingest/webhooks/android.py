@@ -18,10 +18,10 @@ from grizzly_common.web import json_response
 from starlette.requests import Request
 from starlette.responses import Response
 
+from grizzly_ingest import fields
 from grizzly_ingest.errors import BadInput, BadSignature, StaleTimestamp
 from grizzly_ingest.model import Incoming
-from grizzly_ingest.text import parse_timestamp_ms
-from grizzly_ingest.webhooks.base import clean_sender, decode_json, publish, read_body, state_of
+from grizzly_ingest.webhooks.base import decode_json, publish, read_body, state_of
 
 
 class AndroidEvent(msgspec.Struct, frozen=True):
@@ -68,23 +68,17 @@ def parse(body: bytes) -> Incoming | None:
     if event.event != "sms:received":
         return None
     data = decode_json(bytes(event.payload), SmsReceived)
-    if not event.deviceId.strip():
+    device = fields.label("deviceId", event.deviceId)
+    if not device:
         raise BadInput("invalid field: deviceId must not be empty")
-    sender = clean_sender(data.phoneNumber)
-    if not sender:
-        raise BadInput("invalid field: payload.phoneNumber must not be empty")
-    try:
-        received = parse_timestamp_ms(data.receivedAt)
-    except ValueError as exc:
-        raise BadInput(f"invalid field: payload.receivedAt: {exc}") from None
     return Incoming(
         source="android",
-        phone_from=sender,
-        text=data.message,
-        device=event.deviceId.strip(),
-        slot="" if data.simNumber is None else str(data.simNumber).strip(),
-        received_at_ms=received,
-        source_id=data.messageId,
+        phone_from=fields.sender("payload.phoneNumber", data.phoneNumber),
+        text=fields.text("payload.message", data.message),
+        device=device,
+        slot=fields.label("payload.simNumber", data.simNumber),
+        received_at_ms=fields.timestamp("payload.receivedAt", data.receivedAt),
+        source_id=fields.source_id("payload.messageId", data.messageId),
     )
 
 

@@ -49,14 +49,8 @@ def decode_json(body: bytes, kind: type[T]) -> T:
         raise BadInput(f"invalid field: {exc}") from None
     except msgspec.DecodeError:
         raise BadJson() from None
-
-
-def clean_sender(sender: str) -> str:
-    """ "+447781234567" -> "447781234567"; alphanumeric senders ("Telegram") stay as they are."""
-    sender = sender.strip()
-    if sender.startswith("+") and sender[1:].isdigit():
-        return sender[1:]
-    return sender
+    except RecursionError:  # msgspec recurses per nesting level, even through fields it skips
+        raise BadJson("JSON nested too deeply") from None
 
 
 def state_of(request: Request) -> State:

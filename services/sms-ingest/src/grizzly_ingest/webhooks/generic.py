@@ -14,16 +14,17 @@ import binascii
 from typing import Literal
 
 import msgspec
+from grizzly_common.events import MAX_RECORDING_B64, MAX_TEXT_CHARS
 from grizzly_common.web import json_response
 from starlette.requests import Request
 from starlette.responses import Response
 
+from grizzly_ingest import fields
 from grizzly_ingest.errors import BadInput
 from grizzly_ingest.model import Incoming, Part
-from grizzly_ingest.text import decode_text, normalise_number, parse_timestamp_ms
+from grizzly_ingest.text import decode_text
 from grizzly_ingest.webhooks.base import (
     check_token,
-    clean_sender,
     decode_json,
     publish,
     read_body,
@@ -68,30 +69,13 @@ class CallIn(msgspec.Struct, frozen=True):
 def _number_and_device(
     number: int | str | None, device: str | None, slot: str | int | None
 ) -> tuple[int | None, str, str]:
-    device_text = (device or "").strip()
-    slot_text = "" if slot is None else str(slot).strip()
+    device_text = fields.label("device", device)
+    slot_text = fields.label("slot", slot)
     if number is None or number == "":
         if not device_text:
             raise BadInput("give either number or device (and slot)")
         return None, device_text, slot_text
-    try:
-        return normalise_number(number), device_text, slot_text
-    except ValueError as exc:
-        raise BadInput(f"invalid field: number: {exc}") from None
-
-
-def _timestamp(value: int | float | str | None) -> int | None:
-    try:
-        return parse_timestamp_ms(value)
-    except ValueError as exc:
-        raise BadInput(f"invalid field: received_at: {exc}") from None
-
-
-def _sender(value: str) -> str:
-    sender = clean_sender(value)
-    if not sender:
-        raise BadInput("invalid field: from must not be empty")
-    return sender
+    return fields.number("number", number), device_text, slot_text
 
 
 def parse_sms(body: bytes) -> Incoming:
@@ -106,16 +90,18 @@ def parse_sms(body: bytes) -> Incoming:
         p = data.part
         if not 1 <= p.total <= MAX_PARTS or not 1 <= p.seq <= p.total:
             raise BadInput(f"invalid field: part needs 1 <= seq <= total <= {MAX_PARTS}")
-        part = Part(ref=str(p.ref), total=p.total, seq=p.seq)
+        part = Part(ref=fields.label("part.ref", p.ref), total=p.total, seq=p.seq)
+        # each part's share of the whole: the joined text stays within the bound
+        text = fields.text("text", text, MAX_TEXT_CHARS // p.total)
     return Incoming(
         source="generic",
-        phone_from=_sender(data.phone_from),
-        text=text,
+        phone_from=fields.sender("from", data.phone_from),
+        text=fields.text("text", text),
         number=number,
         device=device,
         slot=slot,
-        received_at_ms=_timestamp(data.received_at),
-        source_id="" if data.id is None else str(data.id),
+        received_at_ms=fields.timestamp("received_at", data.received_at),
+        source_id=fields.source_id("id", data.id),
         part=part,
     )
 
@@ -126,6 +112,8 @@ def parse_call(body: bytes) -> Incoming:
     if data.recording_b64:
         if data.kind != "call_record":
             raise BadInput("invalid field: recording_b64 is only for kind call_record")
+        if len(data.recording_b64) > MAX_RECORDING_B64:
+            raise BadInput(f"invalid field: recording_b64 longer than {MAX_RECORDING_B64} characters")
         try:
             base64.b64decode(data.recording_b64, validate=True)
         except (binascii.Error, ValueError):
@@ -135,15 +123,16 @@ def parse_call(body: bytes) -> Incoming:
     return Incoming(
         source="generic",
         kind=data.kind,
-        phone_from=_sender(data.phone_from),
-        text=data.text,
+        phone_from=fields.sender("from", data.phone_from),
+        text=fields.text("text", data.text),
         number=number,
         device=device,
         slot=slot,
-        received_at_ms=_timestamp(data.received_at),
-        source_id="" if data.id is None else str(data.id),
+        received_at_ms=fields.timestamp("received_at", data.received_at),
+        source_id=fields.source_id("id", data.id),
         recording_b64=data.recording_b64,
-        recording_type=data.recording_type or ("audio/wav" if data.recording_b64 else ""),
+        recording_type=fields.label("recording_type", data.recording_type)
+        or ("audio/wav" if data.recording_b64 else ""),
     )
 
 

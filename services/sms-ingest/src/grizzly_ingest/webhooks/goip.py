@@ -10,6 +10,7 @@ from (device, port). Other types ("port-status", "keepalive", ...) are acknowled
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,12 +20,12 @@ from grizzly_common.web import json_response
 from starlette.requests import Request
 from starlette.responses import Response
 
+from grizzly_ingest import fields
 from grizzly_ingest.errors import BadInput
 from grizzly_ingest.model import Incoming
-from grizzly_ingest.text import decode_base64_text, normalise_number, parse_timestamp_ms
+from grizzly_ingest.text import decode_base64_text, normalise_number
 from grizzly_ingest.webhooks.base import (
     check_token,
-    clean_sender,
     decode_json,
     publish,
     read_body,
@@ -32,6 +33,7 @@ from grizzly_ingest.webhooks.base import (
     supplied_token,
 )
 
+MAX_ROWS = 1000  # far more than a gateway's backlog, few enough to publish within one request deadline
 _HEADER = re.compile(r"^(Sender|Receiver|SMSC|SCTS|Slot)\s*:\s*(.*)$", re.IGNORECASE)
 
 
@@ -80,6 +82,8 @@ def parse(device: str, body: bytes) -> tuple[list[Incoming], int]:
     push = decode_json(body, GoipPush)
     if push.type != "recv-sms":
         return [], 0
+    if len(push.sms) > MAX_ROWS:
+        raise BadInput(f"invalid field: sms has more than {MAX_ROWS} rows")
     messages: list[Incoming] = []
     skipped = 0
     for index, row in enumerate(push.sms):
@@ -98,24 +102,20 @@ def parse(device: str, body: bytes) -> tuple[list[Incoming], int]:
             raise BadInput(f"invalid field: {where} sender, recipient and content must be strings")
         if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float | str)):
             raise BadInput(f"invalid field: {where}[2] timestamp must be a number")
-        try:
-            received = parse_timestamp_ms(ts)
-        except ValueError as exc:
-            raise BadInput(f"invalid field: {where}[2]: {exc}") from None
+        received = fields.timestamp(f"{where}[2]", ts)
         try:
             parsed = parse_content(decode_base64_text(content))
         except ValueError as exc:
             raise BadInput(f"invalid field: {where}[5]: {exc}") from None
-        slot = parsed.headers.get("slot", "").strip('"') or str(port).strip()
-        number = _receiver_number(recipient) or _receiver_number(parsed.headers.get("receiver", ""))
-        phone_from = clean_sender(sender) or clean_sender(parsed.headers.get("sender", ""))
-        if not phone_from:
-            raise BadInput(f"invalid field: {where}[3] sender must not be empty")
+        slot = fields.label(f"{where}[1]", parsed.headers.get("slot", "").strip('"') or port)
+        receiver = fields.label(f"{where}[5] Receiver", parsed.headers.get("receiver", ""))
+        number = _receiver_number(fields.label(f"{where}[4]", recipient)) or _receiver_number(receiver)
+        phone_from = sender if sender.strip() else parsed.headers.get("sender", "")
         messages.append(
             Incoming(
                 source="goip",
-                phone_from=phone_from,
-                text=parsed.body,
+                phone_from=fields.sender(f"{where}[3]", phone_from),
+                text=fields.text(f"{where}[5]", parsed.body),
                 number=number,
                 device=device,
                 slot=slot,
@@ -129,7 +129,7 @@ async def webhook(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
     check_token(supplied_token(request, allow_query=True), settings.token)
-    device = request.path_params["device"].strip()
+    device = fields.label("device", request.path_params["device"])
     if not device:
         raise BadInput("device missing from the path")
     messages, skipped = parse(device, await read_body(request, settings.max_body_bytes))
@@ -138,7 +138,12 @@ async def webhook(request: Request) -> Response:
         m if m.number is not None else replace(m, number=await state.resolver.resolve(m.device, m.slot))
         for m in messages
     ]
-    accepted = [await publish(state, m) for m in resolved]
+    # concurrently: their fingerprint lookups share Redis round trips and their records share Kafka batches
+    results = await asyncio.gather(*(publish(state, m) for m in resolved), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    accepted = [r for r in results if not isinstance(r, BaseException)]
     if not messages and not skipped:
         return json_response({"status": "SUCCESS", "ignored": True})
     return json_response({"status": "SUCCESS", "accepted": [a.as_dict() for a in accepted], "skipped": skipped})
