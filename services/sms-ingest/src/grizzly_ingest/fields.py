@@ -20,6 +20,7 @@ from grizzly_common.events import (
 )
 
 from grizzly_ingest.errors import BadInput
+from grizzly_ingest.metrics import CLOCK_IGNORED
 from grizzly_ingest.text import normalise_number, now_ms, parse_timestamp_ms
 
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -86,14 +87,18 @@ def number(field: str, value: int | str) -> int:
 
 
 def timestamp(field: str, value: int | float | str | None, now: int | None = None) -> int | None:
-    """Epoch ms within [2000-01-01, now + 1 day], or None when the source gave none."""
+    """Epoch ms within [2000-01-01, now + 1 day]; None when the source gave none, or when its clock is plainly wrong
+    (an unset modem clock says 1980 or 2000): the SMS is kept and stamped with the time it reached us. Only a value
+    no clock can give (not finite, negative, after 2100, unparsable) is refused."""
     try:
         result = parse_timestamp_ms(value)
     except ValueError as exc:
         raise _bad(field, str(exc)) from None
     if result is None:
         return None
-    latest = min(MAX_TIME_MS, (now_ms() if now is None else now) + MAX_AHEAD_MS)
-    if not MIN_TIME_MS <= result <= latest:
-        raise _bad(field, "outside 2000-01-01 .. now + 1 day")
+    if not 0 <= result <= MAX_TIME_MS:
+        raise _bad(field, "outside 1970 .. 2100")
+    if not MIN_TIME_MS <= result <= (now_ms() if now is None else now) + MAX_AHEAD_MS:
+        CLOCK_IGNORED.inc()
+        return None
     return result

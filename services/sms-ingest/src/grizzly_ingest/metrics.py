@@ -9,6 +9,9 @@ DUPLICATES = Counter("ingest_duplicates_total", "Messages dropped because Kafka 
 REJECTED = Counter("ingest_rejected_total", "Requests answered with an error", ["source", "reason"])
 MULTIPART_PENDING = Gauge("ingest_multipart_pending", "Multipart messages waiting for missing parts")
 MULTIPART_TIMEOUTS = Counter("ingest_multipart_timeouts_total", "Multipart messages published incomplete")
+CLOCK_IGNORED = Counter(
+    "ingest_clock_ignored_total", "Timestamps before 2000 or over a day ahead (a wrong device clock): ingest time used"
+)
 PRODUCER_RENEWALS = Counter("ingest_producer_renewals_total", "Kafka producers replaced after a fatal error")
 PUBLISH_SECONDS = Histogram(
     "ingest_publish_seconds",
