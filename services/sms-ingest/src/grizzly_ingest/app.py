@@ -12,6 +12,7 @@ import aiohttp
 from grizzly_common.events import Topics
 from grizzly_common.kafka_client import ensure_topics, make_producer
 from grizzly_common.logging import log_fields
+from grizzly_common.pool_client import PoolClient
 from grizzly_common.redis_client import make_redis
 from grizzly_common.web import health_routes, json_response
 from starlette.applications import Starlette
@@ -69,9 +70,11 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
         async with contextlib.AsyncExitStack() as stack:
-            await ensure_topics(settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions, settings.topic_durability
+            )
             redis = make_redis(settings.redis_url)
-            stack.push_async_callback(redis.aclose, close_connection_pool=True)  # the pool was passed in
+            stack.push_async_callback(redis.aclose)  # make_redis: the client owns its pool and closes it
             producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
             await producer.start()
             publisher = Publisher(
@@ -87,11 +90,12 @@ def create_app(settings: Settings) -> Starlette:
             )
             stack.push_async_callback(publisher.stop_producer)  # the current one: it may have been replaced
             stack.push_async_callback(publisher.aclose)  # batches in flight finish before Redis closes
-            session = None
+            pool = None
             if settings.pool_url:
                 session = aiohttp.ClientSession()
                 stack.push_async_callback(session.close)
-            resolver = Resolver(settings.device_numbers, session, settings.pool_url, settings.pool_timeout_s)
+                pool = PoolClient(session, settings.pool_url, timeout_s=settings.pool_timeout_s)
+            resolver = Resolver(settings.device_numbers, pool)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
 
             async def stop_sweeper() -> None:

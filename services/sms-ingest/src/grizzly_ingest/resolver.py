@@ -5,32 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import aiohttp
-import msgspec
 from grizzly_common.events import MAX_NUMBER, MIN_NUMBER
 from grizzly_common.logging import log_fields
-from grizzly_common.pool_api import ResolveRequest, ResolveResult
+from grizzly_common.pool_client import PoolClient, PoolUnavailable
 
 from grizzly_ingest.errors import Unavailable, UnknownDevice
 
 log = logging.getLogger(__name__)
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(ResolveResult)
-
 
 class Resolver:
-    def __init__(
-        self,
-        static: Mapping[tuple[str, str], int],
-        session: aiohttp.ClientSession | None = None,
-        pool_url: str = "",
-        timeout_s: float = 2.0,
-    ) -> None:
+    def __init__(self, static: Mapping[tuple[str, str], int], pool: PoolClient | None = None) -> None:
         self.static = static
-        self.session = session
-        self.url = f"{pool_url}/v1/resolve" if pool_url else ""
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.pool = pool
 
     def lookup_static(self, device: str, slot: str) -> int | None:
         """(device, slot), then (device, "") for a device configured without slots."""
@@ -43,21 +30,11 @@ class Resolver:
         number = self.lookup_static(device, slot)
         if number is not None:
             return number
-        if self.session is None or not self.url:
+        if self.pool is None:
             raise UnknownDevice(f"no number configured for device {device[:64]!r} slot {slot[:16]!r}")
         try:
-            async with self.session.post(
-                self.url,
-                data=_encoder.encode(ResolveRequest(device=device, slot=slot)),
-                headers={"Content-Type": "application/json"},
-                timeout=self.timeout,
-            ) as reply:
-                body = await reply.read()
-                if reply.status != 200:
-                    raise Unavailable("pool unavailable, retry")
-            result = _decoder.decode(body)
-        except (TimeoutError, aiohttp.ClientError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("pool resolve failed", extra=log_fields(device=device, slot=slot, error=repr(exc)))
+            result = await self.pool.resolve(device, slot)
+        except PoolUnavailable:
             raise Unavailable("pool unavailable, retry") from None
         if not result.found:
             raise UnknownDevice(f"no number known for device {device[:64]!r} slot {slot[:16]!r}")

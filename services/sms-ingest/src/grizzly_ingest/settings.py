@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from grizzly_common.kafka_client import LOCAL_DURABILITY
 from grizzly_common.settings import (
     SettingsError,
+    TopicDurability,
     audit_retention_s,
     env_float,
     env_int,
     env_secret,
     env_str,
+    topic_durability,
 )
 
 from grizzly_ingest.text import normalise_number
@@ -51,6 +54,7 @@ class Settings:
     pool_timeout_s: float = 2.0
     device_numbers: Mapping[tuple[str, str], int] = field(default_factory=dict)
     topic_partitions: int = 4
+    topic_durability: TopicDurability = LOCAL_DURABILITY
     dedupe_ttl_s: int = 7 * 86400
     dedupe_no_ts_ttl_s: int = 120
     multipart_timeout_s: int = 120
@@ -83,6 +87,7 @@ class Settings:
             pool_timeout_s=env_float(env, "INGEST_POOL_TIMEOUT_S", 2.0, minimum=0.1),
             device_numbers=numbers,
             topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 12, minimum=1),
+            topic_durability=topic_durability(env),
             # fingerprints and multipart texts are per-event keys: never kept past the audit retention
             dedupe_ttl_s=min(env_int(env, "INGEST_DEDUPE_TTL_S", 7 * 86400, minimum=1), audit_retention_s(env)),
             dedupe_no_ts_ttl_s=env_int(env, "INGEST_DEDUPE_NO_TS_TTL_S", 120, minimum=1),
