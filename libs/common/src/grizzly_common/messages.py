@@ -1,4 +1,4 @@
-"""The partner protocol's messages (../shared/protocol.md), decoded strictly and once at the edge.
+"""The partner protocol's messages, decoded strictly and once at the edge.
 
 Numeric fields must be JSON numbers: msgspec rejects "123" where an int is expected and rejects true/false
 where a number is expected, which is exactly the platform's type test. Unknown extra fields are ignored:

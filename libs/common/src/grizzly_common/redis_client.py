@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> aioredis.Redis:
     """A client whose pool waits for a free connection instead of raising "Too many connections".
 
-    redis-py's default asyncio pool raises MaxConnectionsError under load (anchors B2''); a blocking pool
+    redis-py's default asyncio pool raises MaxConnectionsError under load; a blocking pool
     bounds the connections and queues the rest for up to timeout_s.
     """
     pool = aioredis.BlockingConnectionPool.from_url(

@@ -72,7 +72,7 @@ def health_routes(checks: Mapping[str, ReadinessCheck], timeout_s: float = 2.0) 
 
 
 def serve(app: object, host: str, port: int, log_level: str = "warning") -> None:
-    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, anchors B2')."""
+    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, docs/benchmarks.md)."""
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
