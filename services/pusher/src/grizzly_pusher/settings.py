@@ -65,7 +65,7 @@ class Settings:
             pool_timeout_s=env_float(env, "PUSHER_POOL_TIMEOUT_S", 3.0, minimum=0.1),
             retry_s=env_float(env, "PUSHER_RETRY_S", 10.0, minimum=0.1),
             concurrency=env_int(env, "PUSHER_CONCURRENCY", 64, minimum=1),
-            ledger_ttl_s=env_int(env, "PUSHER_LEDGER_TTL_S", 30 * 86400, minimum=60),
+            ledger_ttl_s=env_int(env, "PUSHER_LEDGER_TTL_S", 30 * 86400, minimum=1),
             max_retry_age_s=env_int(env, "PUSHER_MAX_RETRY_AGE_S", 86400, minimum=1),
             lease_s=lease_s,
             group_id=env_str(env, "PUSHER_GROUP_ID", "grizzly-pusher"),
