@@ -89,4 +89,4 @@ async def record_unmatched(redis: aioredis.Redis, *, prefix: str = "", **fields:
 async def read_unmatched(redis: aioredis.Redis, *, prefix: str = "", count: int = 100) -> list[dict[str, Any]]:
     """The newest `count` unmatched messages, newest first."""
     entries = await redis.xrevrange(unmatched_key(prefix), count=count)
-    return [orjson.loads(fields[b"event"]) for _id, fields in entries]
+    return [orjson.loads(fields[b"event"]) for _id, fields in entries or [] if fields]

@@ -258,7 +258,7 @@ class Publisher:
 
     async def _publish_group(self, key: str, *, partial: bool) -> bool:
         """Publish a stored multipart message (complete, or what arrived when partial). False if already gone."""
-        fields: dict[bytes, bytes] = await self.redis.hgetall(key)
+        fields: dict[bytes, bytes] = await self.redis.hgetall(key)  # type: ignore[assignment] # bytes: no decoding
         if not fields or fields.get(b"state") == b"published":
             await self.redis.zrem(self.pending_key, key)
             return False
@@ -340,7 +340,8 @@ class Publisher:
                 raise NoLeader()
         producer = self.producer
         try:
-            return await producer.send(self.topic, encode(record), key=key, partition=partition)
+            queued: asyncio.Future[Any] = await producer.send(self.topic, encode(record), key=key, partition=partition)
+            return queued
         except KafkaError as exc:  # not queued (buffer full, closing, a dead producer): nothing will land
             log.warning("kafka send refused", extra=log_fields(sms_id=record.sms_id, error=repr(exc)))
             if isinstance(exc, FATAL_PRODUCER_ERRORS):
