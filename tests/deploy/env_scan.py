@@ -153,6 +153,8 @@ def scan_file(path: Path) -> list[EnvVar]:
     constants = _module_constants(tree)
     found = []
     for node in ast.walk(tree):
+        if not isinstance(node, ast.expr | ast.stmt):
+            continue
         plain = _plain_read(node)
         if plain is not None:
             name = _var_name(plain[0], constants)

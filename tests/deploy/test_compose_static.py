@@ -85,7 +85,7 @@ def environment(spec: dict[str, Any]) -> dict[str, str]:
 
 def published_ports(spec: dict[str, Any]) -> list[tuple[str, int, int, str]]:
     """(host ip, host port, container port, protocol) for every published port."""
-    found = []
+    found: list[tuple[str, int, int, str]] = []
     for port in spec.get("ports", []):
         if isinstance(port, dict):
             if port.get("published") is None:

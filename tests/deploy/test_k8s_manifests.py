@@ -53,11 +53,11 @@ def one(name: str, kind: str, object_name: str) -> Obj:
 
 def container(deployment: Obj) -> Obj:
     [only] = deployment["spec"]["template"]["spec"]["containers"]
-    return only
+    return dict(only)
 
 
 def config_data(name: str) -> dict[str, str]:
-    return one(name, "ConfigMap", "grizzly-config")["data"]
+    return dict(one(name, "ConfigMap", "grizzly-config")["data"])
 
 
 @cache

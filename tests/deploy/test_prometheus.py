@@ -45,7 +45,7 @@ def defined_metrics() -> dict[str, set[str]]:
                 if keyword.arg == "labelnames":
                     label_node = keyword.value
             if isinstance(label_node, ast.List | ast.Tuple):
-                labels = {elt.value for elt in label_node.elts if isinstance(elt, ast.Constant)}
+                labels = {str(elt.value) for elt in label_node.elts if isinstance(elt, ast.Constant)}
             base = name.removesuffix("_total")
             suffixes = {
                 "Counter": [(base, "_total"), (base, "_created")],

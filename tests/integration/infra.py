@@ -52,14 +52,16 @@ def wait_ready(python_args: list[str], timeout_s: float = 90.0) -> None:
 
 
 class Broker(Protocol):
-    bootstrap: str
+    @property
+    def bootstrap(self) -> str: ...
 
     def stop(self) -> None: ...
     def start(self) -> None: ...
 
 
 class RedisLike(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
 
     def stop(self) -> None: ...
     def start(self) -> None: ...
@@ -154,7 +156,7 @@ def docker_engine_answers(timeout_s: float = 3.0) -> bool:
     try:
         if host.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: object = host.removeprefix("unix://")
+            target: str | tuple[str, int] = host.removeprefix("unix://")
         elif host.startswith("tcp://"):
             name, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -322,7 +322,7 @@ def test_docker_stop_on_the_pusher_mid_burst_loses_no_sms_and_pushes_none_twice(
     successes = Counter(p.body["smsId"] for p in pushes if p.answered_success)
     assert set(successes) == set(sent)
     assert [sms for sms, count in successes.items() if count > 1] == [], "pushed twice after SUCCESS"
-    first_success = {}
+    first_success: dict[Any, float] = {}
     for push in sorted(pushes, key=lambda p: p.at):
         if push.answered_success:
             first_success.setdefault(push.body["smsId"], push.at)

@@ -45,7 +45,7 @@ def _report(base: str) -> dict[str, Any]:
 
 
 def _cycles_done(found: dict[str, Any]) -> bool:
-    return (
+    return bool(
         found["numbers_issued"] >= 3
         and sum(found["finishes"].values()) >= 3
         and found["sms_injected"] >= 3

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx
@@ -122,7 +122,9 @@ class Stack:
         out = {}
         for key in self.redis.scan_iter(match="gp:act:*"):
             fields = self.redis.hgetall(key)
-            out[int(key.split(b":")[-1])] = {k.decode(): v.decode() for k, v in fields.items()}
+            out[int(cast(bytes, key).split(b":")[-1])] = {
+                cast(bytes, k).decode(): cast(bytes, v).decode() for k, v in fields.items()
+            }
         return out
 
     def trail(self, activation_id: int) -> list[dict[str, Any]]:
@@ -206,7 +208,7 @@ def test_edge_claim_reaching_the_pool_after_its_release_is_refused(stack: Stack)
 
 def test_pool_releases_a_claim_nobody_settled_after_the_hold(stack: Stack) -> None:
     """An edge that crashed between its claim and its settle: the pool's sweeper releases the claim."""
-    claim = {"upstream": "grizzly", "country": "0", "operator": "any", "service": "tg", "sum": "0.35",
+    claim: dict[str, Any] = {"upstream": "grizzly", "country": "0", "operator": "any", "service": "tg", "sum": "0.35",
              "currency": None, "exclude_prefixes": [], "request_json": "{}", "claim_id": uuid.uuid4().hex,
              "deadline_ms": int(time.time() * 1000) + 1000}  # fmt: skip
     got = stack.pool.post("/v1/claim", json=claim).json()

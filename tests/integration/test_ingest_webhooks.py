@@ -76,7 +76,9 @@ def post_sms(env: dict[str, str], body: Any, token: str = TOKEN, path: str = "/v
     return httpx.post(url(env, path), content=content, headers=headers, timeout=30)
 
 
-def android_post(env: dict[str, str], event: dict[str, Any], secret: str = ANDROID_SECRET, skew_s: int = 0):
+def android_post(
+    env: dict[str, str], event: dict[str, Any], secret: str = ANDROID_SECRET, skew_s: int = 0
+) -> httpx.Response:
     body = json.dumps(event).encode()
     stamp = str(int(time.time()) - skew_s)
     signature = hmac.new(secret.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()

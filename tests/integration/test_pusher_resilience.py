@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_sync
-from grizzly_common.events import PushTask, encode, number_key
+from grizzly_common.events import InboundMessage, PushTask, encode, number_key
 from grizzly_common.kafka_client import ensure_topics, make_producer
 
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
@@ -31,7 +31,7 @@ CONCURRENCY = 32
 BASE_NUMBER = 447700000000
 
 
-def burst(fake_pool: FakePool, count: int, numbers: int = 200, first_id: int = 1) -> list[object]:
+def burst(fake_pool: FakePool, count: int, numbers: int = 200, first_id: int = 1) -> list[InboundMessage]:
     """`count` SMS spread over `numbers` numbers, each with an open activation."""
     for n in range(numbers):
         fake_pool.open(BASE_NUMBER + n, 100_000 + n)
@@ -82,7 +82,7 @@ def test_kill_9_mid_burst_delivers_everything_with_bounded_duplicates(
     assert extra <= CONCURRENCY
 
 
-def produce_paced(bootstrap: str, topic: str, messages: list[object], seconds: float) -> threading.Thread:
+def produce_paced(bootstrap: str, topic: str, messages: list[InboundMessage], seconds: float) -> threading.Thread:
     """Publish `messages` evenly over `seconds` from a background thread (as SMS arrive from a farm)."""
 
     async def run() -> None:
@@ -93,7 +93,7 @@ def produce_paced(bootstrap: str, topic: str, messages: list[object], seconds: f
             started = time.monotonic()
             for i, message in enumerate(messages):
                 await asyncio.sleep(max(0.0, started + seconds * i / len(messages) - time.monotonic()))
-                await producer.send(topic, encode(message), key=number_key(message.number))  # type: ignore[attr-defined]
+                await producer.send(topic, encode(message), key=number_key(message.number))
             await producer.flush()
         finally:
             await producer.stop()

@@ -11,7 +11,7 @@ def test_persistence_warning_names_what_a_crash_would_lose(redis_url: str) -> No
     async def run() -> list[str | None]:
         redis = make_redis(redis_url)
         try:
-            original = (await redis.config_get("appendfsync"))["appendfsync"]
+            original = str((await redis.config_get("appendfsync"))["appendfsync"])
             seen = []
             for fsync in ("everysec", "always"):
                 await redis.config_set("appendfsync", fsync)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition
@@ -80,7 +80,7 @@ def make(redis_url: str, producer: StubProducer, **overrides: Any) -> Publisher:
         dedupe_ttl_s=3600, dedupe_no_ts_ttl_s=60, multipart_timeout_s=120, publish_timeout_s=2.0
     )
     options.update(overrides)
-    return Publisher(make_redis(redis_url), producer, Topics("t-"), prefix="t-", **options)  # type: ignore[arg-type]
+    return Publisher(make_redis(redis_url), producer, Topics("t-"), prefix="t-", **options)
 
 
 def sms(text: str = "code 1", **fields: Any) -> Incoming:
@@ -145,9 +145,8 @@ def test_sweeper_publishes_partial_once_and_retries_after_kafka_failure(redis_ur
             assert await publisher.sweep_once() == 0
             producer.fail = False
             # leased for SWEEP_LEASE_MS: force the deadline back to now
-            await publisher.redis.zadd(
-                publisher.pending_key, {k: 0 for k in await publisher.redis.zrange(publisher.pending_key, 0, -1)}
-            )
+            pending = cast(list[bytes], await publisher.redis.zrange(publisher.pending_key, 0, -1))
+            await publisher.redis.zadd(publisher.pending_key, dict.fromkeys(pending, 0))
             assert await publisher.sweep_once() == 1
             assert await publisher.sweep_once() == 0
             assert [(m.sms_id, m.text, m.parts) for m in producer.sent] == [
@@ -311,7 +310,7 @@ def test_a_retry_reaching_another_instance_is_refused_while_the_first_send_is_in
                 await one.accept(sms(), NUMBER)
             with pytest.raises(InFlightElsewhere):  # the lease of instance one: no second send
                 await two.accept(sms(), NUMBER)
-            assert other.held == other.sent == []
+            assert other.held == [] and other.sent == []
             first.land_held()
             await asyncio.sleep(0.05)
             again = await two.accept(sms(), NUMBER)
