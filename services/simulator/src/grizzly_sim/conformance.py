@@ -2,11 +2,13 @@
 
     grizzly-conformance --url http://127.0.0.1:8080/ --key KEY [--json report.json]
         [--push-listen 127.0.0.1:8090 --sms-ingest-url http://127.0.0.1:8083/v1/sms --ingest-token TOKEN]
-        [--finish-status 5]
+        [--finish-status 5] [--destructive]
 
 Every item ends PASS, FAIL, WARN (worth a look, not a failure) or SKIP (could not be run; never counted as a pass).
 Exit code 1 when any item FAILs, 0 otherwise. Every activation the run opens is finished before it exits
 (--finish-status, default 5: see docs/conformance.md for what each status does to the operator's pool).
+--destructive also checks that a number finished with status 3 or 1 is never offered again for that service: it
+retires two numbers for one service each, for good.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Options:
     ingest_url: str = ""
     ingest_token: str = field(default="", repr=False)
     finish_status: int = 5
+    destructive: bool = False  # run the retire.* items, which block two numbers for one service for good
     extra: int = 5  # count accuracy fires count + extra concurrent GET_NUMBER
     max_count: int = 50  # count accuracy drains one (country, operator, service): never one bigger than this
     target: Target | None = None
@@ -177,6 +180,7 @@ class Run:
                     lambda item, n=n: self.t_concurrency(item, n),
                 )  # fmt: skip
             await self.pushes()
+            await self.retire()
             await self.item(
                 "get_number.latency", f"a number is issued within {self.o.issue_limit_s:g} s", self.t_latency
             )
@@ -537,6 +541,91 @@ class Run:
         await self.item(*ids[2], no_resend)
         await self.finish_all()
 
+    async def retire(self) -> None:
+        ids = [
+            ("retire.sold", 3, "FINISH 3 (sold): that number is never offered for that service again"),
+            ("retire.do_not_offer", 1, "FINISH 1 (do not offer): that number is never offered for that service again"),
+        ]
+        for item_id, status, title in ids:
+            if not self.o.destructive:
+                self.items.append(Item(item_id, title, SKIP, "needs --destructive (blocks a number for one service)"))
+            else:
+                await self.item(item_id, title, lambda item, status=status: self.t_retire(item, status))
+
+    async def t_retire(self, item: Item, status: int) -> None:
+        """Retire one number for one service, drain that service: the number must not come back; meanwhile a
+        sibling service of the same country and operator must still get it, or the check proves nothing."""
+        _, before = await self.counts()
+        siblings = {
+            t: [s for s in before if s[:2] == t[:2] and s != t and before[s] > 0] for t, c in before.items() if c > 0
+        }
+        target = self.pick({t: c for t, c in before.items() if siblings.get(t)}, smallest=True)
+        if target is None:
+            item.detail = "no (country, operator) offering two services with numbers available"
+            return
+        sibling = max(siblings[target], key=lambda s: before[s])
+        name = "/".join(target)
+        reply = await self.get_number(target, timed=True)
+        if reply.status != "SUCCESS" or checks.get_number_problems(reply.body):
+            item.result, item.detail = FAIL, f"{name} reported {before[target]}: {reply.describe()[:150]}"
+            return
+        number = reply.body["number"]
+        finished = await self.finish(reply.body["activationId"], status)
+        if finished.status != "SUCCESS":
+            item.result, item.detail = FAIL, f"FINISH_ACTIVATION status {status}: {finished.describe()[:150]}"
+            return
+        problems = []
+        _, after = await self.counts()
+        if after.get(target) != before[target] - 1:
+            problems.append(
+                f"GET_SERVICES reports {after.get(target)} for {name} after FINISH {status}, "
+                f"expected {before[target] - 1} (was {before[target]})"
+            )
+        # hold every number still offered for the service, each one a chance to hand the retired number back
+        last: Reply | None = None
+        asked = 0
+        for _ in range(min(after.get(target, 0), self.o.max_count) + self.o.extra):
+            last = await self.get_number(target)
+            asked += 1
+            if last.status != "SUCCESS" or checks.get_number_problems(last.body):
+                break
+            if last.body["number"] == number:
+                problems.append(f"{number} offered again for {name} after FINISH {status} (GET_NUMBER #{asked})")
+                break
+        drained = last is not None and last.status == "NO_NUMBERS"
+        if last is not None and last.status not in ("SUCCESS", "NO_NUMBERS"):
+            problems.append(f"GET_NUMBER for {name}: {last.describe()[:120]}")
+        if drained:
+            _, held = await self.counts()
+            if held.get(target, 0) != 0:
+                problems.append(f"with {name} drained, GET_SERVICES still reports {held[target]}")
+        # the sibling service: with the target's numbers held the retired one is usually the only free one left
+        still_offered = not drained and after.get(sibling) == before[sibling]
+        if drained:
+            for _ in range(min(after.get(sibling, 0), self.o.max_count) + 1):
+                other = await self.get_number(sibling)
+                if other.status != "SUCCESS" or checks.get_number_problems(other.body):
+                    break
+                if other.body["number"] == number:
+                    still_offered = True
+                    break
+        await self.finish_all()
+        if problems:
+            item.result, item.detail = FAIL, "; ".join(problems)
+        elif not still_offered:
+            item.result = WARN
+            item.detail = (
+                f"{number} is no longer offered for {'/'.join(sibling)} either: nothing the platform fines, but the "
+                f"number is lost to every service and the check proves little"
+            )
+        else:
+            item.result = PASS
+            item.detail = (
+                f"{number} finished with {status} on {name}: {asked} GET_NUMBER"
+                f"{' until NO_NUMBERS' if drained else ''} never returned it, count {before[target]} -> "
+                f"{after.get(target)}; still issued for {'/'.join(sibling)}"
+            )
+
     async def t_latency(self, item: Item) -> None:
         if not self.issue_times:
             item.detail = "no number was issued"
@@ -639,6 +728,11 @@ def parse_args(argv: list[str] | None) -> Options:
         default=5,
         help="status used to finish every activation the run opens (default 5, see the docs)",
     )
+    parser.add_argument(
+        "--destructive",
+        action="store_true",
+        help="also check FINISH 3 and 1: retires two numbers for one service each, for good",
+    )
     parser.add_argument("--extra", type=int, default=5, help="count accuracy fires count + EXTRA requests")
     parser.add_argument(
         "--max-count",
@@ -676,7 +770,8 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error(str(exc))
     return Options(
         url=args.url, key=args.key, json_path=args.json, push_listen=args.push_listen, ingest_url=args.sms_ingest_url,
-        ingest_token=args.ingest_token, finish_status=args.finish_status, extra=args.extra, max_count=args.max_count,
+        ingest_token=args.ingest_token, finish_status=args.finish_status, destructive=args.destructive,
+        extra=args.extra, max_count=args.max_count,
         target=target, dial_codes=dial_codes, issue_limit_s=args.issue_limit_s, push_wait_s=args.push_wait_s,
         retry_wait_s=args.retry_wait_s, dup_window_s=args.dup_window_s, concurrency=concurrency,
         timeout_s=args.timeout_s,
