@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -715,6 +716,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="grizzly-conformance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-simulator')}")
     parser.add_argument("--url", required=True, help="the partner URL the platform POSTs to")
     parser.add_argument("--key", required=True, help="the protocol key (never printed)")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
