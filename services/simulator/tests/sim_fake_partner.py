@@ -135,20 +135,20 @@ class FakePartner:
                 }
             )  # noqa: E501
         if action == "FINISH_ACTIVATION":
-            activation_id, status = body.get("activationId"), body.get("status")
+            finish_id, status = body.get("activationId"), body.get("status")
             if "lenient_types" in self.bugs:
                 with contextlib.suppress(TypeError, ValueError):
-                    activation_id, status = int(activation_id), int(status)  # type: ignore[arg-type]
-            if not isinstance(activation_id, int) or status not in (1, 3, 4, 5):
+                    finish_id, status = int(finish_id), int(status)  # type: ignore[arg-type]
+            if not isinstance(finish_id, int) or status not in (1, 3, 4, 5):
                 return error("activationId and status must be numbers")
-            if activation_id in self.finished:
+            if finish_id in self.finished:
                 return error("already finished") if "finish_once" in self.bugs else reply({"status": "SUCCESS"})
-            if activation_id not in self.busy:
+            if finish_id not in self.busy:
                 return error("unknown activationId")
-            number = self.busy.pop(activation_id)
-            self.finished[activation_id] = status
+            number = self.busy.pop(finish_id)
+            self.finished[finish_id] = status
             if status in (1, 3):
-                self.retired.add((number, self.service_of[activation_id]))
+                self.retired.add((number, self.service_of[finish_id]))
             return reply({"status": "SUCCESS"})
         return error("unknown action")
 

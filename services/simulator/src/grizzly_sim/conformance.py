@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 import time
@@ -178,7 +179,7 @@ class Run:
             for n in self.o.concurrency:
                 await self.item(
                     f"concurrency.{n}", f"{n} parallel identical GET_NUMBER: no duplicate numbers",
-                    lambda item, n=n: self.t_concurrency(item, n),
+                    functools.partial(self.t_concurrency, n=n),
                 )  # fmt: skip
             await self.pushes()
             await self.retire()
@@ -230,10 +231,11 @@ class Run:
                     if not reply.failure
                     else [reply.failure]
                 )
-                if reply.status == "SUCCESS" and isinstance(reply.body, dict) and "activationId" in reply.body:
+                ok = reply.status == "SUCCESS" and isinstance(reply.body, dict) and "activationId" in reply.body
+                if ok and target is not None:  # only GET_NUMBER, sent when there is a target, opens one
                     self.opened.setdefault(
                         reply.body["activationId"], Opened(reply.body["activationId"], reply.body["number"], target)
-                    )  # type: ignore[arg-type]
+                    )
             _, counts_after = await self.counts()
             if target is not None and counts_after.get(target) != counts_before.get(target):
                 problems.append(
@@ -260,7 +262,7 @@ class Run:
                 problems += [f'GET_NUMBER sum "1.00": {p}' for p in _error_problems(reply)]
             issued = await self.get_number(target) if target is not None else None
             if issued is not None and issued.status == "SUCCESS" and isinstance(issued.body, dict):
-                activation_id = issued.body.get("activationId")
+                activation_id = issued.body["activationId"]
                 reply = await self.client.action("FINISH_ACTIVATION", activationId=str(activation_id), status=3)
                 problems += [f'FINISH activationId "{activation_id}": {p}' for p in _error_problems(reply)]
                 reply = await self.client.action("FINISH_ACTIVATION", activationId=activation_id, status="3")
@@ -551,7 +553,7 @@ class Run:
             if not self.o.destructive:
                 self.items.append(Item(item_id, title, SKIP, "needs --destructive (blocks a number for one service)"))
             else:
-                await self.item(item_id, title, lambda item, status=status: self.t_retire(item, status))
+                await self.item(item_id, title, functools.partial(self.t_retire, status=status))
 
     async def t_retire(self, item: Item, status: int) -> None:
         """Retire one number for one service, drain that service: the number must not come back; meanwhile a
