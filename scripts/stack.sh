@@ -5,7 +5,8 @@
 #   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
 #   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
 #   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
-#   sim      start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes) against the running stack
+#   sim      run grizzly-conformance --destructive against the running stack (report in .run/conformance-report.json;
+#            a FAIL stops here), then start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes)
 #   test     install, then the whole suite with local Redis/Kafka processes and again with containers
 #            (scripts/containers.sh builds the images; TEST_CONTAINERS=0 skips that pass, TEST_REQUIRE_DOCKER=1 makes
 #            a missing engine a failure); `test ARGS` runs only pytest ARGS, once (the fixtures start Redis/Kafka)
@@ -106,6 +107,25 @@ services_stop() {
   done
 }
 
+# The conformance kit before the simulator takes the push port. --destructive: the platform fines a number offered
+# again for a service after FINISH 3 or 1, and the simulator finishes with both statuses anyway.
+conformance() {
+  local report="$RUN/conformance-report.json" push=()
+  if [ -f "$RUN/services/sim.pid" ] && kill -0 "$(cat "$RUN/services/sim.pid")" 2>/dev/null; then
+    log "simulator already running: conformance kit not run"; return 0
+  fi
+  case "$UPSTREAM_GRIZZLY_PUSH_URL" in
+    "http://127.0.0.1:$SIM_PORT/"*)
+      push=(--push-listen "127.0.0.1:$SIM_PORT" --sms-ingest-url "$SIM_INGEST_URL" --ingest-token "$SIM_INGEST_TOKEN") ;;
+  esac
+  mkdir -p "$RUN"
+  log "conformance kit (--destructive) against $SIM_PARTNER_URL"
+  if ! .venv/bin/grizzly-conformance --url "$SIM_PARTNER_URL" --key "$SIM_KEY" --destructive --json "$report" \
+      "${push[@]}"; then
+    log "conformance FAILED (report: $report): simulator not started"; exit 1
+  fi
+}
+
 # The whole suite twice: with Redis/Kafka as local processes, then as containers (testcontainers, local images built
 # by scripts/containers.sh), where the compose stack tests run too. No Docker engine: one line, local mode only,
 # unless TEST_REQUIRE_DOCKER=1 (CI on machines that can run Docker), which makes that a failure.
@@ -168,6 +188,7 @@ case "${1:-}" in
     for var in $STACK_VARS; do printf 'export %s=%q\n' "$var" "${!var}"; done
     ;;
   sim)
+    conformance
     services_start "$SIMULATOR"
     log "simulator polling http://127.0.0.1:$EDGE_PORT/ every 10-20 s; findings: curl -s http://127.0.0.1:$SIM_PORT/sim/report"
     ;;

@@ -30,6 +30,8 @@ BUGS = frozenset(
         "lenient_types",  # numeric fields sent as strings are accepted
         "push_twice",  # an SMS is pushed again after SUCCESS
         "no_retry",  # a failed push is not retried
+        "reoffer_retired",  # FINISH 3 or 1 does not stop the number being offered again for that service
+        "retire_everywhere",  # FINISH 3 or 1 stops the number being offered for every service
     }
 )
 
@@ -44,6 +46,8 @@ class FakePartner:
     push_url: str = ""
     port: int = 0
     busy: dict[int, int] = field(default_factory=dict)  # activationId -> number
+    service_of: dict[int, str] = field(default_factory=dict)  # activationId -> service
+    retired: set[tuple[int, str]] = field(default_factory=set)  # (number, service) finished with 3 or 1
     finished: dict[int, int] = field(default_factory=dict)  # activationId -> status
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_000))
     sms_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000))
@@ -58,8 +62,20 @@ class FakePartner:
     def ingest_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1/sms"
 
-    def free(self) -> list[int]:
-        return [n for n in self.numbers if n not in self.busy.values()]
+    def free(self, service: str | None = None) -> list[int]:
+        """Numbers in no open activation; with a service, only those that may still be offered for it."""
+        return [
+            n
+            for n in self.numbers
+            if n not in self.busy.values() and (service is None or not self.is_retired(n, service))
+        ]
+
+    def is_retired(self, number: int, service: str) -> bool:
+        if "reoffer_retired" in self.bugs:
+            return False
+        if "retire_everywhere" in self.bugs:
+            return any(n == number for n, _ in self.retired)
+        return (number, service) in self.retired
 
     async def partner(self, request: web.Request) -> web.Response:
         def reply(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -83,8 +99,8 @@ class FakePartner:
             return error("wrong key", 401)
         action = body.get("action")
         if action == "GET_SERVICES":
-            count = len(self.free()) + (3 if "overreport" in self.bugs else 0)
-            services = {s: count for s in self.services}
+            extra = 3 if "overreport" in self.bugs else 0
+            services = {s: len(self.free(s)) + extra for s in self.services}
             return reply(
                 {
                     "status": "SUCCESS",
@@ -99,13 +115,15 @@ class FakePartner:
                 exclude = []
             async with self.lock:
                 await asyncio.sleep(0.001)  # let concurrent requests interleave like a real server's I/O
-                pool = self.numbers if "duplicates" in self.bugs else self.free()
+                service = str(body.get("service"))
+                pool = self.numbers if "duplicates" in self.bugs else self.free(service)
                 fitting = [n for n in pool if not any(str(n).startswith(p) for p in exclude)]
                 if not fitting:
                     return reply({"status": "NO_NUMBERS"})
                 number = fitting[0]
                 activation_id = next(self.ids)
                 self.busy[activation_id] = number
+                self.service_of[activation_id] = service
             shown: Any = str(number) if "string_number" in self.bugs else number
             return reply(
                 {
@@ -117,18 +135,20 @@ class FakePartner:
                 }
             )  # noqa: E501
         if action == "FINISH_ACTIVATION":
-            activation_id, status = body.get("activationId"), body.get("status")
+            finish_id, status = body.get("activationId"), body.get("status")
             if "lenient_types" in self.bugs:
                 with contextlib.suppress(TypeError, ValueError):
-                    activation_id, status = int(activation_id), int(status)  # type: ignore[arg-type]
-            if not isinstance(activation_id, int) or status not in (1, 3, 4, 5):
+                    finish_id, status = int(finish_id), int(status)  # type: ignore[arg-type]
+            if not isinstance(finish_id, int) or status not in (1, 3, 4, 5):
                 return error("activationId and status must be numbers")
-            if activation_id in self.finished:
+            if finish_id in self.finished:
                 return error("already finished") if "finish_once" in self.bugs else reply({"status": "SUCCESS"})
-            if activation_id not in self.busy:
+            if finish_id not in self.busy:
                 return error("unknown activationId")
-            self.busy.pop(activation_id)
-            self.finished[activation_id] = status
+            number = self.busy.pop(finish_id)
+            self.finished[finish_id] = status
+            if status in (1, 3):
+                self.retired.add((number, self.service_of[finish_id]))
             return reply({"status": "SUCCESS"})
         return error("unknown action")
 

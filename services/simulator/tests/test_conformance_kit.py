@@ -42,18 +42,19 @@ def results(report: dict[str, Any]) -> dict[str, str]:
 
 def test_correct_partner_passes_every_item_and_is_left_clean() -> None:
     # generous waits: they end at the first SUCCESS, and a loaded CI machine must not turn slowness into a FAIL
-    report = conformance(pushes=True, push_wait_s=30, retry_wait_s=30)
+    report = conformance(pushes=True, push_wait_s=30, retry_wait_s=30, destructive=True)
     details = {item["id"]: (item["result"], item["detail"]) for item in report["items"]}
     assert report["passed"], {k: v for k, v in details.items() if v[0] != "PASS"}
     assert all(result in ("PASS",) for result in results(report).values()), details
     assert report["left_open"] == 0
 
 
-def test_push_items_are_skipped_not_passed_without_ingestion() -> None:
+def test_push_and_retire_items_are_skipped_not_passed_without_ingestion_and_destructive() -> None:
     report = conformance(concurrency=(30,))
     found = results(report)
     assert found["push.types"] == found["push.retry"] == found["push.no_resend_after_success"] == "SKIP"
-    assert report["passed"] and report["summary"]["SKIP"] == 3
+    assert found["retire.sold"] == found["retire.do_not_offer"] == "SKIP"
+    assert report["passed"] and report["summary"]["SKIP"] == 5
 
 
 @pytest.mark.parametrize(
@@ -66,14 +67,23 @@ def test_push_items_are_skipped_not_passed_without_ingestion() -> None:
         ("finish_once", {"finish.idempotent"}),
         ("http_errors", {"bad.wrong_key", "bad.malformed_json", "bad.get_request", "bad.huge_body"}),
         ("lenient_types", {"bad.numeric_as_string"}),
+        ("reoffer_retired", {"retire.sold", "retire.do_not_offer"}),
     ],
 )
 def test_each_bug_fails_its_item(bug: str, failing: set[str]) -> None:
-    report = conformance(frozenset({bug}), concurrency=(30,))
+    report = conformance(frozenset({bug}), concurrency=(30,), destructive=True)
     found = results(report)
     assert not report["passed"]
     assert {item for item in failing if found[item] == "FAIL"} == failing, found
     assert report["left_open"] == 0 or bug in ("duplicates", "string_number")
+
+
+def test_a_number_retired_for_every_service_is_a_warning_not_a_pass() -> None:
+    # nothing the platform fines, but the number is lost and the re-offer check proved nothing
+    report = conformance(frozenset({"retire_everywhere"}), concurrency=(30,), destructive=True)
+    found = results(report)
+    assert found["retire.sold"] == found["retire.do_not_offer"] == "WARN", report["items"]
+    assert report["passed"]
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,8 @@ def test_simulator_finds_nothing_wrong_with_a_correct_partner() -> None:
 def test_simulator_reports_each_bug(bug: str, kind: str) -> None:
     report = simulate(frozenset({bug}), SIM_REPEAT_FINISH_P="1")
     assert kind in {v["kind"] for v in report["violations"]}
+
+
+def test_simulator_reports_a_number_offered_again_after_it_was_sold() -> None:
+    report = simulate(frozenset({"reoffer_retired"}), seconds=3.0, SIM_FINISH_WEIGHTS="3:1")
+    assert "reoffered_after_finish" in {v["kind"] for v in report["violations"]}

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from grizzly_common.settings import SettingsError
+
 # key=..., "key":"...", token, password, signature, Authorization: whatever the message, these values go.
 _SECRET_PATTERN = re.compile(
     r"""(?ix)
@@ -47,6 +49,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
+    """JSON lines on stdout. An unknown level is a SettingsError naming LOG_LEVEL, before anything changes."""
+    if not isinstance(logging.getLevelName(level.upper()), int):
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

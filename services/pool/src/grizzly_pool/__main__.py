@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 
 import uvicorn
 from grizzly_common.logging import configure_logging
-from grizzly_common.settings import environ
+from grizzly_common.settings import SettingsError, environ
 
 from grizzly_pool.admin import create_admin_app
 from grizzly_pool.app import create_app
@@ -41,8 +42,12 @@ async def _serve_both(settings: Settings) -> None:
 
 
 def serve() -> None:
-    settings = Settings.from_env(environ())
-    configure_logging("pool", settings.log_level)
+    try:
+        settings = Settings.from_env(environ())
+        configure_logging("pool", settings.log_level)
+    except SettingsError as exc:
+        sys.stderr.write(f"grizzly-pool: {exc}\n")
+        sys.exit(2)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -67,8 +68,19 @@ def _print_json(data: Any) -> None:
     console.print_json(json.dumps(data, default=str))
 
 
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"grizzly-pool {version('grizzly-pool')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
-def default(ctx: typer.Context) -> None:
+def default(
+    ctx: typer.Context,
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
     """Without a command: run the service (same as `grizzly-pool serve`)."""
     if ctx.invoked_subcommand is None:
         serve()

@@ -2,11 +2,13 @@
 
     grizzly-conformance --url http://127.0.0.1:8080/ --key KEY [--json report.json]
         [--push-listen 127.0.0.1:8090 --sms-ingest-url http://127.0.0.1:8083/v1/sms --ingest-token TOKEN]
-        [--finish-status 5]
+        [--finish-status 5] [--destructive]
 
 Every item ends PASS, FAIL, WARN (worth a look, not a failure) or SKIP (could not be run; never counted as a pass).
 Exit code 1 when any item FAILs, 0 otherwise. Every activation the run opens is finished before it exits
 (--finish-status, default 5: see docs/conformance.md for what each status does to the operator's pool).
+--destructive also checks that a number finished with status 3 or 1 is never offered again for that service: it
+retires two numbers for one service each, for good.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ class Options:
     ingest_url: str = ""
     ingest_token: str = field(default="", repr=False)
     finish_status: int = 5
+    destructive: bool = False  # run the retire.* items, which block two numbers for one service for good
     extra: int = 5  # count accuracy fires count + extra concurrent GET_NUMBER
     max_count: int = 50  # count accuracy drains one (country, operator, service): never one bigger than this
     target: Target | None = None
@@ -174,9 +179,10 @@ class Run:
             for n in self.o.concurrency:
                 await self.item(
                     f"concurrency.{n}", f"{n} parallel identical GET_NUMBER: no duplicate numbers",
-                    lambda item, n=n: self.t_concurrency(item, n),
+                    functools.partial(self.t_concurrency, n=n),
                 )  # fmt: skip
             await self.pushes()
+            await self.retire()
             await self.item(
                 "get_number.latency", f"a number is issued within {self.o.issue_limit_s:g} s", self.t_latency
             )
@@ -225,10 +231,11 @@ class Run:
                     if not reply.failure
                     else [reply.failure]
                 )
-                if reply.status == "SUCCESS" and isinstance(reply.body, dict) and "activationId" in reply.body:
+                ok = reply.status == "SUCCESS" and isinstance(reply.body, dict) and "activationId" in reply.body
+                if ok and target is not None:  # only GET_NUMBER, sent when there is a target, opens one
                     self.opened.setdefault(
                         reply.body["activationId"], Opened(reply.body["activationId"], reply.body["number"], target)
-                    )  # type: ignore[arg-type]
+                    )
             _, counts_after = await self.counts()
             if target is not None and counts_after.get(target) != counts_before.get(target):
                 problems.append(
@@ -255,7 +262,7 @@ class Run:
                 problems += [f'GET_NUMBER sum "1.00": {p}' for p in _error_problems(reply)]
             issued = await self.get_number(target) if target is not None else None
             if issued is not None and issued.status == "SUCCESS" and isinstance(issued.body, dict):
-                activation_id = issued.body.get("activationId")
+                activation_id = issued.body["activationId"]
                 reply = await self.client.action("FINISH_ACTIVATION", activationId=str(activation_id), status=3)
                 problems += [f'FINISH activationId "{activation_id}": {p}' for p in _error_problems(reply)]
                 reply = await self.client.action("FINISH_ACTIVATION", activationId=activation_id, status="3")
@@ -537,6 +544,91 @@ class Run:
         await self.item(*ids[2], no_resend)
         await self.finish_all()
 
+    async def retire(self) -> None:
+        ids = [
+            ("retire.sold", 3, "FINISH 3 (sold): that number is never offered for that service again"),
+            ("retire.do_not_offer", 1, "FINISH 1 (do not offer): that number is never offered for that service again"),
+        ]
+        for item_id, status, title in ids:
+            if not self.o.destructive:
+                self.items.append(Item(item_id, title, SKIP, "needs --destructive (blocks a number for one service)"))
+            else:
+                await self.item(item_id, title, functools.partial(self.t_retire, status=status))
+
+    async def t_retire(self, item: Item, status: int) -> None:
+        """Retire one number for one service, drain that service: the number must not come back; meanwhile a
+        sibling service of the same country and operator must still get it, or the check proves nothing."""
+        _, before = await self.counts()
+        siblings = {
+            t: [s for s in before if s[:2] == t[:2] and s != t and before[s] > 0] for t, c in before.items() if c > 0
+        }
+        target = self.pick({t: c for t, c in before.items() if siblings.get(t)}, smallest=True)
+        if target is None:
+            item.detail = "no (country, operator) offering two services with numbers available"
+            return
+        sibling = max(siblings[target], key=lambda s: before[s])
+        name = "/".join(target)
+        reply = await self.get_number(target, timed=True)
+        if reply.status != "SUCCESS" or checks.get_number_problems(reply.body):
+            item.result, item.detail = FAIL, f"{name} reported {before[target]}: {reply.describe()[:150]}"
+            return
+        number = reply.body["number"]
+        finished = await self.finish(reply.body["activationId"], status)
+        if finished.status != "SUCCESS":
+            item.result, item.detail = FAIL, f"FINISH_ACTIVATION status {status}: {finished.describe()[:150]}"
+            return
+        problems = []
+        _, after = await self.counts()
+        if after.get(target) != before[target] - 1:
+            problems.append(
+                f"GET_SERVICES reports {after.get(target)} for {name} after FINISH {status}, "
+                f"expected {before[target] - 1} (was {before[target]})"
+            )
+        # hold every number still offered for the service, each one a chance to hand the retired number back
+        last: Reply | None = None
+        asked = 0
+        for _ in range(min(after.get(target, 0), self.o.max_count) + self.o.extra):
+            last = await self.get_number(target)
+            asked += 1
+            if last.status != "SUCCESS" or checks.get_number_problems(last.body):
+                break
+            if last.body["number"] == number:
+                problems.append(f"{number} offered again for {name} after FINISH {status} (GET_NUMBER #{asked})")
+                break
+        drained = last is not None and last.status == "NO_NUMBERS"
+        if last is not None and last.status not in ("SUCCESS", "NO_NUMBERS"):
+            problems.append(f"GET_NUMBER for {name}: {last.describe()[:120]}")
+        if drained:
+            _, held = await self.counts()
+            if held.get(target, 0) != 0:
+                problems.append(f"with {name} drained, GET_SERVICES still reports {held[target]}")
+        # the sibling service: with the target's numbers held the retired one is usually the only free one left
+        still_offered = not drained and after.get(sibling) == before[sibling]
+        if drained:
+            for _ in range(min(after.get(sibling, 0), self.o.max_count) + 1):
+                other = await self.get_number(sibling)
+                if other.status != "SUCCESS" or checks.get_number_problems(other.body):
+                    break
+                if other.body["number"] == number:
+                    still_offered = True
+                    break
+        await self.finish_all()
+        if problems:
+            item.result, item.detail = FAIL, "; ".join(problems)
+        elif not still_offered:
+            item.result = WARN
+            item.detail = (
+                f"{number} is no longer offered for {'/'.join(sibling)} either: nothing the platform fines, but the "
+                f"number is lost to every service and the check proves little"
+            )
+        else:
+            item.result = PASS
+            item.detail = (
+                f"{number} finished with {status} on {name}: {asked} GET_NUMBER"
+                f"{' until NO_NUMBERS' if drained else ''} never returned it, count {before[target]} -> "
+                f"{after.get(target)}; still issued for {'/'.join(sibling)}"
+            )
+
     async def t_latency(self, item: Item) -> None:
         if not self.issue_times:
             item.detail = "no number was issued"
@@ -626,6 +718,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="grizzly-conformance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-simulator')}")
     parser.add_argument("--url", required=True, help="the partner URL the platform POSTs to")
     parser.add_argument("--key", required=True, help="the protocol key (never printed)")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
@@ -638,6 +731,11 @@ def parse_args(argv: list[str] | None) -> Options:
         choices=(1, 3, 4, 5),
         default=5,
         help="status used to finish every activation the run opens (default 5, see the docs)",
+    )
+    parser.add_argument(
+        "--destructive",
+        action="store_true",
+        help="also check FINISH 3 and 1: retires two numbers for one service each, for good",
     )
     parser.add_argument("--extra", type=int, default=5, help="count accuracy fires count + EXTRA requests")
     parser.add_argument(
@@ -676,7 +774,8 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error(str(exc))
     return Options(
         url=args.url, key=args.key, json_path=args.json, push_listen=args.push_listen, ingest_url=args.sms_ingest_url,
-        ingest_token=args.ingest_token, finish_status=args.finish_status, extra=args.extra, max_count=args.max_count,
+        ingest_token=args.ingest_token, finish_status=args.finish_status, destructive=args.destructive,
+        extra=args.extra, max_count=args.max_count,
         target=target, dial_codes=dial_codes, issue_limit_s=args.issue_limit_s, push_wait_s=args.push_wait_s,
         retry_wait_s=args.retry_wait_s, dup_window_s=args.dup_window_s, concurrency=concurrency,
         timeout_s=args.timeout_s,

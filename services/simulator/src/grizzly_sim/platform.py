@@ -61,6 +61,7 @@ class Simulator:
     latency_max: dict[str, float] = field(default_factory=dict)
     issued: int = 0
     distinct_numbers: set[int] = field(default_factory=set)
+    retired: set[tuple[int, str]] = field(default_factory=set)  # (number, service) finished with 3 or 1
     finishes: Tally[int] = field(default_factory=Tally)
     repeat_finishes: int = 0
     unknown_probes: int = 0
@@ -174,6 +175,10 @@ class Simulator:
             )
         if any(act.number == number for act in self.open.values()):
             self.findings.violation("duplicate_number", f"number {number} issued while still in an open activation")
+        if (number, service) in self.retired:
+            self.findings.violation(
+                "reoffered_after_finish", f"number {number} issued for {service} after FINISH 3 or 1 for it", **context
+            )
         if activation_id in self.open:
             self.findings.violation("duplicate_activation_id", f"activationId {activation_id} issued twice")
         activation = Activation(activation_id, number, str(country), operator, service, time.monotonic())
@@ -217,6 +222,8 @@ class Simulator:
                 self.ledger.finished_numbers.add(activation.number)
             self.finishes[status] += 1
         assert reply is not None
+        if reply.status == "SUCCESS" and status in (1, 3):
+            self.retired.add((activation.number, activation.service))
         if reply.status != "SUCCESS":
             kind = "finish_not_idempotent" if repeat else "finish_failed"
             self.findings.violation(

@@ -23,10 +23,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 from grizzly_ingest.text import decode_bytes
 
@@ -36,6 +38,7 @@ EXIT_USAGE = 64
 MAX_PARTS = 255
 
 SMSTOOLS_EVENTS_IGNORED = {"SENT", "FAILED", "REPORT"}
+N = TypeVar("N", int, float)
 _GAMMU_FILE = re.compile(r"^IN(\d{8})_(\d{6})_(\d+)_(.*)_(\d+)\.txt$")
 
 
@@ -167,25 +170,41 @@ def post(url: str, token: str, body: dict[str, object], retries: int, timeout_s:
     return EXIT_TEMPFAIL
 
 
+def _env_number(env: Mapping[str, str], name: str, default: N, cast: Callable[[str], N]) -> N:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return cast(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {'an integer' if cast is int else 'a number'}, got {value!r}") from None
+
+
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     default_url = env.get("INGEST_URL") or f"http://127.0.0.1:{env.get('INGEST_PORT', '8083')}"
     parser = argparse.ArgumentParser(
         prog="grizzly-ingest-file", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-sms-ingest')}")
     parser.add_argument("args", nargs="*", help="smstools: EVENT FILE; gammu: inbox file names")
     parser.add_argument("--url", default=default_url, help="sms-ingest base URL (INGEST_URL)")
     parser.add_argument("--token-file", help="file holding the token (else INGEST_TOKEN)")
     parser.add_argument("--number", default=env.get("INGEST_FILE_NUMBER", ""), help="receiving number of this modem")
     parser.add_argument("--device", default=env.get("INGEST_FILE_DEVICE", ""), help="device id to resolve")
     parser.add_argument("--slot", default=env.get("INGEST_FILE_SLOT", ""), help="SIM slot to resolve")
-    parser.add_argument("--retries", type=int, default=int(env.get("INGEST_FILE_RETRIES", "5")))
-    parser.add_argument("--timeout", type=float, default=float(env.get("INGEST_FILE_TIMEOUT_S", "10")))
+    parser.add_argument("--retries", type=int, default=_env_number(env, "INGEST_FILE_RETRIES", 5, int))
+    parser.add_argument("--timeout", type=float, default=_env_number(env, "INGEST_FILE_TIMEOUT_S", 10.0, float))
     return parser
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    options = _parser(env).parse_args(argv)
+    try:
+        parser = _parser(env)
+    except ValueError as exc:
+        sys.stderr.write(f"grizzly-ingest-file: {exc}\n")
+        return EXIT_USAGE
+    options = parser.parse_args(argv)
     token = Path(options.token_file).read_text().strip() if options.token_file else env.get("INGEST_TOKEN", "")
     if not token:
         sys.stderr.write("grizzly-ingest-file: set INGEST_TOKEN or --token-file\n")
