@@ -268,7 +268,8 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, str]:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
-        payload = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
         if part.get_filename() is not None or name == "file":
             fields["file"] = str(len(payload))
         else:
