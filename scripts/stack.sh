@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole grizzly-partner stack as local processes on 127.0.0.1 (no Docker needed).
-# usage: scripts/stack.sh install|up|down|status|env|sim|test [pytest args]
+# usage: scripts/stack.sh install|up|down|status|env|sim|lint|test [pytest args]
 #   install  Python deps (uv, uv.lock), redis-server (Debian package), Kafka jars (Maven Central); re-runs reuse them
 #   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
 #   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
 #   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
 #   sim      run grizzly-conformance --destructive against the running stack (report in .run/conformance-report.json;
 #            a FAIL stops here), then start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes)
-#   test     install, then the whole suite with local Redis/Kafka processes and again with containers
+#   lint     ruff and mypy --strict (test runs it first)
+#   test     install, lint, then the whole suite with local Redis/Kafka processes and again with containers
 #            (scripts/containers.sh builds the images; TEST_CONTAINERS=0 skips that pass, TEST_REQUIRE_DOCKER=1 makes
 #            a missing engine a failure); `test ARGS` runs only pytest ARGS, once (the fixtures start Redis/Kafka)
 set -euo pipefail
@@ -129,9 +130,25 @@ conformance() {
 # The whole suite twice: with Redis/Kafka as local processes, then as containers (testcontainers, local images built
 # by scripts/containers.sh), where the compose stack tests run too. No Docker engine: one line, local mode only,
 # unless TEST_REQUIRE_DOCKER=1 (CI on machines that can run Docker), which makes that a failure.
+# ruff, then mypy --strict: the sources together, each test folder on its own (pytest's importlib mode needs no
+# __init__.py, and test module names repeat across folders)
+lint() {
+  local code=0 dir
+  uv run --frozen --no-sync ruff check . || code=1
+  uv run --frozen --no-sync ruff format --check . || code=1
+  uv run --frozen --no-sync mypy libs/common/src services/*/src bench || code=1
+  for dir in libs/common/tests services/*/tests "tests conftest.py"; do
+    # shellcheck disable=SC2086 # "tests conftest.py" is two paths
+    uv run --frozen --no-sync mypy $dir || code=1
+  done
+  return $code
+}
+
 run_suites() {
   local t0=$SECONDS reports="$RUN/test-reports" code=0 prep_log
   mkdir -p "$reports"; rm -f "$reports"/*.xml
+  log "lint: ruff and mypy --strict"
+  lint || { log "FAILED: lint"; code=1; }
   log "suite 1/2: Redis and Kafka as local processes"
   TEST_INFRA=local uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml="$reports/local.xml" \
     --ignore-glob="tests/integration/test_compose_*.py" || code=1
@@ -199,11 +216,15 @@ case "${1:-}" in
     done
     scripts/kafka.sh status || true
     ;;
+  lint)
+    install
+    lint
+    ;;
   test)
     shift
     install
     if [ $# -gt 0 ]; then exec uv run --frozen --no-sync pytest "$@"; fi  # a developer's selection, one mode
     run_suites
     ;;
-  *) echo "usage: $0 install|up|down [--wipe]|status|env|sim|test [pytest args]" >&2; exit 1 ;;
+  *) echo "usage: $0 install|up|down [--wipe]|status|env|sim|lint|test [pytest args]" >&2; exit 1 ;;
 esac
