@@ -49,7 +49,7 @@ class PoolClient:
         status, body = await self._post(path, _encoder.encode(request))
         if status != 200:
             log.warning("pool call failed", extra=log_fields(path=path, http_status=status))
-            raise PoolUnavailable(f"temporarily unavailable, retry (pool answered HTTP {status})")
+            raise PoolUnavailable(f"{Unavailable.error} (pool answered HTTP {status})")
         try:
             return self._decoder(result_type).decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -124,7 +124,7 @@ class PoolClient:
                 log.warning("the pool has no /v1/lookup_many: looking numbers up one by one")
                 self._lookup_many_missing = True
             elif status != 200:
-                raise PoolUnavailable(f"temporarily unavailable, retry (pool answered HTTP {status})")
+                raise PoolUnavailable(f"{Unavailable.error} (pool answered HTTP {status})")
             else:
                 try:
                     results = self._decoder(pool_api.LookupManyResult).decode(body).results

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import orjson
 import uvicorn
@@ -18,6 +20,21 @@ from grizzly_common.errors import BodyTooLarge
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[Request], Awaitable[None]]  # raises when the dependency is not reachable
+
+
+S = TypeVar("S", bound=Mapping[str, Any])
+
+
+def app_state(request: Request, kind: type[S]) -> S:
+    """What the app's lifespan yielded (its State TypedDict), for this request: the one way every app reads it."""
+    return cast(S, request.scope["state"])
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Stop a lifespan's background task (an AsyncExitStack callback): cancel it and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def read_limited_body(request: Request, max_bytes: int) -> bytes:

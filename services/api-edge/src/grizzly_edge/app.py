@@ -14,7 +14,7 @@ from grizzly_common.errors import BadRequest, PartnerError
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
 from grizzly_common.pool_client import PoolClient
-from grizzly_common.web import health_routes, read_limited_body
+from grizzly_common.web import app_state, cancel_and_wait, health_routes, read_limited_body
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,28 +47,37 @@ def _reply(request: Request, settings: Settings, body: bytes) -> Response:
     return Response(body, status_code=200, media_type="application/json", headers=headers)
 
 
+def error_answer(exc: Exception, action: str) -> Answer:
+    """The one mapping of a failure to the platform's answer: a PartnerError's own text, anything else
+    "internal error" (logged with its traceback); always the ERROR envelope at HTTP 200."""
+    if isinstance(exc, PartnerError):
+        log.info("answered ERROR", extra=log_fields(action=action, error=exc.error))
+        return Answer("ERROR", error_body(exc.error))
+    log.error("unexpected failure", exc_info=exc, extra=log_fields(action=action))
+    return Answer("ERROR", error_body("internal error"))
+
+
 def create_app(settings: Settings) -> Starlette:
     keys = KeyRing(settings.upstreams)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        connector = aiohttp.TCPConnector(limit=settings.pool_connections, keepalive_timeout=60)
-        timeout = aiohttp.ClientTimeout(total=settings.pool_timeout_s, connect=min(settings.pool_timeout_s, 1.0))
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
+        async with contextlib.AsyncExitStack() as stack:
+            connector = aiohttp.TCPConnector(limit=settings.pool_connections, keepalive_timeout=60)
+            timeout = aiohttp.ClientTimeout(total=settings.pool_timeout_s, connect=min(settings.pool_timeout_s, 1.0))
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
+            )
+            pool = PoolClient(session, settings.pool_url)
+            claims = ClaimSettler(pool)
+            stack.push_async_callback(claims.drain, timeout_s=5.0)  # after the settler stopped: what is left
+            settler = asyncio.create_task(claims.run())
+            stack.push_async_callback(cancel_and_wait, settler)
             log.info(
                 "api-edge ready",
                 extra=log_fields(paths=list(settings.paths), upstreams=[u.name for u in settings.upstreams]),
             )
-            pool = PoolClient(session, settings.pool_url)
-            claims = ClaimSettler(pool)
-            settler = asyncio.create_task(claims.run())
-            try:
-                yield {"pool": pool, "claims": claims}
-            finally:
-                settler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await settler
-                await claims.drain(timeout_s=5.0)
+            yield {"pool": pool, "claims": claims}
 
     async def partner(request: Request) -> Response:
         started = time.perf_counter()
@@ -80,29 +89,25 @@ def create_app(settings: Settings) -> Starlette:
             body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
             target = route(body, keys)
             action = target.action
-            state = request.state
-            call = Call(target.upstream, body, state.pool, state.claims, request.is_disconnected)
+            state = app_state(request, State)
+            call = Call(target.upstream, body, state["pool"], state["claims"], request.is_disconnected)
             answer = await target.handler(call)
-        except PartnerError as exc:
-            answer = Answer("ERROR", error_body(exc.error))
-            log.info("answered ERROR", extra=log_fields(action=action, error=exc.error))
-        except Exception:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
-            log.exception("unexpected failure", extra=log_fields(action=action))
-            answer = Answer("ERROR", error_body("internal error"))
+        except Exception as exc:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
+            answer = error_answer(exc, action)
         RESULTS.labels(action, answer.status).inc()
         REQUEST_SECONDS.labels(action).observe(time.perf_counter() - started)
         return _reply(request, settings, answer.body)
 
     async def on_partner_error(request: Request, exc: Exception) -> Response:
-        text = exc.error if isinstance(exc, PartnerError) else "internal error"
-        return Response(error_body(text), status_code=200, media_type="application/json")
+        """Anything that escaped the partner endpoint (it catches its own): the same ERROR envelope."""
+        return Response(error_answer(exc, "invalid").body, status_code=200, media_type="application/json")
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         code = exc.status_code if isinstance(exc, HTTPException) else 500
         return Response(error_body(f"HTTP {code}: not a partner URL"), status_code=code, media_type="application/json")
 
     async def pool_ready(request: Request) -> None:
-        await request.state.pool.healthy()
+        await app_state(request, State)["pool"].healthy()
 
     routes = [Route(path, partner, methods=ALL_METHODS) for path in settings.paths]
     routes += health_routes({"pool": pool_ready})

@@ -19,7 +19,7 @@ from grizzly_common.kafka_client import ensure_topics, kafka_reachable, make_con
 from grizzly_common.logging import log_fields
 from grizzly_common.pool_client import PoolClient
 from grizzly_common.redis_client import make_redis, persistence_warning
-from grizzly_common.web import health_routes
+from grizzly_common.web import app_state, health_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
@@ -114,9 +114,8 @@ def create_app(settings: Settings) -> Starlette:
                     topic=topics.inbound, group=settings.group_id, upstreams=[u.name for u in settings.upstreams]
                 ),
             )
-            try:
-                yield {"settings": settings, "redis": redis, "pool": pool, "consumer": consumer}
-            finally:
+
+            async def stop_loops() -> None:
                 log.info("pusher stopping: in-flight pushes finish, the rest is handed back to the retry schedule")
                 pusher.stopping = True
                 inbound.stop()
@@ -125,8 +124,11 @@ def create_app(settings: Settings) -> Starlette:
                 await store.aclose()
                 log.info("pusher stopped")
 
+            stack.push_async_callback(stop_loops)  # first, before the consumer leaves and the clients close
+            yield {"settings": settings, "redis": redis, "pool": pool, "consumer": consumer}
+
     async def check_redis(request: Request) -> None:
-        if not await request.state.redis.ping():
+        if not await app_state(request, State)["redis"].ping():
             raise ConnectionError("redis")
 
     async def check_kafka(request: Request) -> None:
@@ -134,7 +136,7 @@ def create_app(settings: Settings) -> Starlette:
             raise ConnectionError("kafka")
 
     async def check_pool(request: Request) -> None:
-        await request.state.pool.healthy()
+        await app_state(request, State)["pool"].healthy()
 
     routes = health_routes({"redis": check_redis, "kafka": check_kafka, "pool": check_pool})
     return Starlette(routes=routes, lifespan=lifespan)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
-from grizzly_common.web import health_routes, json_response
+from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,22 +40,17 @@ def create_app(settings: Settings, *, run_loop: bool = True) -> Starlette:
             ledger = PushLedger(key=settings.key, findings=findings, fail_mode=settings.fail_mode)
             ledger.fail_for(settings.fail_s)
             simulator = Simulator(settings, client, ledger, findings, rng=random.Random(settings.seed))
-            task = asyncio.create_task(simulator.run()) if run_loop else None
-            try:
-                yield {"simulator": simulator, "ledger": ledger}
-            finally:
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            if run_loop:
+                stack.push_async_callback(cancel_and_wait, asyncio.create_task(simulator.run()))
+            yield {"simulator": simulator, "ledger": ledger}
 
     async def push(request: Request) -> Response:
-        ledger: PushLedger = request.state.ledger
+        ledger = app_state(request, State)["ledger"]
         status, body = ledger.handle(await request.body(), request.headers)
         return Response(body, status_code=status, media_type="application/json")
 
     async def fail(request: Request) -> Response:
-        ledger: PushLedger = request.state.ledger
+        ledger = app_state(request, State)["ledger"]
         try:
             seconds = float(request.query_params.get("seconds", "30"))
         except ValueError:
@@ -68,7 +62,7 @@ def create_app(settings: Settings, *, run_loop: bool = True) -> Starlette:
         return json_response({"status": "SUCCESS", "failing_for_s": seconds, "mode": mode})
 
     async def report(request: Request) -> Response:
-        simulator: Simulator = request.state.simulator
+        simulator = app_state(request, State)["simulator"]
         return json_response(simulator.report())
 
     routes = [

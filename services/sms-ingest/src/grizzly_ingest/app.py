@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypedDict
 
 import aiohttp
 from grizzly_common.events import Topics
@@ -14,7 +13,7 @@ from grizzly_common.kafka_client import ensure_topics, make_producer
 from grizzly_common.logging import log_fields
 from grizzly_common.pool_client import PoolClient
 from grizzly_common.redis_client import make_redis
-from grizzly_common.web import health_routes, json_response
+from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,16 +24,12 @@ from grizzly_ingest.errors import DeadlineExceeded, IngestError
 from grizzly_ingest.publisher import Publisher
 from grizzly_ingest.resolver import Resolver
 from grizzly_ingest.settings import Settings
-from grizzly_ingest.state import State
+from grizzly_ingest.state import Ingest, State
 from grizzly_ingest.webhooks import android, generic, goip
 
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class LifespanState(TypedDict):
-    ingest: State
 
 
 def guarded(source: str, endpoint: Endpoint, deadline_s: float) -> Endpoint:
@@ -68,7 +63,7 @@ def create_app(settings: Settings) -> Starlette:
     topics = Topics(settings.topic_prefix)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             await ensure_topics(
                 settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions, settings.topic_durability
@@ -97,22 +92,16 @@ def create_app(settings: Settings) -> Starlette:
                 pool = PoolClient(session, settings.pool_url, timeout_s=settings.pool_timeout_s)
             resolver = Resolver(settings.device_numbers, pool)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
-
-            async def stop_sweeper() -> None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-
-            stack.push_async_callback(stop_sweeper)
+            stack.push_async_callback(cancel_and_wait, sweeper)
             log.info("sms-ingest started", extra=log_fields(topic=topics.inbound, port=settings.port))
-            yield {"ingest": State(settings=settings, publisher=publisher, resolver=resolver)}
+            yield {"ingest": Ingest(settings=settings, publisher=publisher, resolver=resolver)}
 
     async def kafka_ready(request: Request) -> None:
-        state: State = request.state.ingest
+        state = app_state(request, State)["ingest"]
         await state.publisher.producer.client.fetch_all_metadata()
 
     async def redis_ready(request: Request) -> None:
-        state: State = request.state.ingest
+        state = app_state(request, State)["ingest"]
         await state.publisher.redis.ping()
 
     routes = [

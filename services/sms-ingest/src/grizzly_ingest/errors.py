@@ -4,6 +4,8 @@ here (every source retries on a non-2xx answer), so each error carries its statu
 
 from __future__ import annotations
 
+import grizzly_common.errors
+
 
 class IngestError(Exception):
     status: int = 400
@@ -64,7 +66,7 @@ class Unavailable(IngestError):
     """Kafka or Redis (or the pool) did not answer: the source must retry; nothing was acknowledged."""
 
     status = 503
-    error = "temporarily unavailable, retry"
+    error = grizzly_common.errors.Unavailable.error
     reason = "unavailable"
 
 

@@ -7,12 +7,12 @@ from typing import TypeVar
 
 import msgspec
 from grizzly_common.errors import BodyTooLarge
-from grizzly_common.web import read_limited_body
+from grizzly_common.web import app_state, read_limited_body
 from starlette.requests import Request
 
 from grizzly_ingest.errors import BadInput, BadJson, TooLarge, Unauthorized
 from grizzly_ingest.model import Accepted, Incoming
-from grizzly_ingest.state import State
+from grizzly_ingest.state import Ingest, State
 
 T = TypeVar("T")
 
@@ -53,11 +53,11 @@ def decode_json(body: bytes, kind: type[T]) -> T:
         raise BadJson("JSON nested too deeply") from None
 
 
-def state_of(request: Request) -> State:
-    return request.state.ingest  # type: ignore[no-any-return]
+def state_of(request: Request) -> Ingest:
+    return app_state(request, State)["ingest"]
 
 
-async def publish(state: State, message: Incoming) -> Accepted:
+async def publish(state: Ingest, message: Incoming) -> Accepted:
     number = message.number
     if number is None:
         number = await state.resolver.resolve(message.device, message.slot)
