@@ -12,13 +12,15 @@ import orjson
 
 from grizzly_common.settings import SettingsError
 
-# key=..., "key":"...", token, password, signature, Authorization: whatever the message, these values go.
+_SECRET_NAMES = r"key|token|password|passwd|secret|signature|authorization|api[_-]?key|cookie"
+# key=..., "key":"...", token, password, signature, Authorization: Bearer ...: whatever the message, these values go.
 _SECRET_PATTERN = re.compile(
-    r"""(?ix)
-    (["']?(?:key|token|password|passwd|secret|signature|authorization|api[_-]?key)["']?\s*[:=]\s*)
-    (?:"[^"]*"|'[^']*'|[^\s,}&]+)
+    rf"""(?ix)
+    (["']?(?:{_SECRET_NAMES})["']?\s*[:=]\s*)
+    (?:(?:bearer|basic|hmac)\s+[^\s,}}&"']+|"[^"]*"|'[^']*'|[^\s,}}&]+)
     """
 )
+_SECRET_FIELD = re.compile(rf"(?i)(?:^|_)(?:{_SECRET_NAMES})(?:$|_)")  # a structured field named like a secret
 _REDACTED = r"\1***"
 
 
@@ -42,7 +44,7 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for name, value in fields.items():
-                entry[name] = "***" if _SECRET_PATTERN.match(f"{name}=") else value
+                entry[name] = "***" if _SECRET_FIELD.search(name) else value
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()

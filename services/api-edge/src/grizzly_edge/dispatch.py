@@ -21,13 +21,13 @@ ACTIONS: dict[str, Handler] = {
 
 
 @dataclass(frozen=True)
-class Route:
+class Target:
     action: str
     upstream: str
     handler: Handler
 
 
-def route(body: bytes, keys: KeyRing) -> Route:
+def route(body: bytes, keys: KeyRing) -> Target:
     """Raises BadRequest (not a JSON object, no action/key), WrongKey, or UnknownAction.
 
     The key is checked before the action, so a caller without a key learns nothing about what we support.
@@ -39,4 +39,4 @@ def route(body: bytes, keys: KeyRing) -> Route:
     handler = ACTIONS.get(envelope.action)
     if handler is None:
         raise UnknownAction(f"unknown action {envelope.action[:40]!r}")
-    return Route(envelope.action, upstream, handler)
+    return Target(envelope.action, upstream, handler)

@@ -1,0 +1,62 @@
+"""JSON log lines: one object per line, fields as keys, secrets redacted by name and in messages."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+from grizzly_common.logging import JsonFormatter, log_fields, redact
+
+
+def line(message: str, *args: object, exc: bool = False, fields: dict[str, object] | None = None) -> dict[str, object]:
+    record = logging.LogRecord("grizzly.test", logging.WARNING, __file__, 1, message, args, None)
+    if fields:
+        record.fields = log_fields(**fields)["fields"]
+    if exc:
+        try:
+            raise ValueError("key=s3cr3t-value")
+        except ValueError:
+            import sys
+
+            record.exc_info = sys.exc_info()
+    return orjson.loads(JsonFormatter("pusher").format(record))  # type: ignore[no-any-return]
+
+
+def test_a_line_is_one_json_object_with_the_fields() -> None:
+    entry = line("pushed %s", "once", fields={"sms_id": 7, "upstream": "grizzly"})
+    assert entry["msg"] == "pushed once"
+    assert (entry["level"], entry["service"], entry["logger"]) == ("warning", "pusher", "grizzly.test")
+    assert (entry["sms_id"], entry["upstream"]) == (7, "grizzly")
+    assert str(entry["ts"]).endswith("Z")
+
+
+@pytest.mark.parametrize("name", ["key", "token", "api_key", "upstream_key", "password", "authorization", "secret"])
+def test_fields_named_like_a_secret_are_redacted(name: str) -> None:
+    assert line("x", fields={name: "s3cr3t-value"})[name] == "***"
+
+
+@pytest.mark.parametrize("name", ["sms_id", "keys_seen", "monkey", "tokens_used_total"])
+def test_other_fields_are_kept(name: str) -> None:
+    assert line("x", fields={name: 5})[name] == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key=s3cr3t-value",
+        '{"key": "s3cr3t-value", "action": "GET_NUMBER"}',
+        "Authorization: Bearer s3cr3t-value",
+        "authorization=Basic s3cr3t-value",
+        "GET /v1/goip?token=s3cr3t-value&x=1",
+        "password: 's3cr3t-value'",
+    ],
+)
+def test_secrets_in_messages_are_redacted(text: str) -> None:
+    assert "s3cr3t" not in redact(text)
+    assert "s3cr3t" not in str(line(text)["msg"])
+
+
+def test_tracebacks_are_redacted() -> None:
+    entry = line("failed", exc=True)
+    assert "ValueError" in str(entry["exc"]) and "s3cr3t" not in str(entry["exc"])
