@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
+from redis.typing import EncodableT, FieldT
 
 from grizzly_pool import metrics
 from grizzly_pool.keys import LUA as KEYS_LUA
@@ -176,6 +177,11 @@ def _flag(value: bytes | str | None) -> bool:
     return value in (b"1", "1")
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (this client does not decode replies; redis-py's types allow both)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _event_parts(event: str, **fields: Any) -> list[bytes]:
     """An audit event exactly as grizzly_common.audit.record writes it, cut where a field is _HOLE: a Lua script
     joins the parts around the values it decides (the number, the first status) and appends the event itself."""
@@ -271,9 +277,9 @@ class PoolStore:
 
     async def set_device(self, device: str, *, online: bool | None = None, cap: int | None = None) -> bool:
         """Device-wide online flag and module cap (0 = no limit). False when the device holds no number."""
-        if not await self.redis.sismember(self.keys.fixed("devices"), device):  # type: ignore[misc]
+        if not await self.redis.sismember(self.keys.fixed("devices"), device):
             return False
-        fields: dict[str, str] = {}
+        fields: dict[FieldT, EncodableT] = {}
         if online is not None:
             fields["online"] = "1" if online else "0"
         if cap is not None:
@@ -281,12 +287,12 @@ class PoolStore:
                 raise InventoryError("cap must be >= 0 (0 = no limit)")
             fields["cap"] = str(cap)
         if fields:
-            await self.redis.hset(self.keys.dev(device), mapping=fields)  # type: ignore[misc]
+            await self.redis.hset(self.keys.dev(device), mapping=fields)
         return True
 
     async def groups(self) -> list[tuple[str, str, str]]:
-        raw = await self.redis.hkeys(self.keys.fixed("groups"))  # type: ignore[misc]
-        return [split_group(item.decode()) for item in raw]
+        raw = await self.redis.hkeys(self.keys.fixed("groups"))
+        return [split_group(_text(item)) for item in raw]
 
     # counts ----------------------------------------------------------------------------------------------------
     async def snapshot(self, services: Sequence[str]) -> Snapshot:
@@ -379,7 +385,7 @@ class PoolStore:
 
     async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
         """First status wins (finish.lua, which also appends the "finish" / "finish_repeat" audit event)."""
-        args = [
+        args: list[str | int | bytes] = [
             self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id,
             self._audit_key_prefix + str(activation_id), self.retention_s,
             *_event_parts(_HOLE, upstream=upstream, status=status, first=_HOLE),  # event name and first: Lua's
@@ -391,20 +397,20 @@ class PoolStore:
         return Finished(outcome, int(result[1]))
 
     async def activation(self, activation_id: int) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.keys.act(activation_id))  # type: ignore[misc]
+        raw = await self.redis.hgetall(self.keys.act(activation_id))
         # *_key: key names an older claim.lua stored in the hash (finish and release no longer read them)
-        return {k.decode(): v.decode() for k, v in raw.items() if not k.decode().endswith("_key")}
+        return {_text(k): _text(v) for k, v in raw.items() if not _text(k).endswith("_key")}
 
     async def lookup(self, number: int) -> LookupResult:
         async with self._gate:
-            act = await self.redis.hget(self.keys.num(number), "act")  # type: ignore[misc]
+            act = await self.redis.hget(self.keys.num(number), "act")
         if not act:
             return LookupResult(found=False)
         async with self._gate:
-            upstream, service = await self.redis.hmget(self.keys.act(act.decode()), ["upstream", "service"])  # type: ignore[misc]
+            upstream, service = await self.redis.hmget(self.keys.act(_text(act)), ["upstream", "service"])
         if upstream is None:
             return LookupResult(found=False)
-        return LookupResult(found=True, activation_id=int(act), upstream=upstream.decode(), service=service.decode())
+        return LookupResult(found=True, activation_id=int(act), upstream=_text(upstream), service=_text(service or b""))
 
     async def lookup_many(self, numbers: Sequence[int]) -> list[LookupResult]:
         """lookup() of many numbers in two pipelined round trips (the pusher asks once per Kafka batch)."""
@@ -433,7 +439,7 @@ class PoolStore:
 
     async def resolve(self, device: str, slot: str) -> ResolveResult:
         async with self._gate:
-            number = await self.redis.hget(self.keys.slots(device), slot)  # type: ignore[misc]
+            number = await self.redis.hget(self.keys.slots(device), slot)
         return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)
 
     # reading ---------------------------------------------------------------------------------------------------
@@ -451,10 +457,10 @@ class PoolStore:
 
     async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """One SSCAN page of the inventory with each number's fields; next cursor 0 means done."""
-        next_cursor, members = await self.redis.sscan(self.keys.fixed("numbers"), cursor, count=count)  # type: ignore[misc]
+        next_cursor, members = await self.redis.sscan(self.keys.fixed("numbers"), cursor, count=count)
         async with self.redis.pipeline(transaction=False) as pipe:
             for member in members:
-                pipe.hgetall(self.keys.num(member.decode()))
+                pipe.hgetall(self.keys.num(_text(member)))
             rows = await pipe.execute()
         out = []
         for member, row in zip(members, rows, strict=True):
