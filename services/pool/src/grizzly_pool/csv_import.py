@@ -55,14 +55,10 @@ def parse_numbered(lines: Iterable[str]) -> Iterator[tuple[int, NumberRow]]:
             continue
         if len(fields) < len(header):
             raise CsvError(f"line {line}: expected {len(header)} columns, got {len(fields)}")
+        number, country, operator, device, slot = (fields[index[name]] for name in REQUIRED)
+        online, flashcall, voice = (_flag(line, name, fields[index[name]] if name in index else None) for name in FLAGS)
         try:
-            yield (
-                line,
-                NumberRow.checked(
-                    *(fields[index[name]] for name in REQUIRED),
-                    *(_flag(line, name, fields[index[name]] if name in index else None) for name in FLAGS),
-                ),
-            )
+            yield line, NumberRow.checked(number, country, operator, device, slot, online, flashcall, voice)
         except InventoryError as exc:
             raise CsvError(f"line {line}: {exc}") from None
 

@@ -1,25 +1,6 @@
-"""The Redis-backed number pool: keys, typed wrappers around the Lua scripts, and the counting rule.
+"""The Redis-backed number pool: typed wrappers around the Lua scripts, and the counting rule.
 
-Data model (every key under the configurable prefix, default "gp:"; see README.md):
-  num:{number}        hash  country, operator, device, slot, online (1/0), flashcall, voice, act (open activation id
-                            or ""), last_act
-  hist:{number}       hash  per-service history, global across upstreams: b:{svc} blocked (why: 1, 3, 4),
-                            c:{svc} cancels, r:{svc} refunds; kept when the number is removed
-  slots:{device}      hash  slot -> number (resolve)
-  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers
-  groups              hash  "country|operator|device" -> how many numbers the group holds
-  free:{group}        set   numbers of the group that are online and not in an open activation
-  bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
-  numbers, devices    sets  the inventory (list, stats)
-  act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
-                            ("open", the first finish status, or "released"), created_ms, finished_ms, repeats,
-                            claim (api-edge's claim id), key names; expires AUDIT_RETENTION_DAYS after it ends
-  held                zset  activation id -> when it is released (ms) unless api-edge confirms it first
-  claim:{claim id}    string  the activation id of an api-edge claim, or "released"; expires after 2 x the hold
-  actid               string  the activation id counter
-  cg:{country}        set   claim index: the groups of the country whose free set is not empty
-  og:{country}|{op}   set   claim index: the same per (country, operator)
-  gix:v1              string  the claim indexes exist (missing: claim.lua rebuilds them from `groups` first)
+Key names and what each key holds: grizzly_pool.keys (the one key builder, for Python and Lua).
 
 Counting rule (exact at the moment of the answer, cost groups x services, never per number):
   capleft(d) = 0 if device d is offline, else cap(d) - active(d) (unbounded when cap is 0)
@@ -46,8 +27,11 @@ import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
+from redis.typing import EncodableT, FieldT
 
 from grizzly_pool import metrics
+from grizzly_pool.keys import LUA as KEYS_LUA
+from grizzly_pool.keys import PoolKeys, group_of, split_group
 
 UNLIMITED: Final = 1 << 62
 ANY: Final = "any"
@@ -193,6 +177,11 @@ def _flag(value: bytes | str | None) -> bool:
     return value in (b"1", "1")
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (this client does not decode replies; redis-py's types allow both)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _event_parts(event: str, **fields: Any) -> list[bytes]:
     """An audit event exactly as grizzly_common.audit.record writes it, cut where a field is _HOLE: a Lua script
     joins the parts around the values it decides (the number, the first status) and appends the event itself."""
@@ -221,10 +210,12 @@ class PoolStore:
         self.audit_prefix = audit_prefix
         self.retention_s = retention_s
         self.hold_ms = max(1, round(hold_s * 1000))
-        self._claim_keys = (self.key("actid"), self.key("groups"), self.key("gix", "v1"))
+        self.keys = PoolKeys(prefix)
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
-        free_number = load_lua("grizzly_pool", "lua/free_number.lua")
-        preludes = {"claim": (NEXT_ID_FUNCTION,), "finish": (free_number,), "release": (free_number,)}
+        # every script that changes a free set gets the key functions and the free-set rules of pool.lua
+        pool = (KEYS_LUA, load_lua("grizzly_pool", "lua/pool.lua"))
+        preludes = {"claim": (NEXT_ID_FUNCTION, *pool), "finish": pool, "release": pool, "add_numbers": pool,
+                    "remove_numbers": pool, "set_online": pool}  # fmt: skip
         self._scripts = {
             name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, ())))
             for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "release", "counts")
@@ -235,14 +226,6 @@ class PoolStore:
         # wait for seconds (and time out). This FIFO gate lets at most as many calls through as there are
         # connections, so the pool itself never has to queue anyone (asyncio.Semaphore serves waiters in order).
         self._gate = asyncio.Semaphore(min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16))
-
-    # keys ------------------------------------------------------------------------------------------------------
-    def key(self, *parts: str | int) -> str:
-        return self.prefix + ":".join(str(p) for p in parts)
-
-    def group_keys(self, country: str, operator: str, device: str) -> tuple[str, str, str]:
-        group = f"{country}|{operator}|{device}"
-        return self.key("free", group), self.key("bf", group), self.key("dev", device)
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         started = time.perf_counter()
@@ -256,12 +239,13 @@ class PoolStore:
     async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
         """Add numbers in batches (one script call per batch); existing numbers are left untouched."""
         report = AddReport()
+        k = self.keys
         chunk: list[str | int] = []
         count = 0
 
         async def flush() -> None:
             result = await self._run(
-                "add_numbers", [self.key("groups"), self.key("numbers"), self.key("devices")], [self.prefix, *chunk]
+                "add_numbers", [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")], [self.prefix, *chunk]
             )
             report.added += int(result[0])
             report.existing += int(result[1])
@@ -281,7 +265,8 @@ class PoolStore:
         return report
 
     async def remove_numbers(self, numbers: Iterable[int]) -> RemoveReport:
-        keys = [self.key("groups"), self.key("numbers"), self.key("devices")]
+        k = self.keys
+        keys = [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")]
         result = await self._run("remove_numbers", keys, [self.prefix, *numbers])
         return RemoveReport(int(result[0]), int(result[1]), [int(n) for n in result[2:]])
 
@@ -292,9 +277,9 @@ class PoolStore:
 
     async def set_device(self, device: str, *, online: bool | None = None, cap: int | None = None) -> bool:
         """Device-wide online flag and module cap (0 = no limit). False when the device holds no number."""
-        if not await self.redis.sismember(self.key("devices"), device):  # type: ignore[misc]
+        if not await self.redis.sismember(self.keys.fixed("devices"), device):
             return False
-        fields: dict[str, str] = {}
+        fields: dict[FieldT, EncodableT] = {}
         if online is not None:
             fields["online"] = "1" if online else "0"
         if cap is not None:
@@ -302,26 +287,22 @@ class PoolStore:
                 raise InventoryError("cap must be >= 0 (0 = no limit)")
             fields["cap"] = str(cap)
         if fields:
-            await self.redis.hset(self.key("dev", device), mapping=fields)  # type: ignore[misc]
+            await self.redis.hset(self.keys.dev(device), mapping=fields)
         return True
 
     async def groups(self) -> list[tuple[str, str, str]]:
-        raw = await self.redis.hkeys(self.key("groups"))  # type: ignore[misc]
-        out = []
-        for item in raw:
-            country, operator, device = item.decode().split("|", 2)
-            out.append((country, operator, device))
-        return out
+        raw = await self.redis.hkeys(self.keys.fixed("groups"))
+        return [split_group(_text(item)) for item in raw]
 
     # counts ----------------------------------------------------------------------------------------------------
     async def snapshot(self, services: Sequence[str]) -> Snapshot:
         groups = await self.groups()
         devices = sorted({device for _, _, device in groups})
         keys: list[str] = []
-        for country, operator, device in groups:
-            free_key, bf_key, _ = self.group_keys(country, operator, device)
-            keys += (free_key, bf_key)
-        keys += [self.key("dev", device) for device in devices]
+        for group in groups:
+            name = group_of(*group)
+            keys += (self.keys.free(name), self.keys.bf(name))
+        keys += [self.keys.dev(device) for device in devices]
         raw = await self._run("counts", keys, [len(groups), *services])
         free = [int(row[0]) for row in raw[: len(groups)]]
         blocked = [[int(v) for v in row[1:]] for row in raw[: len(groups)]]
@@ -353,8 +334,8 @@ class PoolStore:
         """One atomic check-and-claim (claim.lua, which also appends the "issued" audit event); None when nothing
         fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
         or past deadline_ms, and is held until confirm(), finish() or a release."""
-        actid, groups, marker = self._claim_keys
-        index = self.key("cg", country) if operator == ANY else self.key("og", f"{country}|{operator}")
+        k = self.keys
+        index = k.cg(country) if operator == ANY else k.og(country, operator)
         head, tail = _event_parts(
             "issued", upstream=upstream, number=_HOLE, country=country, operator=operator, service=service,
             sum=sum, currency=currency, request=request_json,
@@ -365,7 +346,7 @@ class PoolStore:
             self._audit_key_prefix, head, tail, claim_id, deadline_ms, self.hold_ms,
             len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
         ]  # fmt: skip
-        keys = (actid, index, groups, marker, self.key("held"), self.key("claim", claim_id))
+        keys = (k.fixed("actid"), index, k.fixed("groups"), k.fixed("gix"), k.fixed("held"), k.claim(claim_id))
         result = await self._run("claim", keys, args)
         if not result:
             return None
@@ -379,7 +360,7 @@ class PoolStore:
         if not activation_ids:
             return 0
         async with self._gate:
-            return int(await self.redis.zrem(self.key("held"), *activation_ids))
+            return int(await self.redis.zrem(self.keys.fixed("held"), *activation_ids))
 
     async def release_claims(self, claim_ids: Sequence[str]) -> int:
         """api-edge did not answer the platform with these claims: end their activations and free the numbers
@@ -400,35 +381,36 @@ class PoolStore:
             self.prefix, mode, self.retention_s, 2 * self.hold_ms, self._audit_key_prefix, limit, head, tail,
             *claim_ids,
         ]  # fmt: skip
-        return int(await self._run("release", [self.key("held")], args))
+        return int(await self._run("release", [self.keys.fixed("held")], args))
 
     async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
         """First status wins (finish.lua, which also appends the "finish" / "finish_repeat" audit event)."""
-        args = [
+        args: list[str | int | bytes] = [
             self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id,
             self._audit_key_prefix + str(activation_id), self.retention_s,
             *_event_parts(_HOLE, upstream=upstream, status=status, first=_HOLE),  # event name and first: Lua's
         ]  # fmt: skip
-        result = await self._run("finish", [self.key("act", activation_id), self.key("held")], args)
+        result = await self._run("finish", [self.keys.act(activation_id), self.keys.fixed("held")], args)
         outcome = result[0].decode()
         if outcome in ("unknown", "released"):
             return Finished(outcome)
         return Finished(outcome, int(result[1]))
 
     async def activation(self, activation_id: int) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.key("act", activation_id))  # type: ignore[misc]
-        return {k.decode(): v.decode() for k, v in raw.items() if not k.decode().endswith("_key")}
+        raw = await self.redis.hgetall(self.keys.act(activation_id))
+        # *_key: key names an older claim.lua stored in the hash (finish and release no longer read them)
+        return {_text(k): _text(v) for k, v in raw.items() if not _text(k).endswith("_key")}
 
     async def lookup(self, number: int) -> LookupResult:
         async with self._gate:
-            act = await self.redis.hget(self.key("num", number), "act")  # type: ignore[misc]
+            act = await self.redis.hget(self.keys.num(number), "act")
         if not act:
             return LookupResult(found=False)
         async with self._gate:
-            upstream, service = await self.redis.hmget(self.key("act", act.decode()), ["upstream", "service"])  # type: ignore[misc]
+            upstream, service = await self.redis.hmget(self.keys.act(_text(act)), ["upstream", "service"])
         if upstream is None:
             return LookupResult(found=False)
-        return LookupResult(found=True, activation_id=int(act), upstream=upstream.decode(), service=service.decode())
+        return LookupResult(found=True, activation_id=int(act), upstream=_text(upstream), service=_text(service or b""))
 
     async def lookup_many(self, numbers: Sequence[int]) -> list[LookupResult]:
         """lookup() of many numbers in two pipelined round trips (the pusher asks once per Kafka batch)."""
@@ -436,7 +418,7 @@ class PoolStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for number in numbers:
-                pipe.hget(self.key("num", number), "act")
+                pipe.hget(self.keys.num(number), "act")
             async with self._gate:
                 acts: list[bytes | None] = await pipe.execute()
         results = [LookupResult(found=False)] * len(numbers)
@@ -445,7 +427,7 @@ class PoolStore:
             return results
         async with self.redis.pipeline(transaction=False) as pipe:
             for _, act in wanted:
-                pipe.hmget(self.key("act", act), ["upstream", "service"])
+                pipe.hmget(self.keys.act(act), ["upstream", "service"])
             async with self._gate:
                 fields: list[list[bytes | None]] = await pipe.execute()
         for (i, act), (upstream, service) in zip(wanted, fields, strict=True):
@@ -457,14 +439,14 @@ class PoolStore:
 
     async def resolve(self, device: str, slot: str) -> ResolveResult:
         async with self._gate:
-            number = await self.redis.hget(self.key("slots", device), slot)  # type: ignore[misc]
+            number = await self.redis.hget(self.keys.slots(device), slot)
         return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)
 
     # reading ---------------------------------------------------------------------------------------------------
     async def number_info(self, number: int) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.key("num", number))
-            pipe.hgetall(self.key("hist", number))
+            pipe.hgetall(self.keys.num(number))
+            pipe.hgetall(self.keys.hist(number))
             info, hist = await pipe.execute()
         if not info:
             return None
@@ -475,10 +457,10 @@ class PoolStore:
 
     async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """One SSCAN page of the inventory with each number's fields; next cursor 0 means done."""
-        next_cursor, members = await self.redis.sscan(self.key("numbers"), cursor, count=count)  # type: ignore[misc]
+        next_cursor, members = await self.redis.sscan(self.keys.fixed("numbers"), cursor, count=count)
         async with self.redis.pipeline(transaction=False) as pipe:
             for member in members:
-                pipe.hgetall(self.key("num", member.decode()))
+                pipe.hgetall(self.keys.num(_text(member)))
             rows = await pipe.execute()
         out = []
         for member, row in zip(members, rows, strict=True):
@@ -491,11 +473,11 @@ class PoolStore:
         groups = await self.groups()
         devices = sorted({d for _, _, d in groups})
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.scard(self.key("numbers"))
-            for country, operator, device in groups:
-                pipe.scard(self.group_keys(country, operator, device)[0])
+            pipe.scard(self.keys.fixed("numbers"))
+            for group in groups:
+                pipe.scard(self.keys.free(group_of(*group)))
             for device in devices:
-                pipe.hgetall(self.key("dev", device))
+                pipe.hgetall(self.keys.dev(device))
             raw = await pipe.execute()
         device_rows = {}
         for device, row in zip(devices, raw[1 + len(groups) :], strict=True):

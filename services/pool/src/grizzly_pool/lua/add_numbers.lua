@@ -4,21 +4,19 @@
 -- KEYS[3]  devices set   {prefix}devices  every device that holds a number
 -- ARGV[1]  key prefix (e.g. "gp:")
 -- ARGV[2..] rows of 8 fields: number, country, operator, device, slot, online (1/0), flashcall (1/0), voice (1/0)
--- Keys touched per row (built here from the prefix and the row, because they depend on the row's values; Redis
--- Cluster is not supported by this script): num:{number}, hist:{number}, slots:{device}, dev:{device},
--- free:{country|operator|device}, bf:{country|operator|device}, and the claim indexes of an online row's group:
--- cg:{country} and og:{country}|{operator} (sets of groups with a non-empty free set, see claim.lua)
+-- Keys touched per row (key.* from grizzly_pool.keys, because they depend on the row's values; Redis Cluster is
+-- not supported by this script): num:{number}, hist:{number}, slots:{device}, dev:{device}, and for an online row
+-- what add_free touches (pool.lua: free:{group}, bf:{group}, the claim indexes cg:/og:)
 -- Returns {added, existing, conflicts...}: conflicts are the numbers skipped because their (device, slot) already
 -- holds another number.
-local prefix = ARGV[1]
+local key = pool_keys(ARGV[1])
 local added, existing = 0, 0
-local indexed = {}  -- groups already put in the claim indexes by this call
 local conflicts = {}
 for i = 2, #ARGV, 8 do
   local number, country, operator, device, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local online, flashcall, voice = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  local num_key = prefix .. 'num:' .. number
-  local slots_key = prefix .. 'slots:' .. device
+  local num_key = key.num(number)
+  local slots_key = key.slots(device)
   if redis.call('EXISTS', num_key) == 1 then
     existing = existing + 1
   else
@@ -26,8 +24,8 @@ for i = 2, #ARGV, 8 do
     if holder and holder ~= number then
       conflicts[#conflicts + 1] = number
     else
-      local group = country .. '|' .. operator .. '|' .. device
-      local dev_key = prefix .. 'dev:' .. device
+      local group = group_of(country, operator, device)
+      local dev_key = key.dev(device)
       redis.call('HSET', num_key, 'country', country, 'operator', operator, 'device', device, 'slot', slot,
         'online', online, 'flashcall', flashcall, 'voice', voice, 'act', '')
       redis.call('HSET', slots_key, slot, number)
@@ -38,21 +36,8 @@ for i = 2, #ARGV, 8 do
       redis.call('HSETNX', dev_key, 'cap', '0')
       redis.call('HSETNX', dev_key, 'active', '0')
       redis.call('HINCRBY', dev_key, 'numbers', 1)
-      if online == '1' then
-        redis.call('SADD', prefix .. 'free:' .. group, number)
-        if not indexed[group] then
-          redis.call('SADD', prefix .. 'cg:' .. country, group)
-          redis.call('SADD', prefix .. 'og:' .. country .. '|' .. operator, group)
-          indexed[group] = true
-        end
-        -- a re-added number keeps its per-service history: count it as blocked-and-free where it is blocked
-        local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
-        for _, field in ipairs(hist) do
-          if string.sub(field, 1, 2) == 'b:' then
-            redis.call('HINCRBY', prefix .. 'bf:' .. group, string.sub(field, 3), 1)
-          end
-        end
-      end
+      -- a re-added number keeps its per-service history, so add_free counts it as blocked where it is blocked
+      if online == '1' then add_free(key, group, number) end
       added = added + 1
     end
   end

@@ -20,16 +20,18 @@
 -- claim, so it is refused   ARGV[15] hold (ms): how long an unconfirmed claim is held (record: twice as long)
 -- ARGV[16] number of excluded prefixes n, ARGV[17..16+n] the prefixes (digit strings, any length)
 -- ARGV[17+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
--- Also touched (built here from the prefix, the chosen group, number and new id; no Redis Cluster): per group
--- free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read), act:{id}
--- (created), the audit list of the activation (no TTL while open), cg:/og: of an emptied group.
+-- Also touched (key.* from grizzly_pool.keys, built from the chosen group, number and new id; no Redis Cluster):
+-- per group free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read),
+-- act:{id} (created), the audit list of the activation (no TTL while open), cg:/og: of an emptied group
+-- (remove_free and set_indexed, pool.lua).
 -- Constraints (the same as the counts): device online, device below its module cap, number free and online
 -- (= member of the free set), service not blocked for the number, no excluded prefix.
 -- Cost: a few groups from a random sample of the index in the usual case; only when the sample misses is the
 -- whole index walked (bounded by the groups of the country), never the groups of other countries.
 -- Returns {} when nothing fits, {'refused'} when the claim id was released already (or used before) or the
 -- deadline has passed, else {number, activation_id, flashcall, voice}.
-local prefix, service, upstream = ARGV[1], ARGV[2], ARGV[3]
+local key = pool_keys(ARGV[1])
+local service, upstream = ARGV[2], ARGV[3]
 local sample = tonumber(ARGV[8])
 local group_sample = tonumber(ARGV[9])
 local claim_id, deadline, hold = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
@@ -48,18 +50,9 @@ if claim_id ~= '' then
   if deadline > 0 and now_ms > deadline then return {'refused'} end
 end
 
-local function index_keys(group)
-  local country, operator = string.match(group, '^([^|]*)|([^|]*)|')
-  return prefix .. 'cg:' .. country, prefix .. 'og:' .. country .. '|' .. operator
-end
-
 if redis.call('EXISTS', KEYS[4]) == 0 then
   for _, group in ipairs(redis.call('HKEYS', KEYS[3])) do
-    if redis.call('SCARD', prefix .. 'free:' .. group) > 0 then
-      local by_country, by_operator = index_keys(group)
-      redis.call('SADD', by_country, group)
-      redis.call('SADD', by_operator, group)
-    end
+    if redis.call('SCARD', key.free(group)) > 0 then set_indexed(key, group, true) end
   end
   redis.call('SET', KEYS[4], '1')
 end
@@ -68,7 +61,7 @@ local function fits(number)
   for _, p in ipairs(prefixes) do
     if string.sub(number, 1, #p) == p then return false end
   end
-  return redis.call('HEXISTS', prefix .. 'hist:' .. number, blocked_field) == 0
+  return redis.call('HEXISTS', key.hist(number), blocked_field) == 0
 end
 
 local function pick(free_key, size)
@@ -89,32 +82,24 @@ local function pick(free_key, size)
   return nil
 end
 
-local function claim(group, free_key, bf_key, dev_key, number)
+local function claim(group, dev_key, number)
   -- leave the free set (and the blocked-free counters), take a module, open the activation
-  redis.call('SREM', free_key, number)
-  if redis.call('SCARD', free_key) == 0 then
-    local by_country, by_operator = index_keys(group)
-    redis.call('SREM', by_country, group)
-    redis.call('SREM', by_operator, group)
-  end
-  local hist = redis.call('HKEYS', prefix .. 'hist:' .. number)
-  for _, field in ipairs(hist) do
-    if string.sub(field, 1, 2) == 'b:' then redis.call('HINCRBY', bf_key, string.sub(field, 3), -1) end
-  end
+  remove_free(key, group, number)
   redis.call('HINCRBY', dev_key, 'active', 1)
   -- numeric unique id that survives a Redis wipe (next_id: grizzly_common.redis_client.NEXT_ID_FUNCTION)
   local id = next_id(KEYS[1])
   id = string.format('%.0f', id)  -- as text: Lua would print a large number as 1.7e+15
-  local num_key = prefix .. 'num:' .. number
+  local num_key = key.num(number)
   local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice')
   redis.call('HSET', num_key, 'act', id)
-  redis.call('HSET', prefix .. 'act:' .. id, 'number', number, 'upstream', upstream, 'service', service,
+  local act_key = key.act(id)
+  -- country, operator, device: the group finish.lua and release.lua give the number back to
+  redis.call('HSET', act_key, 'number', number, 'upstream', upstream, 'service', service,
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open',
-    'free_key', free_key, 'bf_key', bf_key, 'dev_key', dev_key)
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open')
   redis.call('RPUSH', ARGV[10] .. id, ARGV[11] .. number .. ARGV[12])
   if claim_id ~= '' then
-    redis.call('HSET', prefix .. 'act:' .. id, 'claim', claim_id)
+    redis.call('HSET', act_key, 'claim', claim_id)
     redis.call('SET', KEYS[6], id, 'PX', 2 * hold)
     redis.call('ZADD', KEYS[5], now_ms + hold, id)
   end
@@ -123,25 +108,23 @@ end
 
 -- one group: nil when it cannot give a number now (an emptied group also leaves the indexes)
 local function try(group)
-  local free_key = prefix .. 'free:' .. group
+  local free_key = key.free(group)
   local size = redis.call('SCARD', free_key)
   if size == 0 then
-    local by_country, by_operator = index_keys(group)
-    redis.call('SREM', by_country, group)
-    redis.call('SREM', by_operator, group)
+    set_indexed(key, group, false)
     return nil
   end
-  local device = string.match(group, '^[^|]*|[^|]*|(.*)$')
-  local dev_key = prefix .. 'dev:' .. device
+  local _, _, device = split_group(group)
+  local dev_key = key.dev(device)
   local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active')
   local cap, active = tonumber(dev[2] or '0'), tonumber(dev[3] or '0')
   if dev[1] == '0' or (cap > 0 and active >= cap) then return nil end
-  local bf_key = prefix .. 'bf:' .. group
+  local bf_key = key.bf(group)
   local blocked = tonumber(redis.call('HGET', bf_key, service) or '0')
   if size - blocked <= 0 then return nil end
   local number = pick(free_key, size)
   if not number then return nil end
-  return claim(group, free_key, bf_key, dev_key, number)
+  return claim(group, dev_key, number)
 end
 
 -- a random sample of the candidate groups first, in random order (spreads activations over devices) ...

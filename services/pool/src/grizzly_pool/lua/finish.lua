@@ -7,20 +7,20 @@
 -- after the last finish (an open activation has no TTL)   ARGV[9..11] audit event around its name and first
 -- status: ARGV[9] .. '"finish"' or '"finish_repeat"' .. ARGV[10] .. first .. ARGV[11]
 -- (grizzly_common.audit format; nothing is recorded for an unknown activation)
--- Also touched (key names read from the activation hash, written there by claim.lua, or built here from the
--- number; no Redis Cluster): num:{number}, hist:{number}, free:{group}, bf:{group}, dev:{device}, and the claim
--- indexes cg:{country} and og:{country}|{operator} when the group's free set was empty (free_number, see
--- free_number.lua, prepended)
+-- Also touched (key.* from grizzly_pool.keys, built from the number and the group the activation hash names; no
+-- Redis Cluster): hist:{number}, and what free_number touches (pool.lua: dev:{device}, num:{number}, free:{group},
+-- bf:{group}, the claim indexes cg:/og:)
 -- History fields in hist:{number}: b:{service} = why blocked ("1" never again, "3" sold, "4" cancel limit),
 -- c:{service} = cancels, r:{service} = refunds.
 -- Returns {"unknown"} | {"repeat", first_status} | {"finished", status} | {"released"} (the activation was released
 -- because api-edge never gave it to the platform, release.lua: the finish changes nothing)
-local prefix, upstream, status = ARGV[1], ARGV[2], ARGV[3]
+local key = pool_keys(ARGV[1])
+local upstream, status = ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
-local a = redis.call('HMGET', KEYS[1], 'upstream', 'status', 'number', 'service', 'free_key', 'bf_key', 'dev_key')
+local a = redis.call('HMGET', KEYS[1], 'upstream', 'status', 'number', 'service', 'country', 'operator', 'device')
 if not a[1] or a[1] ~= upstream then return {'unknown'} end
 local number, service = a[3], a[4]
-local hist_key = prefix .. 'hist:' .. number
+local hist_key = key.hist(number)
 
 local function audit(event, first)
   redis.call('RPUSH', ARGV[7], ARGV[9] .. event .. ARGV[10] .. first .. ARGV[11])
@@ -53,6 +53,6 @@ elseif status == '5' then
   redis.call('HINCRBY', hist_key, 'r:' .. service, 1)
 end
 redis.call('ZREM', KEYS[2], ARGV[6])
-free_number(prefix, ARGV[6], number, a[5], a[6], a[7])
+free_number(key, ARGV[6], number, a[5], a[6], a[7])
 audit('"finish"', status)
 return {'finished', status}

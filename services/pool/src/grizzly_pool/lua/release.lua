@@ -1,5 +1,5 @@
 -- Release claims the platform was never told about: the activation ends as "released" and its number goes back
--- exactly as a finish frees it (free_number, prepended from free_number.lua), with no history change (no cancel
+-- exactly as a finish frees it (free_number, pool.lua), with no history change (no cancel
 -- is counted: nobody saw the number). Two callers:
 --   mode "claims": api-edge releases claims it did not answer with (timeout, error, crash of the request);
 --                  idempotent, and it may arrive before the claim itself: then it leaves a record that makes
@@ -14,20 +14,22 @@
 -- ARGV[6] mode "due": the most to release; mode "claims": unused
 -- ARGV[7], ARGV[8] the audit event before and after the number (grizzly_common.audit format)
 -- ARGV[9..] mode "claims": claim ids
--- Also touched (built here from the prefix; no Redis Cluster): claim:{claim id}, act:{id}, the activation's audit
--- list, and what free_number touches (num:, hist: (read), free:, bf:, dev:, cg:, og:).
+-- Also touched (key.* from grizzly_pool.keys, built from the ids; no Redis Cluster): claim:{claim id}, act:{id},
+-- the activation's audit list, and what free_number touches (pool.lua: dev:, num:, hist: (read), free:, bf:, cg:,
+-- og:).
 -- Returns the number of activations released.
-local prefix, mode, retention = ARGV[1], ARGV[2], ARGV[3]
+local key = pool_keys(ARGV[1])
+local mode, retention = ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function release(id)
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end  -- confirmed, finished or released already
-  local act_key = prefix .. 'act:' .. id
-  local a = redis.call('HMGET', act_key, 'status', 'number', 'free_key', 'bf_key', 'dev_key')
+  local act_key = key.act(id)
+  local a = redis.call('HMGET', act_key, 'status', 'number', 'country', 'operator', 'device')
   if a[1] ~= 'open' then return 0 end
   redis.call('HSET', act_key, 'status', 'released', 'finished_ms', now_ms)
-  free_number(prefix, id, a[2], a[3], a[4], a[5])
+  free_number(key, id, a[2], a[3], a[4], a[5])
   local audit_key = ARGV[5] .. id
   redis.call('RPUSH', audit_key, ARGV[7] .. a[2] .. ARGV[8])
   redis.call('EXPIRE', audit_key, retention)
@@ -38,7 +40,7 @@ end
 local released = 0
 if mode == 'claims' then
   for i = 9, #ARGV do
-    local record_key = prefix .. 'claim:' .. ARGV[i]
+    local record_key = key.claim(ARGV[i])
     local id = redis.call('GET', record_key)
     if not id then
       redis.call('SET', record_key, 'released', 'PX', ARGV[4])

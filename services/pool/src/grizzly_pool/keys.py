@@ -1,0 +1,135 @@
+"""The pool's Redis key names, defined once: PoolKeys builds them in Python (passed to the scripts in keys=), and
+LUA renders the same names as Lua functions for the keys a script can only derive itself (those of the number it
+picks, of ids it reads from a set). Every key is under the configurable prefix (POOL_KEY_PREFIX, default "gp:"):
+
+  num:{number}        hash  country, operator, device, slot, online (1/0), flashcall, voice, act (open activation id
+                            or ""), last_act
+  hist:{number}       hash  per-service history, global across upstreams: b:{svc} blocked (why: 1, 3, 4),
+                            c:{svc} cancels, r:{svc} refunds; kept when the number is removed
+  slots:{device}      hash  slot -> number (resolve)
+  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers
+  groups              hash  group -> how many numbers the group holds (group = "country|operator|device")
+  free:{group}        set   numbers of the group that are online and not in an open activation
+  bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
+  numbers, devices    sets  the inventory (list, stats)
+  act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
+                            ("open", the first finish status, or "released"), created_ms, finished_ms, repeats,
+                            claim (api-edge's claim id); expires AUDIT_RETENTION_DAYS after it ends
+  held                zset  activation id -> when it is released (ms) unless api-edge confirms it first
+  claim:{claim id}    string  the activation id of an api-edge claim, or "released"; expires after 2 x the hold
+  actid               string  the activation id counter
+  cg:{country}        set   claim index: the groups of the country whose free set is not empty
+  og:{country}|{op}   set   claim index: the same per (country, operator)
+  gix:v1              string  the claim indexes exist (missing: claim.lua rebuilds them from `groups` first)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+SEP: Final = "|"  # joins the parts of a group and of og:'s (country, operator)
+
+# name -> the parts after "name:" (joined with SEP); these are the names LUA renders
+_PARTS: Final[dict[str, tuple[str, ...]]] = {
+    "num": ("number",),
+    "hist": ("number",),
+    "slots": ("device",),
+    "dev": ("device",),
+    "free": ("group",),
+    "bf": ("group",),
+    "act": ("id",),
+    "claim": ("claim_id",),
+    "cg": ("country",),
+    "og": ("country", "operator"),
+}
+# names without parts
+_FIXED: Final[dict[str, str]] = {
+    "groups": "groups",
+    "numbers": "numbers",
+    "devices": "devices",
+    "held": "held",
+    "actid": "actid",
+    "gix": "gix:v1",
+}
+
+
+def group_of(country: str, operator: str, device: str) -> str:
+    return SEP.join((country, operator, device))
+
+
+def split_group(value: str) -> tuple[str, str, str]:
+    country, operator, device = value.split(SEP, 2)
+    return country, operator, device
+
+
+@dataclass(frozen=True)
+class PoolKeys:
+    prefix: str
+
+    def _key(self, name: str, *parts: str | int) -> str:
+        assert len(parts) == len(_PARTS[name])
+        return f"{self.prefix}{name}:{SEP.join(str(p) for p in parts)}"
+
+    def num(self, number: int | str) -> str:
+        return self._key("num", number)
+
+    def hist(self, number: int | str) -> str:
+        return self._key("hist", number)
+
+    def slots(self, device: str) -> str:
+        return self._key("slots", device)
+
+    def dev(self, device: str) -> str:
+        return self._key("dev", device)
+
+    def free(self, group: str) -> str:
+        return self._key("free", group)
+
+    def bf(self, group: str) -> str:
+        return self._key("bf", group)
+
+    def act(self, activation_id: int | str) -> str:
+        return self._key("act", activation_id)
+
+    def claim(self, claim_id: str) -> str:
+        return self._key("claim", claim_id)
+
+    def cg(self, country: str) -> str:
+        return self._key("cg", country)
+
+    def og(self, country: str, operator: str) -> str:
+        return self._key("og", country, operator)
+
+    def fixed(self, name: str) -> str:
+        """groups, numbers, devices, held, actid, gix"""
+        return self.prefix + _FIXED[name]
+
+
+def _lua() -> str:
+    lines = [
+        "-- Pool key names (rendered by grizzly_pool.keys, which also builds them in Python): key = pool_keys(prefix),",
+        "-- then key.num(number), key.free(group), key.og(country, operator) ...; group_of(country, operator,",
+        "-- device) -> group; split_group(group) -> country, operator, device.",
+        "local function pool_keys(prefix)",
+        "  local key = {}",
+    ]
+    for name, parts in _PARTS.items():
+        joined = f" .. '{SEP}' .. ".join(parts)
+        lines.append(f"  function key.{name}({', '.join(parts)}) return prefix .. '{name}:' .. {joined} end")
+    lines += [
+        "  return key",
+        "end",
+        "local function group_of(country, operator, device)",
+        f"  return country .. '{SEP}' .. operator .. '{SEP}' .. device",
+        "end",
+        "local function split_group(group)",
+        f"  return string.match(group, '^([^{SEP}]*){SEP}([^{SEP}]*){SEP}(.*)$')",
+        "end",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# prepended by load_lua (before pool.lua) to every script that derives a key itself
+LUA: Final = _lua()
