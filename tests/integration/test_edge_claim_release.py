@@ -98,7 +98,7 @@ async def _seed(redis_url: str) -> None:
         rows = [NumberRow.checked(n, "ru", "mts", "bank1", f"s{i}") for i, n in enumerate(NUMBERS)]
         assert (await PoolStore(client).add_numbers(rows)).added == len(NUMBERS)
     finally:
-        await client.aclose(close_connection_pool=True)
+        await client.aclose()
 
 
 class Stack:

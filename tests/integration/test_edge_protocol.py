@@ -39,7 +39,7 @@ async def _seed(redis_url: str) -> None:
         report = await PoolStore(redis).add_numbers(rows)
         assert report.added == len(NUMBERS)
     finally:
-        await redis.aclose(close_connection_pool=True)
+        await redis.aclose()
 
 
 class Edge:

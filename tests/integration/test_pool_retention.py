@@ -27,7 +27,7 @@ async def _seed(redis_url: str) -> None:
         rows = [NumberRow.checked(n, "ru", "mts", f"bank{i % 2}", f"s{i}") for i, n in enumerate(NUMBERS)]
         assert (await PoolStore(client).add_numbers(rows)).added == len(NUMBERS)
     finally:
-        await client.aclose(close_connection_pool=True)
+        await client.aclose()
 
 
 def _claim(http: httpx.Client) -> dict[str, Any]:

@@ -24,6 +24,6 @@ def test_append_gives_a_new_trail_the_retention_and_never_shortens_or_adds_one(r
             assert await redis.ttl(audit.activation_key(2)) == -1
             assert [e["event"] for e in await audit.read(redis, 2)] == ["issued", "sms"]
         finally:
-            await redis.aclose(close_connection_pool=True)
+            await redis.aclose()
 
     asyncio.run(main())

@@ -33,7 +33,7 @@ def test_lua_key_functions_name_the_keys_python_builds(redis_url: str) -> None:
             args: list[str | int] = ["gp:", 79000000001, "gw-1:a", 1760000000000001, "c-1760000000000001", GROUP]
             return [v.decode() for v in await client.eval(LUA + LUA_CALLS, 0, *args)]
         finally:
-            await client.aclose(close_connection_pool=True)
+            await client.aclose()
 
     assert asyncio.run(main()) == expected
 

@@ -9,27 +9,41 @@ from typing import TypeVar
 import pytest
 from grizzly_common import audit
 from grizzly_common.redis_client import make_redis
-from grizzly_pool.store import InventoryError, NumberRow, PoolStore
+from grizzly_pool.store import Claimed, InventoryError, NumberRow, PoolStore
 
 T = TypeVar("T")
 
 
-def run(redis_url: str, body: Callable[[PoolStore], Awaitable[T]], **options: int) -> T:
+def run(
+    redis_url: str,
+    body: Callable[[PoolStore], Awaitable[T]],
+    *,
+    cancel_limit: int = 4,
+    sample_size: int = 16,
+    retention_s: int = audit.DEFAULT_RETENTION_S,
+) -> T:
     async def main() -> T:
         client = make_redis(redis_url)
         try:
-            return await body(PoolStore(client, "gp:", **options))
+            store = PoolStore(
+                client, "gp:", cancel_limit=cancel_limit, sample_size=sample_size, retention_s=retention_s
+            )
+            return await body(store)
         finally:
-            await client.aclose(close_connection_pool=True)
+            await client.aclose()
 
     return asyncio.run(main())
 
 
-def rows(count: int, *, country: str = "ru", operator: str = "mts", device: str = "d1", start: int = 79000000000):
+def rows(
+    count: int, *, country: str = "ru", operator: str = "mts", device: str = "d1", start: int = 79000000000
+) -> list[NumberRow]:
     return [NumberRow.checked(start + i, country, operator, device, str(i)) for i in range(count)]
 
 
-async def claim(store: PoolStore, service: str = "tg", operator: str = "any", country: str = "ru", **kw: object):
+async def claim(
+    store: PoolStore, service: str = "tg", operator: str = "any", country: str = "ru", **kw: object
+) -> Claimed | None:
     return await store.claim(
         upstream=str(kw.get("upstream", "grizzly")),
         country=country,
@@ -72,7 +86,7 @@ def test_device_cap_offline_device_and_offline_number(redis_url: str) -> None:
         assert await count(store) == 2  # still 4 free on d1, cap 2
         await store.set_device("d1", cap=0)
         assert await count(store) == 4
-        got = {(await claim(store)).number for _ in range(4)}  # type: ignore[union-attr]
+        got = {claimed.number for _ in range(4) if (claimed := await claim(store)) is not None}
         assert 79000000000 not in got and len(got) == 4
         assert await claim(store) is None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from grizzly_common import audit
@@ -22,7 +22,7 @@ def run(redis_url: str, body: Callable[[PoolStore], Awaitable[T]], **options: An
         try:
             return await body(PoolStore(client, "gp:", retention_s=3600, **options))
         finally:
-            await client.aclose(close_connection_pool=True)
+            await client.aclose()
 
     return asyncio.run(main())
 
@@ -43,7 +43,7 @@ async def claim(store: PoolStore, claim_id: str, deadline_ms: int | None = None)
 
 async def state(store: PoolStore) -> tuple[Snapshot, dict[str, str]]:
     """Everything a count depends on, plus the device's counters."""
-    dev = await store.redis.hgetall("gp:dev:d1")  # type: ignore[misc]
+    dev = cast(dict[bytes, bytes], await store.redis.hgetall("gp:dev:d1"))
     return await store.snapshot(["tg", "wa"]), {k.decode(): v.decode() for k, v in dev.items()}
 
 
@@ -54,10 +54,10 @@ def test_release_after_the_claim_puts_the_number_back_exactly_and_is_recorded(re
         first = await claim(store, "warmup")
         assert first is not None
         await store.finish(upstream="grizzly", activation_id=first.activation_id, status=1)
-        await store.redis.hset(f"gp:hist:{first.number}", "b:wa", "3")  # type: ignore[misc]
-        await store.redis.hdel(f"gp:hist:{first.number}", "b:tg")  # type: ignore[misc]
-        await store.redis.hincrby("gp:bf:ru|mts|d1", "wa", 1)  # type: ignore[misc]
-        await store.redis.hincrby("gp:bf:ru|mts|d1", "tg", -1)  # type: ignore[misc]
+        await store.redis.hset(f"gp:hist:{first.number}", "b:wa", "3")
+        await store.redis.hdel(f"gp:hist:{first.number}", "b:tg")
+        await store.redis.hincrby("gp:bf:ru|mts|d1", "wa", 1)
+        await store.redis.hincrby("gp:bf:ru|mts|d1", "tg", -1)
         before = await state(store)
 
         held = [await claim(store, f"c{i}") for i in range(2)]

@@ -8,7 +8,9 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from grizzly_common.redis_client import make_redis
 from grizzly_pool.store import ANY, UNLIMITED, ClaimRefused, NumberRow, PoolStore
@@ -19,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 SERVICES = ("tg", "wa")
 SPLIT = frozenset({"ru"})
 CANCEL_LIMIT = 2
+T = TypeVar("T")
 UNIVERSE = {  # number -> (country, operator, device)
     79000000001: ("ru", "mts", "d1"),
     79000000002: ("ru", "mts", "d1"),
@@ -32,7 +35,7 @@ UNIVERSE = {  # number -> (country, operator, device)
 }
 NUMBERS = sorted(UNIVERSE)
 DEVICES = ("d1", "d2", "d3")
-PREFIXES = ([], [], [], ["7900"], ["79000000001"], ["77"], ["791", "770000"], ["7"])
+PREFIXES: tuple[list[str], ...] = ([], [], [], ["7900"], ["79000000001"], ["77"], ["791", "770000"], ["7"])
 REQUESTS = [("ru", ANY), ("ru", "mts"), ("ru", "bee"), ("kz", ANY), ("kz", "kcell"), ("kz", "beeline")]
 
 
@@ -90,11 +93,17 @@ class PoolMachine(RuleBasedStateMachine):
         self.model = Model()
         self.ids = itertools.count(1)
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
+    def members(self, key: str) -> set[str]:
+        async def read() -> set[str]:
+            return {bytes(m).decode() for m in await self.redis.smembers(key)}  # type: ignore[arg-type]
+
+        return self.run(read())
+
     def teardown(self) -> None:
-        self.run(self.redis.aclose(close_connection_pool=True))
+        self.run(self.redis.aclose())
         self.loop.close()
 
     def _device_emptied(self, device: str) -> None:
@@ -232,8 +241,8 @@ class PoolMachine(RuleBasedStateMachine):
                 free.setdefault(f"og:{country}|{operator}", set()).add(group)
         for country, operator in {(c, o) for c, o, _ in UNIVERSE.values()}:
             for index in (f"cg:{country}", f"og:{country}|{operator}"):
-                members = self.run(self.redis.smembers(self.store.prefix + index))
-                assert {m.decode() for m in members} == free.get(index, set()), index
+                members = self.members(self.store.prefix + index)
+                assert members == free.get(index, set()), index
 
 
 def test_counters_match_a_brute_force_model_after_every_operation(redis_url: str) -> None:

@@ -108,7 +108,7 @@ def test_failed_publish_is_retried_with_the_same_sms_id_then_dropped(redis_url: 
             other = await publisher.accept(sms("code 2"), NUMBER)
             assert other.sms_id > first.sms_id
         finally:
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -128,7 +128,7 @@ def test_parts_reassembled_and_late_retry_is_duplicate(redis_url: str) -> None:
             reused = await publisher.accept(sms("other ", part=Part("r1", 2, 1)), NUMBER)
             assert reused.pending and reused.sms_id != results[0].sms_id
         finally:
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -153,7 +153,7 @@ def test_sweeper_publishes_partial_once_and_retries_after_kafka_failure(redis_ur
                 (accepted.sms_id, "a[part 2 missing][part 3 missing]", 1)
             ]
         finally:
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -165,7 +165,7 @@ def test_redis_down_is_unavailable() -> None:
             with pytest.raises(Unavailable):
                 await publisher.accept(sms(), NUMBER)
         finally:
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -191,7 +191,7 @@ def test_a_send_that_outlived_its_request_is_awaited_by_the_retry_not_sent_again
             assert again.duplicate and again.sms_id == accepted.sms_id and len(producer.sent) == 1
         finally:
             await publisher.aclose()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -211,7 +211,7 @@ def test_a_send_that_landed_after_every_request_gave_up_is_marked_published(redi
             assert again.duplicate and len(producer.sent) == 1 and producer.sent[0].sms_id == again.sms_id
         finally:
             await publisher.aclose()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -232,7 +232,7 @@ def test_a_failed_send_is_sent_again_by_the_retry(redis_url: str) -> None:
             assert [m.sms_id for m in producer.sent] == [accepted.sms_id]
         finally:
             await publisher.aclose()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -254,7 +254,7 @@ def test_no_partition_leader_fails_fast_and_queues_nothing(redis_url: str, leade
             assert producer.metadata_asked == 1  # at most every METADATA_REFRESH_S
         finally:
             await publisher.aclose()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -274,7 +274,7 @@ def test_a_producer_whose_sender_died_is_replaced(redis_url: str) -> None:
         finally:
             await publisher.aclose()
             await publisher.stop_producer()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -295,7 +295,7 @@ def test_every_per_event_key_expires(redis_url: str) -> None:
             assert len(per_event) == 4 and all(0 < ttl <= 3600 for ttl in per_event.values()), keys
         finally:
             await publisher.aclose()
-            await publisher.redis.aclose(close_connection_pool=True)
+            await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -318,7 +318,7 @@ def test_a_retry_reaching_another_instance_is_refused_while_the_first_send_is_in
         finally:
             for publisher in (one, two):
                 await publisher.aclose()
-                await publisher.redis.aclose(close_connection_pool=True)
+                await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -336,7 +336,7 @@ def test_a_send_that_definitely_failed_frees_the_message_for_another_instance(re
         finally:
             for publisher in (one, two):
                 await publisher.aclose()
-                await publisher.redis.aclose(close_connection_pool=True)
+                await publisher.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -357,6 +357,6 @@ def test_the_lease_lapses_when_its_instance_is_gone(redis_url: str) -> None:
             for publisher in (two, one):
                 first.land_held()
                 await publisher.aclose()
-                await publisher.redis.aclose(close_connection_pool=True)
+                await publisher.redis.aclose()
 
     asyncio.run(scenario())

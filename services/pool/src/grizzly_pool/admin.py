@@ -16,7 +16,8 @@ from typing import Any
 
 import msgspec
 from grizzly_common import audit
-from grizzly_common.web import json_response
+from grizzly_common.errors import Unavailable
+from grizzly_common.web import app_state, json_response
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -204,12 +205,12 @@ def create_admin_app(settings: Settings) -> Starlette:
             if not hmac.compare_digest(given, token):
                 return json_response({"status": "ERROR", "error": "unauthorized"}, 401)
             try:
-                return await handler(request, request.state)  # type: ignore[arg-type]
+                return await handler(request, app_state(request, State))
             except AdminError as exc:
                 return json_response({"status": "ERROR", "error": exc.error}, exc.status_code)
             except Exception:
                 log.exception("admin %s failed", request.url.path)
-                return json_response({"status": "ERROR", "error": "temporarily unavailable, retry"}, 503)
+                return json_response({"status": "ERROR", "error": Unavailable.error}, 503)
 
         return endpoint
 

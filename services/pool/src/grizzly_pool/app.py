@@ -20,6 +20,7 @@ from typing import Any, TypedDict, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
+from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import FINISH_STATUSES, country_code
 from grizzly_common.pool_api import (
@@ -37,7 +38,7 @@ from grizzly_common.pool_api import (
     SettleResult,
 )
 from grizzly_common.redis_client import make_redis
-from grizzly_common.web import health_routes, json_response
+from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,7 +80,7 @@ async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
     try:
         yield {"redis": redis, "store": make_store(settings, redis), "settings": settings}
     finally:
-        await redis.aclose(close_connection_pool=True)
+        await redis.aclose()  # make_redis: the client owns its pool and closes it
 
 
 async def _decode(request: Request, kind: type[T]) -> T:
@@ -109,7 +110,7 @@ def our_country(settings: Settings, upstream: str, country: str) -> str:
 
 
 async def services(request: Request) -> Response:
-    state: State = request.state  # type: ignore[assignment]
+    state = app_state(request, State)
     try:
         body = await _decode(request, ServicesRequest)
     except BadBody as exc:
@@ -119,7 +120,7 @@ async def services(request: Request) -> Response:
         snapshot = await state["store"].snapshot(settings.services)
     except Exception:
         log.exception("counts failed")
-        return json_response({"status": "ERROR", "error": "temporarily unavailable, retry"}, 503)
+        return json_response({"status": "ERROR", "error": Unavailable.error}, 503)
     table = snapshot.table(settings.split_countries)
     for service in settings.services:
         total = sum(ops.get(service, 0) for country in table.values() for ops in country.values())
@@ -128,7 +129,7 @@ async def services(request: Request) -> Response:
 
 
 async def claim(request: Request) -> Response:
-    state: State = request.state  # type: ignore[assignment]
+    state = app_state(request, State)
     try:
         body = await _decode(request, ClaimRequest)
     except BadBody as exc:
@@ -157,7 +158,7 @@ async def claim(request: Request) -> Response:
     except Exception:
         log.exception("claim failed")
         metrics.CLAIMS.labels("ERROR").inc()
-        return _reply(ClaimResult(status="ERROR", error="temporarily unavailable, retry"))
+        return _reply(ClaimResult(status="ERROR", error=Unavailable.error))
     if claimed is None:
         metrics.CLAIMS.labels("NO_NUMBERS").inc()
         return _reply(ClaimResult(status="NO_NUMBERS"))
@@ -171,7 +172,7 @@ async def claim(request: Request) -> Response:
 
 
 async def settle(request: Request) -> Response:
-    state: State = request.state  # type: ignore[assignment]
+    state = app_state(request, State)
     try:
         body = await _decode(request, SettleRequest)
     except BadBody as exc:
@@ -182,7 +183,7 @@ async def settle(request: Request) -> Response:
         released = await store.release_claims(body.release)
     except Exception:
         log.exception("settle failed")
-        return _reply(SettleResult(status="ERROR", error="temporarily unavailable, retry"))
+        return _reply(SettleResult(status="ERROR", error=Unavailable.error))
     metrics.CONFIRMS.labels("yes").inc(held)
     metrics.CONFIRMS.labels("no").inc(len(body.confirm) - held)
     metrics.RELEASES.labels("edge").inc(released)
@@ -207,7 +208,7 @@ async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEA
 
 
 async def finish(request: Request) -> Response:
-    state: State = request.state  # type: ignore[assignment]
+    state = app_state(request, State)
     try:
         body = await _decode(request, FinishRequest)
     except BadBody as exc:
@@ -220,7 +221,7 @@ async def finish(request: Request) -> Response:
                                            status=body.status)  # fmt: skip
     except Exception:
         log.exception("finish failed")
-        return _reply(FinishResult(status="ERROR", error="temporarily unavailable, retry"))
+        return _reply(FinishResult(status="ERROR", error=Unavailable.error))
     metrics.FINISHES.labels(str(body.status), done.outcome).inc()
     if done.outcome == "unknown":
         return _reply(FinishResult(status="ERROR", error="unknown activationId"))
@@ -239,7 +240,7 @@ async def finish(request: Request) -> Response:
 async def _guarded(
     request: Request, kind: type[T], call: Callable[[PoolStore, T], Awaitable[msgspec.Struct]]
 ) -> Response:
-    state: State = request.state  # type: ignore[assignment]
+    state = app_state(request, State)
     try:
         body = await _decode(request, kind)
     except BadBody as exc:
@@ -248,7 +249,7 @@ async def _guarded(
         return _reply(await call(state["store"], body))
     except Exception:
         log.exception("%s failed", request.url.path)
-        return json_response({"status": "ERROR", "error": "temporarily unavailable, retry"}, 503)
+        return json_response({"status": "ERROR", "error": Unavailable.error}, 503)
 
 
 async def lookup(request: Request) -> Response:
@@ -267,7 +268,7 @@ async def resolve(request: Request) -> Response:
 
 
 async def _redis_ping(request: Request) -> None:
-    await request.state.redis.ping()
+    await app_state(request, State)["redis"].ping()
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -278,14 +279,11 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        async with pool_lifespan(settings) as state:
+        async with contextlib.AsyncExitStack() as stack:
+            state = await stack.enter_async_context(pool_lifespan(settings))
             sweeper = asyncio.create_task(sweep_unconfirmed(state["store"], min(5.0, settings.claim_hold_s / 4)))
-            try:
-                yield state
-            finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            stack.push_async_callback(cancel_and_wait, sweeper)
+            yield state
 
     routes = [
         Route("/v1/services", services, methods=["POST"]),

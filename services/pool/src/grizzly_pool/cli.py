@@ -55,7 +55,7 @@ def _run(settings: Settings, body: Callable[[PoolStore], Awaitable[T]]) -> T:
         try:
             return await body(make_store(settings, redis))
         finally:
-            await redis.aclose(close_connection_pool=True)
+            await redis.aclose()  # make_redis: the client owns its pool and closes it
 
     try:
         return asyncio.run(main())

@@ -117,7 +117,7 @@ class PushStore:
         self._begin_many = redis.register_script(load_lua(grizzly_pusher.lua, "begin_many.lua"))
         self._outcome_many = redis.register_script(load_lua(grizzly_pusher.lua, "outcome_many.lua"))
         self._offer = redis.register_script(load_lua(grizzly_pusher.lua, "offer.lua"))
-        self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim_due.lua"))
+        self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim_retries.lua"))
         self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)
         self._outcomes: Coalescer[_OutcomeItem, bool] = Coalescer(self._outcome_batch, max_batch=max_batch)
 

@@ -117,7 +117,7 @@ class Publisher:
         self._fingerprints = redis.register_script(load_lua(lua, "fingerprints.lua", NEXT_ID_FUNCTION))
         # concurrent requests share one Lua call for their fingerprint lookups and "published" marks
         self._fp_ops: Coalescer[tuple[str, str, int], tuple[int, str]] = Coalescer(self._fp_batch, max_batch=256)
-        self._add_part = redis.register_script(load_lua(lua, "add_part.lua"))
+        self._add_part = redis.register_script(load_lua(lua, "add_part.lua", NEXT_ID_FUNCTION))
         self._claim_due = redis.register_script(load_lua(lua, "claim_due.lua"))
         self._partitioner = DefaultPartitioner()
         self._metadata_asked = 0.0  # monotonic time of the last metadata refresh asked for

@@ -12,7 +12,7 @@
 -- ARGV[1] hold-until ms (now + hold), ARGV[2] seen TTL s, ARGV[3] audit retention s
 -- ARGV[4i]   task id, ARGV[4i+1] token,
 -- ARGV[4i+2] mode: 'new' = a first attempt (from Kafka): become the owner unless the push has an entry already;
---                  'own' = an attempt by the owner the retry schedule named (claim_due.lua)
+--                  'own' = an attempt by the owner the retry schedule named (claim_retries.lua)
 -- ARGV[4i+3] audit event
 -- returns {status, first seen} x N; status 0 = owner (push now), 1 = delivered already, 2 = another owner has it
 -- (mode new: the caller makes sure that entry holds the task), 3 = ownership lost (mode own: claimed again since)

@@ -21,12 +21,7 @@ if state == 'published' then
 end
 local id
 if not state then
-  id = redis.call('INCR', KEYS[3])
-  if id < 1000000000000 then
-    local t = redis.call('TIME')
-    id = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-    redis.call('SET', KEYS[3], id)
-  end
+  id = next_id(KEYS[3])
   redis.call('HSET', KEYS[1], 'id', id, 'state', 'pending', 'total', ARGV[5], 'n', 0, 'meta', ARGV[4])
   redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), KEYS[1])
 else
