@@ -1,6 +1,6 @@
 """Where the benchmark runs: its own Redis/Kafka (or BENCH_REDIS_URL / BENCH_KAFKA_BOOTSTRAP), and processes.
 
-Reuses tests/integration/infra.py (LocalRedis, LocalKafka, ServiceProcess) so the services start exactly as in the
+Reuses grizzly_testkit.infra (LocalRedis, LocalKafka, ServiceProcess) so the services start exactly as in the
 integration tests, with an environment shaped like tests/integration/fixtures.py stack_env.
 """
 
@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from tests.integration.infra import LocalKafka, LocalRedis, ServiceProcess, free_port
+from grizzly_testkit.infra import LocalKafka, LocalRedis, ServiceProcess, free_port
 
 UPSTREAM_KEY = "bench-partner-key-0001"
 SERVICE_MODULES = {

@@ -136,7 +136,7 @@ lint() {
   local code=0 dir
   uv run --frozen --no-sync ruff check . || code=1
   uv run --frozen --no-sync ruff format --check . || code=1
-  uv run --frozen --no-sync mypy libs/common/src services/*/src bench || code=1
+  uv run --frozen --no-sync mypy libs/*/src services/*/src bench || code=1
   for dir in libs/common/tests services/*/tests "tests conftest.py"; do
     # shellcheck disable=SC2086 # "tests conftest.py" is two paths
     uv run --frozen --no-sync mypy $dir || code=1

@@ -18,7 +18,7 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.integration.infra import free_port
+from grizzly_testkit.infra import free_port
 
 
 class _Server(ThreadingHTTPServer):

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from tests.integration.fake_grizzly import FakeGrizzly
-from tests.integration.infra import (
+from grizzly_testkit.infra import (
     NO_ENGINE,
     Broker,
     ContainerKafka,
@@ -28,6 +26,8 @@ from tests.integration.infra import (
     free_port,
     infra_mode,
 )
+
+from tests.integration.fake_grizzly import FakeGrizzly
 
 UPSTREAM_KEY = "test-partner-key-0001"
 

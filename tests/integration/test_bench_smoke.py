@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-from tests.integration.infra import ROOT
+from grizzly_testkit.infra import ROOT
 
 
 def test_bench_clients_section_prints_figures() -> None:

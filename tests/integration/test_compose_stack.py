@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+from grizzly_testkit.infra import NO_ENGINE, ROOT, docker_engine_answers, docker_required, free_port
 
 from tests.integration.fake_grizzly import FakeGrizzly
-from tests.integration.infra import NO_ENGINE, ROOT, docker_engine_answers, docker_required, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from grizzly_testkit.infra import ROOT
 
-from tests.integration.infra import ROOT
 from tests.integration.test_compose_stack import (
     SERVICES,
     ComposeStack,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from grizzly_testkit.infra import ServiceProcess, free_port
 
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess, free_port
 
 # Two operators' worth of Russian numbers on two devices; the pool maps our "ru" to Grizzly's country "0".
 NUMBERS = [79001000000 + i for i in range(14)] + [79281000000 + i for i in range(10)]

@@ -26,9 +26,9 @@ from aiohttp import web
 from grizzly_common import audit
 from grizzly_common.redis_client import make_redis
 from grizzly_pool.store import NumberRow, PoolStore
+from grizzly_testkit.infra import ServiceProcess, free_port
 
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess, free_port
 
 NUMBERS = [79003000001, 79003000002]
 GET_NUMBER = {"action": "GET_NUMBER", "key": UPSTREAM_KEY, "country": 0, "operator": "any", "service": "tg",

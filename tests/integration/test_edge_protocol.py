@@ -16,9 +16,9 @@ import orjson
 import pytest
 from grizzly_common.redis_client import make_redis
 from grizzly_pool.store import NumberRow, PoolStore
+from grizzly_testkit.infra import ServiceProcess
 
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess
 
 NUMBERS = [79001000001, 79001000002, 79181000003]
 GET_NUMBER = {

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from grizzly_testkit.infra import ServiceProcess
 
 from tests.integration.fake_grizzly import FakeGrizzly
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess
 
 NUMBERS = [447700900001, 447700900002, 447700900003]
 

@@ -11,8 +11,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from grizzly_common.kafka_client import ensure_topics, make_consumer, make_producer
 from grizzly_common.settings import topic_durability
-
-from tests.integration.infra import Broker, LocalKafka
+from grizzly_testkit.infra import Broker, LocalKafka
 
 
 def test_redis_answers_ping(redis_url: str) -> None:

@@ -20,11 +20,11 @@ import pytest
 from grizzly_common.events import MAX_LABEL_CHARS, MAX_SENDER_CHARS, MAX_TEXT_CHARS, Topics
 from grizzly_ingest.app import create_app
 from grizzly_ingest.settings import Settings
+from grizzly_testkit.infra import Broker, RedisLike
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.integration.infra import Broker, RedisLike
 from tests.integration.test_ingest_webhooks import TOKEN, Start, _read_all, post_sms, read_topic, url
 
 SECRET = "android-signing-key-0002"

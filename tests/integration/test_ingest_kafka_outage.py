@@ -16,8 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grizzly_common.events import InboundMessage, Topics, decode_inbound
-
-from tests.integration.infra import LocalKafka, ServiceProcess
+from grizzly_testkit.infra import LocalKafka, ServiceProcess
 
 TOKEN = "test-ingest-token-0001"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from grizzly_testkit.infra import Broker, ServiceProcess
+
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
-from tests.integration.infra import Broker, ServiceProcess
 
 NUMBER = 447700900123
 

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grizzly_common.events import InboundMessage, Topics, decode_inbound
-
-from tests.integration.infra import ServiceProcess
+from grizzly_testkit.infra import ServiceProcess
 
 TOKEN = "test-ingest-token-0001"
 ANDROID_SECRET = "android-signing-key-0001"

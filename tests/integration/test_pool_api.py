@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.integration.infra import ServiceProcess
+from grizzly_testkit.infra import ServiceProcess
 
 Start = Callable[..., ServiceProcess]
 

@@ -13,8 +13,7 @@ import httpx
 import redis
 from grizzly_common.redis_client import make_redis
 from grizzly_pool.store import NumberRow, PoolStore
-
-from tests.integration.infra import ServiceProcess
+from grizzly_testkit.infra import ServiceProcess
 
 log = logging.getLogger(__name__)
 RETENTION_S = 3

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import redis as redis_sync
+from grizzly_testkit.infra import Broker, ServiceProcess
 
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import Broker, ServiceProcess
 
 NUMBER = 447700900123
 OTHER = 447700900456

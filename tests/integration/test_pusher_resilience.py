@@ -22,9 +22,9 @@ import pytest
 import redis as redis_sync
 from grizzly_common.events import InboundMessage, PushTask, encode, number_key
 from grizzly_common.kafka_client import ensure_topics, make_producer
+from grizzly_testkit.infra import Broker, LocalKafka, LocalRedis, ServiceProcess, free_port
 
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
-from tests.integration.infra import Broker, LocalKafka, LocalRedis, ServiceProcess, free_port
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 32

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from grizzly_testkit.infra import ServiceProcess, free_port
 
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess, free_port
 from tests.integration.test_conformance_stack import NUMBERS, add_numbers, open_activations
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import redis as redis_sync
+from grizzly_testkit.infra import ServiceProcess
 
 from tests.integration.fake_grizzly import FakeGrizzly
 from tests.integration.fixtures import UPSTREAM_KEY
-from tests.integration.infra import ServiceProcess
 
 NUMBERS = [447700910000 + i for i in range(40)]
 CYCLES = 120

@@ -13,12 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
-from edge_fake_pool import FakePool, free_port
+from edge_fake_pool import FakePool
 from grizzly_common import pool_api
 from grizzly_common.pool_api import SettleResult
 from grizzly_edge import dispatch
 from grizzly_edge.app import create_app
 from grizzly_edge.settings import Settings
+from grizzly_testkit.infra import free_port
 from starlette.testclient import TestClient
 
 KEY = "edge-unit-test-key-1"

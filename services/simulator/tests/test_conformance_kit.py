@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
 from grizzly_sim.conformance import Options, run
+from grizzly_testkit.infra import free_port
 from sim_fake_partner import INGEST_TOKEN, KEY, FakePartner
 
 NUMBERS = [79001000000 + i for i in range(12)] + [79281000000 + i for i in range(8)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def conformance(bugs: frozenset[str] = frozenset(), pushes: bool = False, **overrides: Any) -> dict[str, Any]:

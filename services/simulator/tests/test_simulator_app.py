@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from grizzly_sim.partner import PartnerClient
 from grizzly_sim.platform import Simulator
 from grizzly_sim.pushes import Findings, PushLedger
 from grizzly_sim.settings import Settings
+from grizzly_testkit.infra import free_port
 from sim_fake_partner import INGEST_TOKEN, KEY, FakePartner
 from starlette.testclient import TestClient
 
@@ -91,12 +91,6 @@ def test_settings_name_the_variable() -> None:
     with pytest.raises(ValueError, match="SIM_POLL_MAX_S"):
         settings(SIM_POLL_MIN_S="5", SIM_POLL_MAX_S="1")
     assert "fake-partner" not in repr(settings())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def simulate(bugs: frozenset[str] = frozenset(), seconds: float = 2.0, **env: str) -> dict[str, Any]:

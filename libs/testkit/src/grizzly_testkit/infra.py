@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _repository_root() -> Path:
+    """The checkout this package is installed from (editable, in the workspace): where scripts/kafka.sh is."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "scripts" / "kafka.sh").is_file():
+            return parent
+    raise RuntimeError("grizzly_testkit runs from a grizzly-partner checkout (scripts/kafka.sh not found)")
+
+
+ROOT = _repository_root()
 
 
 def free_port() -> int:

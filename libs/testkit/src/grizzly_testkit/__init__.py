@@ -1,0 +1,1 @@
+"""What the tests and the benchmark share to run the stack for real: Redis and Kafka, the services as processes."""
