@@ -3,12 +3,7 @@ this reads them, configures logging, then runs uvicorn."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from importlib.metadata import version
-
-from grizzly_common.logging import configure_logging
-from grizzly_common.settings import SettingsError, environ
+from grizzly_common.entry import parse_args, settings_or_exit
 from grizzly_common.web import serve
 
 from grizzly_edge.app import create_app
@@ -16,15 +11,8 @@ from grizzly_edge.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="grizzly-edge", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-api-edge')}")
-    parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(environ())
-        configure_logging("api-edge", settings.log_level)
-    except SettingsError as exc:
-        sys.stderr.write(f"grizzly-edge: {exc}\n")
-        sys.exit(2)
+    parse_args("grizzly-edge", "grizzly-api-edge", __doc__, argv)
+    settings = settings_or_exit("grizzly-edge", "api-edge", Settings.from_env)
     serve(create_app(settings), settings.host, settings.port, settings.log_level)
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 
 import uvicorn
-from grizzly_common.logging import configure_logging
-from grizzly_common.settings import SettingsError, environ
+from grizzly_common.entry import settings_or_exit
 
 from grizzly_pool.admin import create_admin_app
 from grizzly_pool.app import create_app
@@ -42,12 +40,7 @@ async def _serve_both(settings: Settings) -> None:
 
 
 def serve() -> None:
-    try:
-        settings = Settings.from_env(environ())
-        configure_logging("pool", settings.log_level)
-    except SettingsError as exc:
-        sys.stderr.write(f"grizzly-pool: {exc}\n")
-        sys.exit(2)
+    settings = settings_or_exit("grizzly-pool", "pool", Settings.from_env)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

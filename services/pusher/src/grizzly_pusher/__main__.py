@@ -3,14 +3,11 @@ Settings come from the environment only (docs/configuration.md)."""
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
-from importlib.metadata import version
 from types import FrameType
 
-from grizzly_common.logging import configure_logging
-from grizzly_common.settings import SettingsError, environ
+from grizzly_common.entry import parse_args, settings_or_exit
 from grizzly_common.web import serve
 
 from grizzly_pusher.app import crashed, create_app
@@ -22,15 +19,8 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="grizzly-pusher", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-pusher')}")
-    parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(environ())
-        configure_logging("pusher", settings.log_level)
-    except SettingsError as exc:
-        sys.stderr.write(f"grizzly-pusher: {exc}\n")
-        sys.exit(2)
+    parse_args("grizzly-pusher", "grizzly-pusher", __doc__, argv)
+    settings = settings_or_exit("grizzly-pusher", "pusher", Settings.from_env)
     signal.signal(signal.SIGTERM, _after_graceful_shutdown)
     app = create_app(settings)
     serve(app, settings.host, settings.port, settings.log_level)

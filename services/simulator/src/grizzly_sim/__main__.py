@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
-from importlib.metadata import version
 
-from grizzly_common.logging import configure_logging, log_fields
-from grizzly_common.settings import SettingsError, environ
+from grizzly_common.entry import parse_args, settings_or_exit
+from grizzly_common.logging import log_fields
 from grizzly_common.web import serve
 
 from grizzly_sim.app import create_app
@@ -17,15 +14,8 @@ from grizzly_sim.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="grizzly-sim", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('grizzly-simulator')}")
-    parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(environ())
-        configure_logging("grizzly-sim", settings.log_level)
-    except SettingsError as exc:
-        sys.stderr.write(f"grizzly-sim: {exc}\n")
-        sys.exit(2)
+    parse_args("grizzly-sim", "grizzly-simulator", __doc__, argv)
+    settings = settings_or_exit("grizzly-sim", "grizzly-sim", Settings.from_env)
     logging.getLogger(__name__).info(
         "simulated platform starting",
         extra=log_fields(partner_url=settings.partner_url, port=settings.port, seed=settings.seed),
