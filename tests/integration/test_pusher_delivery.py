@@ -1,4 +1,5 @@
-"""The pusher delivers every SMS/call of an open activation to its upstream, retries until SUCCESS, never twice.
+"""The pusher delivers every SMS/call of an open activation to its upstream, retries until SUCCESS, never twice,
+and parks what it can never push (hostile records written straight to the topic) without holding up the rest.
 
 Real Kafka and Redis; the platform is FakeGrizzly, and the pool lookup a FakePool (the pusher's only pool call).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -37,6 +39,50 @@ def redis_call(redis_url: str, *args: Any) -> Any:
         return client.execute_command(*args)  # type: ignore[no-untyped-call]
     finally:
         client.close()
+
+
+def hostile_values() -> list[bytes]:
+    """Records no ingest would publish: each breaks a bound, a type, the JSON, or the push's own encoding."""
+    base: dict[str, Any] = {
+        "sms_id": 900,
+        "number": NUMBER,
+        "phone_from": "Telegram",
+        "text": "x",
+        "received_at_ms": 1,
+        "ingested_at_ms": 1,
+        "source": "generic",
+    }
+
+    def value(**fields: Any) -> bytes:
+        return json.dumps({**base, **fields}).encode()
+
+    return [
+        value(received_at_ms=1e300),  # the one that stopped every push
+        value(received_at_ms=10**30),
+        value(ingested_at_ms=-1),
+        value(number=10**40),
+        value(number=-5),
+        value(sms_id=2**64),
+        value(sms_id=0),
+        value(phone_from="Tele\x00gram"),
+        value(phone_from="x" * 10_000),
+        value(text="y" * 200_000),
+        value(kind="fax"),
+        value(source="a|b"),
+        value(parts=10_000),
+        b'{"sms_id": 900, "text": "\\ud800"}',  # a lone surrogate
+        value(kind="call_record", recording_b64="!!! not base64 !!!"),  # decodes, but cannot be pushed
+        b"[" * 50_000 + b"]" * 50_000,  # nesting
+        b"null",
+        b"",
+        b"\xff\xfe garbage",
+    ]
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:  # noqa: S310 - loopback
+        text = reply.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
 @pytest.fixture
@@ -289,3 +335,56 @@ def test_sms_read_while_the_pool_is_down_is_looked_up_later_and_pushed_once(
     assert redis_call(redis_url, "ZCARD", "pusher:retry:due") == 0
     assert redis_call(redis_url, "HLEN", "pusher:retry:tasks") == 0
     assert redis_call(redis_url, "HLEN", "pusher:retry:owner") == 0
+
+
+def test_hostile_records_are_parked_and_every_normal_sms_is_pushed_on_time(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    redis_url: str,
+) -> None:
+    fake_pool.open(NUMBER, 7001)
+    fake_pool.open(OTHER, 7002)
+    topic = topic_prefix + "inbound-messages"
+    hostile = hostile_values()
+    process = pusher()
+    # one partition: every hostile record sits in front of normal SMS, for this number and for another
+    started = time.monotonic()
+    produce_inbound(
+        kafka_broker.bootstrap,
+        topic,
+        [inbound(1, NUMBER), inbound(2, OTHER)],
+        raw=tuple(hostile),
+        partitions=1,
+        raw_key=str(NUMBER).encode(),
+    )
+    produce_inbound(kafka_broker.bootstrap, topic, [inbound(3, NUMBER), inbound(4, OTHER)], partitions=1)
+    assert fake_grizzly.wait_for(lambda f: f.delivered_ids() >= {1, 2, 3, 4}, 15), fake_grizzly.delivered_ids()
+    elapsed = time.monotonic() - started
+    assert fake_grizzly.wait_for(lambda f: redis_call(redis_url, "XLEN", "pusher:parked") == len(hostile), 10)
+
+    # then while it runs: hostile records again, each followed by a normal SMS that must not wait for it
+    produce_inbound(
+        kafka_broker.bootstrap,
+        topic,
+        [inbound(5, NUMBER), inbound(6, OTHER)],
+        raw=tuple(hostile),
+        partitions=1,
+        raw_key=str(NUMBER).encode(),
+    )
+    sent = time.monotonic()
+    assert fake_grizzly.wait_for(lambda f: f.delivered_ids() >= {5, 6}, 10), fake_grizzly.delivered_ids()
+    on_time = time.monotonic() - sent
+    assert fake_grizzly.wait_for(lambda f: redis_call(redis_url, "XLEN", "pusher:parked") == 2 * len(hostile), 10)
+    sys.stderr.write(f"\n[pusher-hostile] first batch {elapsed:.1f}s after start, later SMS {on_time:.2f}s\n")
+
+    parked = redis_call(redis_url, "XRANGE", "pusher:parked", "-", "+")
+    reasons = {fields[b"reason"] for _id, fields in parked}
+    assert reasons == {b"undecodable", b"unpushable"}
+    assert all(fields[b"error"] for _id, fields in parked)
+    assert metric(process.port, "pusher_parked_total") == 2 * len(hostile)
+    assert fake_grizzly.duplicates() == {}
+    assert all(len(fake_grizzly.pushes_for(sms_id)) == 1 for sms_id in range(1, 7))
+    assert redis_call(redis_url, "ZCARD", "pusher:retry:due") == 0  # nothing left to retry for ever
