@@ -42,6 +42,7 @@ def test_redis_returns_to_its_baseline_after_the_retention(
     retention = {
         "AUDIT_RETENTION_DAYS": str(RETENTION_S / 86400),
         "PUSHER_LEDGER_TTL_S": str(RETENTION_S),
+        "PUSHER_MAX_RETRY_AGE_S": str(RETENTION_S),  # the ledger must outlive the retries
         "POOL_CLAIM_HOLD_S": "2",  # a claim's own key lives twice the hold
         "POOL_CANCEL_LIMIT": "1000000",  # every cycle cancels: no number gets blocked for tg
         "INGEST_DEDUPE_NO_TS_TTL_S": "2",  # a fingerprint of an SMS without the source's clock (default 2 min)

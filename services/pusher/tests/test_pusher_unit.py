@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import gzip
 from collections.abc import Awaitable, Callable
 from email.parser import BytesParser
@@ -11,10 +12,12 @@ from email.policy import HTTP
 
 import orjson
 import pytest
+import redis.exceptions
 from grizzly_common.events import InboundMessage, PushTask
+from grizzly_common.pool_client import PoolUnavailable
 from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, Upstream
-from grizzly_pusher.delivery import build_request, classify
+from grizzly_pusher.delivery import build_request, classify, is_transient
 from grizzly_pusher.settings import Settings
 from grizzly_pusher.store import DUE_KEY, OWNER_KEY, TASKS_KEY, PushStore, Status, now_ms
 from redis.asyncio import Redis
@@ -188,3 +191,55 @@ def test_store_owner_whose_hold_ran_out_still_never_loses_a_push(redis_url: str)
         assert claimed.task == task_of(9, attempt=1, not_before_ms=1)
 
     run_with_store(redis_url, test)
+
+
+def test_a_claimed_attempt_renews_its_hold_when_it_begins(redis_url: str) -> None:
+    async def test(redis: Redis, store: PushStore) -> None:
+        await store.offer(task_of(10), create=True)
+        [claimed] = await store.claim(10)
+        await asyncio.sleep(0.2)  # e.g. waiting for a free push slot
+        assert (await store.begin(claimed.task or task_of(10), token=claimed.token)).status is Status.OWNER
+        await asyncio.sleep(0.2)  # past the claim's hold, within the renewed one
+        assert await store.claim(10) == []
+
+    run_with_store(redis_url, test)
+
+
+def test_a_record_read_again_after_its_empty_entry_was_dropped_still_leaves_an_entry(redis_url: str) -> None:
+    async def test(redis: Redis, store: PushStore) -> None:
+        assert (await store.begin(task_of(11))).status is Status.OWNER  # then the pusher dies mid-push
+        assert (await store.begin(task_of(11))).status is Status.OWNED_ELSEWHERE  # its record, read again
+        await asyncio.sleep(0.4)
+        assert await store.claim(10) == []  # the dead owner's empty entry is dropped meanwhile
+        assert await store.offer(task_of(11, not_before_ms=1), create=True)  # what the re-read record then does
+        [claimed] = await store.claim(10)
+        assert claimed.task == task_of(11, not_before_ms=1)
+
+    run_with_store(redis_url, test)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (redis.exceptions.ConnectionError("gone"), True),
+        (redis.exceptions.BusyLoadingError("loading"), True),
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"), True),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+        (redis.exceptions.ResponseError("MISCONF Errors writing to the AOF file"), True),
+        (OSError("reset"), True),
+        (TimeoutError(), True),
+        (PoolUnavailable(), True),
+        (redis.exceptions.DataError("Invalid input of type: 'NoneType'"), False),
+        (binascii.Error("Incorrect padding"), False),
+        (orjson.JSONEncodeError("str is not valid UTF-8: surrogates not allowed"), False),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), False),
+    ],
+)
+def test_only_failures_of_the_record_itself_are_parked(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+def test_the_ledger_outlives_every_retry() -> None:
+    env = {"UPSTREAM_GRIZZLY_KEY": KEY, "PUSHER_LEDGER_TTL_S": "3600", "PUSHER_MAX_RETRY_AGE_S": "7200"}
+    with pytest.raises(SettingsError, match="PUSHER_LEDGER_TTL_S"):
+        Settings.from_env(env)

@@ -64,11 +64,13 @@ class PushResult:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure that passes by itself (Redis, the pool or the network away, Redis full or read-only for a while):
-    the record is tried again. Anything else comes from the record's content and never passes: it is parked."""
-    if isinstance(exc, aioredis.ResponseError):
-        return isinstance(exc, redis.exceptions.ReadOnlyError) or str(exc).startswith(("OOM", "LOADING", "BUSY"))
-    return isinstance(exc, (aioredis.ConnectionError, aioredis.TimeoutError, OSError, TimeoutError, PoolUnavailable))
+    """A failure that passes by itself: Redis, the pool or the network away, and every error Redis answers (out of
+    memory, read-only after a failover, its AOF not writable, loading, a script error: the scripts never read the
+    content, so their errors are Redis's state, not the record's). The record is tried again. Anything else comes
+    from the record's content and never passes: it is parked."""
+    if isinstance(exc, redis.exceptions.DataError):  # refused by the client before sending: what we gave it
+        return False
+    return isinstance(exc, (redis.exceptions.RedisError, OSError, TimeoutError, PoolUnavailable))
 
 
 def build_request(upstream: Upstream, message: InboundMessage) -> tuple[bytes, dict[str, str]]:
@@ -216,8 +218,11 @@ class Pusher:
             metrics.ALREADY_DELIVERED.labels(task.upstream).inc()
             return Outcome.ALREADY_DELIVERED
         if begin.status is Status.OWNED_ELSEWHERE:
-            # read again after a crash or a rebalance: the push's owner (or its due entry) brings it to the platform
-            await self.store.offer(task, create=False)
+            # read again after a crash or a rebalance: the push's owner (or its due entry) brings it to the platform.
+            # The entry may be gone by now (its owner died and the empty entry was dropped): then this record makes
+            # one, due a retry delay later; if the push was delivered meanwhile, the ledger check drops it then.
+            later = replace(task, not_before_ms=now_ms() + int(self.settings.retry_s * 1000))
+            await self.store.offer(later, create=True)
             metrics.OWNED_ELSEWHERE.inc()
             return Outcome.OWNED_ELSEWHERE
         if begin.status is Status.LOST:
@@ -303,12 +308,15 @@ class Pusher:
         )
 
     async def _until_done(self, write: Callable[[], Awaitable[T]]) -> T:
-        """The write that must follow an HTTP answer: retried through a Redis outage, even while stopping."""
+        """The write that must follow an HTTP answer: retried through any transient failure (a Redis outage, Redis
+        out of memory or read-only), even while stopping: after a SUCCESS it is the ledger."""
         delay = 0.1
         while True:
             try:
                 return await write()
-            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 log.warning("redis write failed, retrying", extra=log_fields(error=type(exc).__name__))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

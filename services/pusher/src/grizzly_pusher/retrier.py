@@ -97,6 +97,10 @@ class Retrier:
             try:
                 found = await self.pusher.pool.lookup(message.number)
             except PoolUnavailable:
+                if (now_ms() - message.ingested_at_ms) / 1000 > self.pusher.settings.max_retry_age_s:
+                    # as for a push that keeps failing: past the retry age it is parked, never looked up for ever
+                    await self._park(item, "max_retry_age", "the pool never answered the lookup")
+                    return
                 later = replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
                 await store.reschedule(later, item.token)
                 return

@@ -53,6 +53,13 @@ class Settings:
         lease_s = env_float(env, "PUSHER_LEASE_S", max(30.0, 2 * slowest + 10), minimum=1.0)
         if lease_s <= slowest:
             raise SettingsError(f"PUSHER_LEASE_S must exceed the slowest UPSTREAM_*_PUSH_TIMEOUT_S ({slowest}s)")
+        ledger_ttl_s = env_int(env, "PUSHER_LEDGER_TTL_S", 30 * 86400, minimum=1)
+        max_retry_age_s = env_int(env, "PUSHER_MAX_RETRY_AGE_S", 86400, minimum=1)
+        if ledger_ttl_s < max_retry_age_s:
+            # a push may be retried (and its record read again) until then: the ledger must still say "delivered"
+            raise SettingsError(
+                f"PUSHER_LEDGER_TTL_S ({ledger_ttl_s}) must be at least PUSHER_MAX_RETRY_AGE_S ({max_retry_age_s})"
+            )
         return cls(
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             kafka_bootstrap=env_str(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -65,8 +72,8 @@ class Settings:
             pool_timeout_s=env_float(env, "PUSHER_POOL_TIMEOUT_S", 3.0, minimum=0.1),
             retry_s=env_float(env, "PUSHER_RETRY_S", 10.0, minimum=0.1),
             concurrency=env_int(env, "PUSHER_CONCURRENCY", 64, minimum=1),
-            ledger_ttl_s=env_int(env, "PUSHER_LEDGER_TTL_S", 30 * 86400, minimum=1),
-            max_retry_age_s=env_int(env, "PUSHER_MAX_RETRY_AGE_S", 86400, minimum=1),
+            ledger_ttl_s=ledger_ttl_s,
+            max_retry_age_s=max_retry_age_s,
             lease_s=lease_s,
             group_id=env_str(env, "PUSHER_GROUP_ID", "grizzly-pusher"),
             topic_partitions=env_int(env, "PUSHER_TOPIC_PARTITIONS", 12, minimum=1),

@@ -9,7 +9,8 @@
 -- KEYS[3i+2] seen    pusher:seen:{upstream}:{smsId}    (SET NX EX)
 -- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH when first seen and the event is not empty;
 --                                                      EXPIRE on a new trail, else only GT: an open one keeps none)
--- ARGV[1] hold-until ms (now + hold), ARGV[2] seen TTL s, ARGV[3] audit retention s
+-- ARGV[1] hold-until ms (now + hold: a first attempt's entry, or a claimed one's renewed hold)
+-- ARGV[2] seen TTL s, ARGV[3] audit retention s
 -- ARGV[4i]   task id, ARGV[4i+1] token,
 -- ARGV[4i+2] mode: 'new' = a first attempt (from Kafka): become the owner unless the push has an entry already;
 --                  'own' = an attempt by the owner the retry schedule named (claim_retries.lua)
@@ -39,6 +40,9 @@ for i = 1, n do
     end
   elseif redis.call('HGET', KEYS[3], tid) ~= token then
     status = 3
+  else
+    -- still ours: the hold starts again now, so a claim that waited for a free slot still has all of it to push
+    redis.call('ZADD', KEYS[1], ARGV[1], tid)
   end
   local first = 0
   if status == 0 then
