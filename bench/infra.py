@@ -177,7 +177,7 @@ def http_json(url: str, body: dict[str, Any] | None = None, timeout_s: float = 3
     request = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST"
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=timeout_s) as reply:
         return orjson.loads(reply.read())
 
 

@@ -91,10 +91,10 @@ class FakeGrizzly:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 size = len(raw)
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -203,7 +203,7 @@ class FakePool:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
             def _reply(self, status: int, body: dict[str, Any]) -> None:
@@ -214,10 +214,10 @@ class FakePool:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._reply(503 if pool.down else 200, {"status": "ok"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if pool.down:
                     self._reply(503, {"status": "unavailable"})

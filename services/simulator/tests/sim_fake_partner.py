@@ -106,7 +106,7 @@ class FakePartner:
                     "status": "SUCCESS",
                     "countryList": [{"country": self.country, "operatorMap": {self.operator: services}}],
                 }
-            )  # noqa: E501
+            )
         if action == "GET_NUMBER":
             if not isinstance(body.get("sum"), int | float) and "lenient_types" not in self.bugs:
                 return error("sum must be a number")
@@ -133,7 +133,7 @@ class FakePartner:
                     "flashcall": False,
                     "voice": False,
                 }
-            )  # noqa: E501
+            )
         if action == "FINISH_ACTIVATION":
             finish_id, status = body.get("activationId"), body.get("status")
             if "lenient_types" in self.bugs:

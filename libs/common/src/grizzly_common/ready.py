@@ -38,7 +38,7 @@ def wait_http(url: str, timeout_s: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - loopback URL from the caller
+            with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:
                     return
         except Exception as exc:  # noqa: BLE001

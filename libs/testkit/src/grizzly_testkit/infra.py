@@ -358,7 +358,7 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.module} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback
+                with urllib.request.urlopen(url, timeout=1) as reply:
                     if reply.status == 200:
                         return
             except OSError:

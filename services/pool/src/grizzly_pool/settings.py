@@ -70,9 +70,9 @@ class Settings:
         return cls(
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             key_prefix=env.get("POOL_KEY_PREFIX", "gp:"),
-            host=env_str(env, "POOL_HOST", "0.0.0.0"),  # noqa: S104 - a container's service port
+            host=env_str(env, "POOL_HOST", "0.0.0.0"),  # a container's service port
             port=env_int(env, "POOL_PORT", 8081, minimum=1),
-            admin_host=env_str(env, "POOL_ADMIN_HOST", "0.0.0.0"),  # noqa: S104
+            admin_host=env_str(env, "POOL_ADMIN_HOST", "0.0.0.0"),
             admin_port=env_int(env, "POOL_ADMIN_PORT", 8082, minimum=1),
             admin_token=env_secret(env, "POOL_ADMIN_TOKEN") if require_token else "",
             services=tuple(s.lower() for s in services),

@@ -69,7 +69,7 @@ class Retrier:
         try:
             async with self.pusher.semaphore:
                 await self._handle(item)
-        except Exception as exc:  # noqa: BLE001 - transient: the task comes back after the hold; else parked
+        except Exception as exc:  # transient: the task comes back after the hold; else parked
             if is_transient(exc):
                 log.warning(
                     "retry attempt failed; the task comes back after its hold",
@@ -79,7 +79,7 @@ class Retrier:
             log.exception("retry task cannot be pushed: parked", extra=log_fields(task=item.task_id))
             try:
                 await self._park(item, "unpushable", repr(exc))
-            except Exception:  # noqa: BLE001 - not parked: the task comes back after its hold
+            except Exception:  # not parked: the task comes back after its hold
                 log.exception("parking failed; the task comes back after its hold", extra=log_fields(task=item.task_id))
 
     async def _park(self, item: ClaimedRetry, reason: str, error: str) -> None:

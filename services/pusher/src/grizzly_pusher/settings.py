@@ -66,7 +66,7 @@ class Settings:
             topic_prefix=env_str(env, "KAFKA_TOPIC_PREFIX", ""),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             upstreams=upstreams,
-            host=env_str(env, "PUSHER_HOST", "0.0.0.0"),  # noqa: S104 - a container listens on all interfaces
+            host=env_str(env, "PUSHER_HOST", "0.0.0.0"),  # a container listens on all interfaces
             port=env_int(env, "PUSHER_PORT", 8084, minimum=1),
             pool_url=env_str(env, "PUSHER_POOL_URL", "http://127.0.0.1:8081").rstrip("/"),
             pool_timeout_s=env_float(env, "PUSHER_POOL_TIMEOUT_S", 3.0, minimum=0.1),

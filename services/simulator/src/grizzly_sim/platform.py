@@ -76,7 +76,7 @@ class Simulator:
             while True:
                 try:
                     await self.poll()
-                except Exception:  # noqa: BLE001 - a bug here must not stop the simulated platform
+                except Exception:  # a bug here must not stop the simulated platform
                     log.exception("poll failed")
                 await asyncio.sleep(self.rng.uniform(self.settings.poll_min_s, self.settings.poll_max_s))
         finally:
