@@ -179,7 +179,7 @@ class FakePool:
     """
 
     port: int = field(default_factory=free_port)
-    activations: dict[int, tuple[int, str]] = field(default_factory=dict)  # number -> (activation_id, upstream)
+    activations: dict[int, tuple[int, str, int]] = field(default_factory=dict)  # number -> (id, upstream, created)
     down: bool = False  # answer 503 to everything
     lookups: int = 0
     server: ThreadingHTTPServer | None = None
@@ -188,14 +188,14 @@ class FakePool:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def open(self, number: int, activation_id: int, upstream: str = "grizzly") -> None:
-        self.activations[number] = (activation_id, upstream)
+    def open(self, number: int, activation_id: int, upstream: str = "grizzly", created_ms: int = 0) -> None:
+        self.activations[number] = (activation_id, upstream, created_ms)
 
     def lookup(self, number: int) -> dict[str, Any]:
         found = self.activations.get(number)
         if found is None:
             return {"found": False}
-        return {"found": True, "activation_id": found[0], "upstream": found[1], "service": "tg"}
+        return {"found": True, "activation_id": found[0], "upstream": found[1], "service": "tg", "created_ms": found[2]}
 
     def start(self) -> None:
         pool = self

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,17 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
     start_service("pool")
     import_csv(stack_env, csv_text(1))
     base = internal(stack_env)
+    before_ms = int(time.time() * 1000)
     got = httpx.post(f"{base}/v1/claim", json=claim_body()).json()
     assert got["status"] == "SUCCESS" and got["number"] == 79000000000 and got["flashcall"] is True
     lookup = httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json()
+    created = lookup.pop("created_ms")  # when it was opened: the pusher never gives it an SMS from before
+    assert before_ms - 1000 <= created <= int(time.time() * 1000) + 1000
     assert lookup == {"found": True, "activation_id": got["activation_id"], "upstream": "grizzly", "service": "tg"}
+    lookup["created_ms"] = created
+    missing = {"found": False, "activation_id": 0, "upstream": "", "service": "", "created_ms": 0}
     many = httpx.post(f"{base}/v1/lookup_many", json={"numbers": [79000000000, 79000000099, 79000000000]}).json()
-    assert many == {"results": [lookup, {"found": False, "activation_id": 0, "upstream": "", "service": ""}, lookup]}
+    assert many == {"results": [lookup, missing, lookup]}
     assert httpx.post(f"{base}/v1/lookup_many", json={"numbers": [1] * 1001}).status_code == 400
     assert httpx.post(f"{base}/v1/resolve", json={"device": "dev0", "slot": "0"}).json() == {
         "found": True, "number": 79000000000}  # fmt: skip
@@ -98,8 +104,7 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
     assert foreign == {"status": "ERROR", "error": "unknown activationId"}
     unknown = httpx.post(f"{base}/v1/finish", json={**finish, "activation_id": 42}).json()
     assert unknown == {"status": "ERROR", "error": "unknown activationId"}
-    assert httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == {
-        "found": False, "activation_id": 0, "upstream": "", "service": ""}  # fmt: skip
+    assert httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == missing
     # sold for tg: not offered for tg again, still for wa
     assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 0
     assert services(stack_env)[0]["operatorMap"]["any"]["wa"] == 1

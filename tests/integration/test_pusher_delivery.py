@@ -310,6 +310,28 @@ def test_push_older_than_max_retry_age_is_parked_in_the_audit_trail(
     assert redis_call(redis_url, "ZCARD", "pusher:retry:due") == 0
 
 
+def test_sms_that_reached_us_before_the_numbers_activation_was_opened_is_not_pushed_to_it(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    redis_url: str,
+) -> None:
+    """After a pool outage or a Kafka backlog a number may belong to a newer activation than when its SMS came in:
+    that SMS is kept as unmatched, never pushed to the new buyer."""
+    now_ms = int(time.time() * 1000)
+    fake_pool.open(NUMBER, 9301, created_ms=now_ms + 60_000)  # opened a minute after these SMS reached ingest
+    fake_pool.open(OTHER, 9302, created_ms=now_ms - 60_000)
+    pusher()
+    produce_inbound(
+        kafka_broker.bootstrap, topic_prefix + "inbound-messages", [inbound(751, NUMBER), inbound(752, OTHER)]
+    )
+    assert fake_grizzly.wait_for(lambda f: 752 in f.delivered_ids(), 20)
+    assert fake_grizzly.wait_for(lambda f: redis_call(redis_url, "XLEN", "audit:unmatched") == 1, 10)
+    assert fake_grizzly.pushes_for(751) == []
+
+
 def test_sms_read_while_the_pool_is_down_is_looked_up_later_and_pushed_once(
     pusher: Callable[..., ServiceProcess],
     fake_pool: FakePool,

@@ -83,6 +83,7 @@ class LookupResult(msgspec.Struct, frozen=True):
     activation_id: int = 0
     upstream: str = ""
     service: str = ""
+    created_ms: int = 0  # when the activation was opened (ms since the epoch); 0 = not known (an older pool)
 
 
 class ResolveRequest(msgspec.Struct, frozen=True):

@@ -407,10 +407,18 @@ class PoolStore:
         if not act:
             return LookupResult(found=False)
         async with self._gate:
-            upstream, service = await self.redis.hmget(self.keys.act(_text(act)), ["upstream", "service"])
+            upstream, service, created = await self.redis.hmget(
+                self.keys.act(_text(act)), ["upstream", "service", "created_ms"]
+            )
         if upstream is None:
             return LookupResult(found=False)
-        return LookupResult(found=True, activation_id=int(act), upstream=_text(upstream), service=_text(service or b""))
+        return LookupResult(
+            found=True,
+            activation_id=int(act),
+            upstream=_text(upstream),
+            service=_text(service or b""),
+            created_ms=int(created or 0),
+        )
 
     async def lookup_many(self, numbers: Sequence[int]) -> list[LookupResult]:
         """lookup() of many numbers in two pipelined round trips (the pusher asks once per Kafka batch)."""
@@ -427,13 +435,17 @@ class PoolStore:
             return results
         async with self.redis.pipeline(transaction=False) as pipe:
             for _, act in wanted:
-                pipe.hmget(self.keys.act(act), ["upstream", "service"])
+                pipe.hmget(self.keys.act(act), ["upstream", "service", "created_ms"])
             async with self._gate:
                 fields: list[list[bytes | None]] = await pipe.execute()
-        for (i, act), (upstream, service) in zip(wanted, fields, strict=True):
+        for (i, act), (upstream, service, created) in zip(wanted, fields, strict=True):
             if upstream is not None:
                 results[i] = LookupResult(
-                    found=True, activation_id=int(act), upstream=upstream.decode(), service=(service or b"").decode()
+                    found=True,
+                    activation_id=int(act),
+                    upstream=upstream.decode(),
+                    service=(service or b"").decode(),
+                    created_ms=int(created or 0),
                 )
         return results
 

@@ -25,7 +25,7 @@ from grizzly_common.pool_api import LookupResult
 from grizzly_common.pool_client import PoolUnavailable
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched
+from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched, open_when_ingested
 from grizzly_pusher.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class InboundConsumer:
                 "pool lookup failed, lookup scheduled", extra=log_fields(sms_id=message.sms_id, error=str(found))
             )
             return
-        if not lookup.found:
+        if not lookup.found or not open_when_ingested(lookup, message):
             await keep_unmatched(self.pusher.redis, message)
             log.info(
                 "no open activation for the number: kept as unmatched",

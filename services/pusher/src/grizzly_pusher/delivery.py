@@ -28,6 +28,7 @@ from grizzly_common import audit
 from grizzly_common.events import InboundMessage, PushTask
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
+from grizzly_common.pool_api import LookupResult
 from grizzly_common.pool_client import PoolClient, PoolUnavailable
 from grizzly_common.settings import Upstream
 from msgspec.structs import replace
@@ -135,6 +136,15 @@ def classify(status: int, reply: bytes) -> PushResult:
         error = decoded.get("error") or decoded.get("status") or "no status"
         return PushResult("error", status, str(error)[:200])
     return PushResult("garbage", status, "unexpected reply")
+
+
+CLOCK_SLACK_MS = 2000  # ingest's and the pool's clocks may differ by this much
+
+
+def open_when_ingested(lookup: LookupResult, message: InboundMessage) -> bool:
+    """The number's open activation is this SMS's only if it was open when the SMS reached us. After a pool outage
+    or a Kafka backlog the number may have been given to a newer activation since: never push it there."""
+    return not lookup.created_ms or message.ingested_at_ms >= lookup.created_ms - CLOCK_SLACK_MS
 
 
 async def keep_unmatched(redis: aioredis.Redis, message: InboundMessage) -> None:

@@ -14,7 +14,7 @@ from grizzly_common.pool_client import PoolUnavailable
 from msgspec.structs import replace
 
 from grizzly_pusher import metrics
-from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched
+from grizzly_pusher.delivery import Pusher, is_transient, keep_unmatched, open_when_ingested
 from grizzly_pusher.store import ClaimedRetry, now_ms
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Retrier:
                 later = replace(task, not_before_ms=now_ms() + int(self.pusher.settings.retry_s * 1000))
                 await store.reschedule(later, item.token)
                 return
-            if not found.found:
+            if not found.found or not open_when_ingested(found, message):
                 await keep_unmatched(self.pusher.redis, message)
                 await store.done(task, item.token)
                 return
