@@ -243,3 +243,19 @@ def test_the_ledger_outlives_every_retry() -> None:
     env = {"UPSTREAM_GRIZZLY_KEY": KEY, "PUSHER_LEDGER_TTL_S": "3600", "PUSHER_MAX_RETRY_AGE_S": "7200"}
     with pytest.raises(SettingsError, match="PUSHER_LEDGER_TTL_S"):
         Settings.from_env(env)
+
+
+def test_due_times_and_holds_come_from_the_redis_clock(redis_url: str) -> None:
+    """Pushers on hosts whose clocks differ still agree: they hand Redis a delay, Redis adds its own time."""
+
+    async def test(redis: Redis, store: PushStore) -> None:
+        seconds, micros = await redis.time()
+        redis_now = seconds * 1000 + micros // 1000
+        await store.offer(task_of(12, not_before_ms=now_ms() + 100_000), create=True)
+        due = await redis.zscore(DUE_KEY, "grizzly:12") or 0
+        assert abs(due - (redis_now + 100_000)) < 1000
+        await store.begin(task_of(13))
+        held = await redis.zscore(DUE_KEY, "grizzly:13") or 0
+        assert abs(held - (redis_now + store.hold_ms)) < 1000
+
+    run_with_store(redis_url, test)

@@ -32,6 +32,15 @@ def load_lua(package: str | ModuleType, name: str, *preludes: str) -> str:
     return "".join(preludes) + resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
+# Redis's own clock in ms: scripts that compute due times and holds use it, so pushers on hosts whose clocks
+# differ still space retries and holds exactly. Loaded with load_lua(..., NOW_MS_FUNCTION).
+NOW_MS_FUNCTION = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # Unique numeric ids that survive a Redis wipe: the counter starts at (now in ms) * 1000, so a counter
 # re-created later starts above every id handed out before (unless >1000 ids/ms were sustained).
 # Stays below 2**53, so JSON consumers that parse numbers as doubles keep every digit.

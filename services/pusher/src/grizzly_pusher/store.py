@@ -30,7 +30,7 @@ from grizzly_common import audit
 from grizzly_common.coalesce import Coalescer
 from grizzly_common.errors import DecodeError
 from grizzly_common.events import PushTask, decode_task, encode
-from grizzly_common.redis_client import load_lua
+from grizzly_common.redis_client import NOW_MS_FUNCTION, load_lua
 
 import grizzly_pusher.lua
 
@@ -43,6 +43,12 @@ PARKED_MAXLEN = 100_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _until(when_ms: int) -> int:
+    """ms from now (this host's clock) until `when_ms`: Redis adds it to its own clock, so hosts whose clocks differ
+    agree on every due time."""
+    return max(0, when_ms - now_ms())
 
 
 def task_id(upstream: str, sms_id: int) -> str:
@@ -84,8 +90,8 @@ class _OutcomeItem:
     token: str
     ledger_key: str
     ledger_value: bytes  # b"" = do not write the ledger
-    next_due_ms: int  # 0 = done: remove the entry
-    body: bytes  # the PushTask for the next attempt (when next_due_ms)
+    next_in_ms: int | None  # ms until the next attempt (Redis's clock); None = done: remove the entry
+    body: bytes  # the PushTask for the next attempt (when next_in_ms is not None)
     audit_key: str
     event: bytes  # audit event written after the ledger (b"" = none)
 
@@ -114,10 +120,11 @@ class PushStore:
         self.hold_ms = int(hold_s * 1000)
         self.ledger_ttl_s = ledger_ttl_s
         self.audit_retention_s = audit_retention_s
-        self._begin_many = redis.register_script(load_lua(grizzly_pusher.lua, "begin_many.lua"))
-        self._outcome_many = redis.register_script(load_lua(grizzly_pusher.lua, "outcome_many.lua"))
-        self._offer = redis.register_script(load_lua(grizzly_pusher.lua, "offer.lua"))
-        self._claim = redis.register_script(load_lua(grizzly_pusher.lua, "claim_retries.lua"))
+        lua = grizzly_pusher.lua
+        self._begin_many = redis.register_script(load_lua(lua, "begin_many.lua", NOW_MS_FUNCTION))
+        self._outcome_many = redis.register_script(load_lua(lua, "outcome_many.lua", NOW_MS_FUNCTION))
+        self._offer = redis.register_script(load_lua(lua, "offer.lua", NOW_MS_FUNCTION))
+        self._claim = redis.register_script(load_lua(lua, "claim_retries.lua", NOW_MS_FUNCTION))
         self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)
         self._outcomes: Coalescer[_OutcomeItem, bool] = Coalescer(self._outcome_batch, max_batch=max_batch)
 
@@ -145,7 +152,7 @@ class PushStore:
 
     async def _begin_batch(self, items: list[_BeginItem]) -> list[Begin]:
         keys: list[str] = [DUE_KEY, TASKS_KEY, OWNER_KEY]
-        args: list[str | int | bytes] = [now_ms() + self.hold_ms, self.ledger_ttl_s, self.audit_retention_s]
+        args: list[str | int | bytes] = [self.hold_ms, self.ledger_ttl_s, self.audit_retention_s]
         for item in items:
             keys += [
                 _key("ledger", item.upstream, item.sms_id),
@@ -169,10 +176,16 @@ class PushStore:
 
     async def reschedule(self, task: PushTask, token: str, *, event: bytes = b"") -> bool:
         """Durably schedule the next attempt at task.not_before_ms and release the ownership."""
-        return await self._write_outcome(task, token, next_due_ms=max(1, task.not_before_ms), event=event)
+        return await self._write_outcome(task, token, next_in_ms=_until(task.not_before_ms), event=event)
 
     async def _write_outcome(
-        self, task: PushTask, token: str, *, ledger_value: bytes = b"", next_due_ms: int = 0, event: bytes = b""
+        self,
+        task: PushTask,
+        token: str,
+        *,
+        ledger_value: bytes = b"",
+        next_in_ms: int | None = None,
+        event: bytes = b"",
     ) -> bool:
         sms_id = task.message.sms_id
         item = _OutcomeItem(
@@ -180,8 +193,8 @@ class PushStore:
             token,
             _key("ledger", task.upstream, sms_id),
             ledger_value,
-            next_due_ms,
-            encode(task) if next_due_ms else b"",
+            next_in_ms,
+            encode(task) if next_in_ms is not None else b"",
             audit.activation_key(task.activation_id),
             event,
         )
@@ -192,7 +205,8 @@ class PushStore:
         args: list[str | int | bytes] = [self.ledger_ttl_s, self.audit_retention_s]
         for item in items:
             keys += [item.ledger_key, item.audit_key]
-            args += [item.tid, item.token, item.ledger_value, item.next_due_ms or "", item.body, item.event]
+            next_in = "" if item.next_in_ms is None else item.next_in_ms
+            args += [item.tid, item.token, item.ledger_value, next_in, item.body, item.event]
         flat = await self._outcome_many(keys=keys, args=args)
         return [bool(owned) for owned in flat]
 
@@ -201,11 +215,12 @@ class PushStore:
         due at task.not_before_ms). Returns False when there was no entry and create was False."""
         tid = task_id(task.upstream, task.message.sms_id)
         keys = [DUE_KEY, TASKS_KEY]
-        return bool(await self._offer(keys=keys, args=[tid, task.not_before_ms, encode(task), "1" if create else "0"]))
+        args: list[str | int | bytes] = [tid, _until(task.not_before_ms), encode(task), "1" if create else "0"]
+        return bool(await self._offer(keys=keys, args=args))
 
     async def claim(self, limit: int) -> list[ClaimedRetry]:
         prefix = uuid.uuid4().hex
-        flat = await self._claim(keys=[DUE_KEY, TASKS_KEY, OWNER_KEY], args=[now_ms(), self.hold_ms, limit, prefix])
+        flat = await self._claim(keys=[DUE_KEY, TASKS_KEY, OWNER_KEY], args=[self.hold_ms, limit, prefix])
         claimed = []
         for i in range(0, len(flat), 3):
             tid = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
@@ -220,7 +235,7 @@ class PushStore:
 
     async def forget(self, tid: str, token: str) -> None:
         """Remove an entry we own whose body cannot be decoded (parked by the caller)."""
-        item = _OutcomeItem(tid, token, "pusher:ledger:" + tid, b"", 0, b"", audit.activation_key(0), b"")
+        item = _OutcomeItem(tid, token, "pusher:ledger:" + tid, b"", None, b"", audit.activation_key(0), b"")
         await self._outcomes(item)
 
     async def depth(self) -> int:

@@ -9,7 +9,7 @@
 -- KEYS[3i+2] seen    pusher:seen:{upstream}:{smsId}    (SET NX EX)
 -- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH when first seen and the event is not empty;
 --                                                      EXPIRE on a new trail, else only GT: an open one keeps none)
--- ARGV[1] hold-until ms (now + hold: a first attempt's entry, or a claimed one's renewed hold)
+-- ARGV[1] hold ms (from Redis's clock: a first attempt's entry, or a claimed one's renewed hold)
 -- ARGV[2] seen TTL s, ARGV[3] audit retention s
 -- ARGV[4i]   task id, ARGV[4i+1] token,
 -- ARGV[4i+2] mode: 'new' = a first attempt (from Kafka): become the owner unless the push has an entry already;
@@ -18,6 +18,7 @@
 -- returns {status, first seen} x N; status 0 = owner (push now), 1 = delivered already, 2 = another owner has it
 -- (mode new: the caller makes sure that entry holds the task), 3 = ownership lost (mode own: claimed again since)
 local out = {}
+local hold_until = now_ms() + tonumber(ARGV[1])
 local n = (#KEYS - 3) / 3
 for i = 1, n do
   local k = 3 * i
@@ -35,14 +36,14 @@ for i = 1, n do
     if redis.call('ZSCORE', KEYS[1], tid) then
       status = 2
     else
-      redis.call('ZADD', KEYS[1], ARGV[1], tid)
+      redis.call('ZADD', KEYS[1], hold_until, tid)
       redis.call('HSET', KEYS[3], tid, token)
     end
   elseif redis.call('HGET', KEYS[3], tid) ~= token then
     status = 3
   else
     -- still ours: the hold starts again now, so a claim that waited for a free slot still has all of it to push
-    redis.call('ZADD', KEYS[1], ARGV[1], tid)
+    redis.call('ZADD', KEYS[1], hold_until, tid)
   end
   local first = 0
   if status == 0 then

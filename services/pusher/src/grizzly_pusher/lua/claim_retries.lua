@@ -6,15 +6,16 @@
 -- KEYS[1] due      pusher:retry:due    ZSET task id -> due time ms (ZRANGEBYSCORE, ZADD, ZREM)
 -- KEYS[2] tasks    pusher:retry:tasks  HASH task id -> PushTask JSON (HGET)
 -- KEYS[3] owner    pusher:retry:owner  HASH task id -> owner token (HSET, HDEL)
--- ARGV[1] now ms, ARGV[2] hold ms, ARGV[3] max tasks, ARGV[4] token prefix (unique per call)
+-- ARGV[1] hold ms, ARGV[2] max tasks, ARGV[3] token prefix (unique per call); times from Redis's clock
 -- returns {id1, body1, token1, id2, body2, token2, ...}
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
-local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local until_ms = now + tonumber(ARGV[1])
 for i, id in ipairs(ids) do
   local body = redis.call('HGET', KEYS[2], id)
   if body then
-    local token = ARGV[4] .. ':' .. i
+    local token = ARGV[3] .. ':' .. i
     redis.call('ZADD', KEYS[1], until_ms, id)
     redis.call('HSET', KEYS[3], id, token)
     out[#out + 1] = id

@@ -12,10 +12,11 @@
 --                                                      trail, else only GT: an open activation's keeps none)
 -- ARGV[1] ledger TTL s, ARGV[2] audit retention s
 -- ARGV[6i-3] task id, ARGV[6i-2] owner token, ARGV[6i-1] ledger value ('' = do not write),
--- ARGV[6i] next due ms ('' = done: remove the entry), ARGV[6i+1] PushTask JSON for the next attempt,
+-- ARGV[6i] ms until the next attempt, from Redis's clock ('' = done: remove the entry), ARGV[6i+1] PushTask JSON for the next attempt,
 -- ARGV[6i+2] audit event ('' = none)
 -- returns {owned} x N: 0 when another owner holds the push now (its entry was left alone)
 local out = {}
+local now = now_ms()
 local n = (#KEYS - 3) / 2
 for i = 1, n do
   local k = 2 * i + 2
@@ -31,14 +32,14 @@ for i = 1, n do
       redis.call('ZREM', KEYS[1], tid)
       redis.call('HDEL', KEYS[2], tid)
     else
-      redis.call('ZADD', KEYS[1], ARGV[a + 3], tid)
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[a + 3]), tid)
       redis.call('HSET', KEYS[2], tid, ARGV[a + 4])
     end
   elseif ARGV[a + 3] ~= '' then
     if redis.call('ZSCORE', KEYS[1], tid) then
       redis.call('HSETNX', KEYS[2], tid, ARGV[a + 4])
     else
-      redis.call('ZADD', KEYS[1], ARGV[a + 3], tid)
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[a + 3]), tid)
       redis.call('HSET', KEYS[2], tid, ARGV[a + 4])
     end
   end
