@@ -259,3 +259,21 @@ def test_due_times_and_holds_come_from_the_redis_clock(redis_url: str) -> None:
         assert abs(held - (redis_now + store.hold_ms)) < 1000
 
     run_with_store(redis_url, test)
+
+
+def test_an_audit_trail_that_is_not_a_list_never_stops_a_push(redis_url: str) -> None:
+    """The trail serves disputes; a key in its place that is not a list (written by something else) is skipped,
+    and the pushes sharing the Lua call with it go on."""
+
+    async def test(redis: Redis, store: PushStore) -> None:
+        await redis.set("audit:act:1", "not a list")
+        other = PushTask(message=message(sms_id=15), upstream="grizzly", activation_id=2, attempt=0, not_before_ms=0)
+        first, second = await asyncio.gather(
+            store.begin(task_of(14), event=b'{"event":"sms"}'), store.begin(other, event=b'{"event":"sms"}')
+        )
+        assert (first.status, second.status) == (Status.OWNER, Status.OWNER)
+        assert await store.delivered(task_of(14), first.token, event=b'{"event":"push_attempt"}')
+        assert await redis.get("audit:act:1") == b"not a list"
+        assert await redis.llen("audit:act:2") == 1
+
+    run_with_store(redis_url, test)

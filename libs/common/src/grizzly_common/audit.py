@@ -21,13 +21,24 @@ DEFAULT_RETENTION_S = 90 * 86400  # services read AUDIT_RETENTION_DAYS (grizzly_
 
 # Append one event. A new list gets the TTL; an existing one only a longer TTL (GT), so an append never gives the
 # trail of an open activation (no TTL) an expiry, nor shortens one set by a longer retention.
-_APPEND = """
-if redis.call('RPUSH', KEYS[1], ARGV[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
+# The one way a Lua script appends to a trail (prepended with load_lua, like NEXT_ID_FUNCTION). A new trail gets the
+# TTL; an existing one only a longer TTL (GT), so an append never gives the trail of an open activation (no TTL) an
+# expiry, nor shortens one set by a longer retention. A key that is not a list (written by something else) is
+# skipped: the trail serves disputes, and delivery must never fail because of it.
+APPEND_FUNCTION = """
+local function audit_append(key, event, retention_s)
+  local n = redis.pcall('RPUSH', key, event)
+  if type(n) ~= 'number' then
+    return
+  end
+  if n == 1 then
+    redis.call('EXPIRE', key, retention_s)
+  else
+    redis.call('EXPIRE', key, retention_s, 'GT')
+  end
 end
 """
+_APPEND = APPEND_FUNCTION + "audit_append(KEYS[1], ARGV[1], ARGV[2])\n"
 UNMATCHED_MAXLEN = 1_000_000  # approximate cap of the unmatched stream (oldest trimmed first)
 
 

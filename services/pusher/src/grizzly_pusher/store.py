@@ -121,8 +121,12 @@ class PushStore:
         self.ledger_ttl_s = ledger_ttl_s
         self.audit_retention_s = audit_retention_s
         lua = grizzly_pusher.lua
-        self._begin_many = redis.register_script(load_lua(lua, "begin_many.lua", NOW_MS_FUNCTION))
-        self._outcome_many = redis.register_script(load_lua(lua, "outcome_many.lua", NOW_MS_FUNCTION))
+        self._begin_many = redis.register_script(
+            load_lua(lua, "begin_many.lua", NOW_MS_FUNCTION, audit.APPEND_FUNCTION)
+        )
+        self._outcome_many = redis.register_script(
+            load_lua(lua, "outcome_many.lua", NOW_MS_FUNCTION, audit.APPEND_FUNCTION)
+        )
         self._offer = redis.register_script(load_lua(lua, "offer.lua", NOW_MS_FUNCTION))
         self._claim = redis.register_script(load_lua(lua, "claim_retries.lua", NOW_MS_FUNCTION))
         self._begins: Coalescer[_BeginItem, Begin] = Coalescer(self._begin_batch, max_batch=max_batch)

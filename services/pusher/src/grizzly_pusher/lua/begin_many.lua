@@ -7,8 +7,7 @@
 -- Per push i (3 keys, 4 args), in order:
 -- KEYS[3i+1] ledger  pusher:ledger:{upstream}:{smsId}  (EXISTS)
 -- KEYS[3i+2] seen    pusher:seen:{upstream}:{smsId}    (SET NX EX)
--- KEYS[3i+3] audit   audit:act:{activationId}          (RPUSH when first seen and the event is not empty;
---                                                      EXPIRE on a new trail, else only GT: an open one keeps none)
+-- KEYS[3i+3] audit   audit:act:{activationId}          (audit_append when first seen and the event is not empty)
 -- ARGV[1] hold ms (from Redis's clock: a first attempt's entry, or a claimed one's renewed hold)
 -- ARGV[2] seen TTL s, ARGV[3] audit retention s
 -- ARGV[4i]   task id, ARGV[4i+1] token,
@@ -49,11 +48,7 @@ for i = 1, n do
   if status == 0 then
     first = redis.call('SET', KEYS[k + 2], '1', 'NX', 'EX', ARGV[2]) and 1 or 0
     if first == 1 and ARGV[a + 3] ~= '' then
-      if redis.call('RPUSH', KEYS[k + 3], ARGV[a + 3]) == 1 then
-        redis.call('EXPIRE', KEYS[k + 3], ARGV[3])
-      else
-        redis.call('EXPIRE', KEYS[k + 3], ARGV[3], 'GT')
-      end
+      audit_append(KEYS[k + 3], ARGV[a + 3], ARGV[3])
     end
   end
   out[#out + 1] = status

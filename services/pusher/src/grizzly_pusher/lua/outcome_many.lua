@@ -8,8 +8,7 @@
 -- KEYS[3] owner    pusher:retry:owner  HASH task id -> owner token (HGET, HDEL)
 -- Per push i (2 keys, 6 args), in order:
 -- KEYS[2i+2] ledger  pusher:ledger:{upstream}:{smsId}  (SET EX when the ledger value is not empty)
--- KEYS[2i+3] audit   audit:act:{activationId}          (RPUSH when the event is not empty; EXPIRE on a new
---                                                      trail, else only GT: an open activation's keeps none)
+-- KEYS[2i+3] audit   audit:act:{activationId}          (audit_append when the event is not empty)
 -- ARGV[1] ledger TTL s, ARGV[2] audit retention s
 -- ARGV[6i-3] task id, ARGV[6i-2] owner token, ARGV[6i-1] ledger value ('' = do not write),
 -- ARGV[6i] ms until the next attempt, from Redis's clock ('' = done: remove the entry), ARGV[6i+1] PushTask JSON for the next attempt,
@@ -44,11 +43,7 @@ for i = 1, n do
     end
   end
   if ARGV[a + 5] ~= '' then
-    if redis.call('RPUSH', KEYS[k + 1], ARGV[a + 5]) == 1 then
-      redis.call('EXPIRE', KEYS[k + 1], ARGV[2])
-    else
-      redis.call('EXPIRE', KEYS[k + 1], ARGV[2], 'GT')
-    end
+    audit_append(KEYS[k + 1], ARGV[a + 5], ARGV[2])
   end
   out[#out + 1] = owned and 1 or 0
 end
