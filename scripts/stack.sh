@@ -127,16 +127,13 @@ conformance() {
   fi
 }
 
-# The whole suite twice: with Redis/Kafka as local processes, then as containers (testcontainers, local images built
-# by scripts/containers.sh), where the compose stack tests run too. No Docker engine: one line, local mode only,
-# unless TEST_REQUIRE_DOCKER=1 (CI on machines that can run Docker), which makes that a failure.
 # ruff, then mypy --strict: the sources together, each test folder on its own (pytest's importlib mode needs no
 # __init__.py, and test module names repeat across folders)
 lint() {
   local code=0 dir
   uv run --frozen --no-sync ruff check . || code=1
   uv run --frozen --no-sync ruff format --check . || code=1
-  uv run --frozen --no-sync mypy libs/*/src services/*/src bench || code=1
+  uv run --frozen --no-sync mypy || code=1  # the files pyproject.toml names
   for dir in libs/common/tests services/*/tests "tests conftest.py"; do
     # shellcheck disable=SC2086 # "tests conftest.py" is two paths
     uv run --frozen --no-sync mypy $dir || code=1
@@ -144,6 +141,9 @@ lint() {
   return $code
 }
 
+# The whole suite twice: with Redis/Kafka as local processes, then as containers (testcontainers, local images built
+# by scripts/containers.sh), where the compose stack tests run too. No Docker engine: one line, local mode only,
+# unless TEST_REQUIRE_DOCKER=1 (CI on machines that can run Docker), which makes that a failure.
 run_suites() {
   local t0=$SECONDS reports="$RUN/test-reports" code=0 prep_log
   mkdir -p "$reports"; rm -f "$reports"/*.xml

@@ -10,9 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from grizzly_common.settings import TopicDurability
-
-LOCAL_DURABILITY = TopicDurability(replication=1, min_insync_replicas=1)  # one broker: tests and a local stack
+from grizzly_common.settings import LOCAL_DURABILITY, TopicDurability
 
 
 def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:

@@ -98,6 +98,9 @@ class TopicDurability:
     min_insync_replicas: int
 
 
+LOCAL_DURABILITY = TopicDurability(replication=1, min_insync_replicas=1)  # one broker: tests and a local stack
+
+
 def topic_durability(env: Mapping[str, str]) -> TopicDurability:
     """KAFKA_REPLICATION_FACTOR (default 1: one local broker) and KAFKA_MIN_INSYNC_REPLICAS (default: the factor
     minus one, at least 1). With acks=all a write is acknowledged only once that many replicas have it."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from grizzly_common.kafka_client import LOCAL_DURABILITY
 from grizzly_common.settings import (
+    LOCAL_DURABILITY,
     SettingsError,
     TopicDurability,
     audit_retention_s,
