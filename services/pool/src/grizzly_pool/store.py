@@ -290,8 +290,9 @@ class PoolStore:
                 return
 
     # inventory -------------------------------------------------------------------------------------------------
-    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
-        """Add numbers in batches (one script call per batch); existing numbers are left untouched."""
+    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = SCRIPT_BATCH) -> AddReport:
+        """Add numbers in batches (one script call per batch, at most SCRIPT_BATCH rows so no call holds Redis
+        long); existing numbers are left untouched."""
         report = AddReport()
         k = self.keys
         chunk: list[str | int] = []
@@ -312,7 +313,7 @@ class PoolStore:
                  int(row.online), int(row.flashcall), int(row.voice))
             )  # fmt: skip
             count += 1
-            if count % batch == 0:
+            if count % min(batch, SCRIPT_BATCH) == 0:
                 await flush()
         if chunk:
             await flush()
@@ -535,7 +536,7 @@ class PoolStore:
         device_rows: dict[str, dict[str, Any]] = {}
         cursor = 0
         while True:
-            cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=500)
+            cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=200)
             devices = sorted(_text(d) for d in page)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for device in devices:
