@@ -1,6 +1,6 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve. Answers are
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen. Answers are
 always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
 """
 
@@ -109,3 +109,21 @@ class LookupManyRequest(msgspec.Struct, frozen=True):
 
 class LookupManyResult(msgspec.Struct, frozen=True):
     results: list[LookupResult]  # one per requested number, in request order
+
+
+SEEN_MAX = 1000  # devices per POST /v1/seen
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$")]
+
+
+class SeenRequest(msgspec.Struct, frozen=True):
+    """POST /v1/seen: these devices sent a heartbeat just now (GoIP keepalive, Android SMS Gateway's system:ping,
+    Ejoin's port status). A device the pool had marked dead (not seen for POOL_DEVICE_TIMEOUT_S) counts again."""
+
+    devices: Annotated[list[DeviceName], msgspec.Meta(min_length=1, max_length=SEEN_MAX)]
+
+
+class SeenResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR"
+    known: int = 0  # how many of the devices hold numbers (the others are ignored)
+    revived: int = 0  # how many of those had been marked dead and now count again
+    error: str = ""
