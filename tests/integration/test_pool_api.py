@@ -184,3 +184,33 @@ def test_pool_cli_imports_csv_and_shows_stats(stack_env: dict[str, str], tmp_pat
 def test_pool_health_routes(start_service: Start, stack_env: dict[str, str], path: str) -> None:
     start_service("pool")
     assert httpx.get(internal(stack_env) + path).json()["status"] == "ok"
+
+
+def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool", POOL_DEVICE_TIMEOUT_S="1")
+    assert import_csv(stack_env, csv_text(6, devices=2)).json()["added"] == 6
+
+    def tg() -> int:
+        return int(services(stack_env)[0]["operatorMap"]["any"]["tg"])
+
+    def seen(*devices: str) -> dict[str, Any]:
+        return httpx.post(f"{internal(stack_env)}/v1/seen", json={"devices": list(devices)}, timeout=10).json()  # type: ignore[no-any-return]
+
+    assert seen("dev0", "gw-unknown") == {"status": "SUCCESS", "known": 1, "revived": 0, "error": ""}
+    assert tg() == 6
+    deadline = time.monotonic() + 10
+    while tg() != 3 and time.monotonic() < deadline:  # dev0 fell silent; dev1 never sent one: never swept
+        time.sleep(0.1)
+    assert tg() == 3
+    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body()).json()
+    assert got["status"] == "SUCCESS" and (got["number"] - 79000000000) % 2 == 1  # only dev1's numbers
+    url, headers = admin(stack_env)
+    dev0 = httpx.get(f"{url}/admin/stats", headers=headers).json()["devices"]["dev0"]
+    assert dev0["alive"] is False and dev0["seen_ms"] > 0 and dev0["online"] is True
+    assert seen("dev0") == {"status": "SUCCESS", "known": 1, "revived": 1, "error": ""}
+    assert tg() == 5  # dev0 back, one of dev1's numbers busy
+    assert 'pool_device_liveness_total{event="dead"} 1.0' in httpx.get(f"{internal(stack_env)}/metrics").text
+    bad = httpx.post(f"{internal(stack_env)}/v1/seen", json={"devices": ["bad\u0000name"]}).json()
+    assert bad["status"] == "ERROR" and bad["error"].startswith("bad request")

@@ -7,7 +7,9 @@ picks, of ids it reads from a set). Every key is under the configurable prefix (
   hist:{number}       hash  per-service history, global across upstreams: b:{svc} blocked (why: 1, 3, 4),
                             c:{svc} cancels, r:{svc} refunds; kept when the number is removed
   slots:{device}      hash  slot -> number (resolve)
-  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers
+  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers,
+                            alive (0: marked dead, silent past POOL_DEVICE_TIMEOUT_S), seen_ms (last heartbeat)
+  seen                zset  device -> last heartbeat (ms), for the devices with a heartbeat source not marked dead
   groups              hash  group -> how many numbers the group holds (group = "country|operator|device")
   free:{group}        set   numbers of the group that are online and not in an open activation
   bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
@@ -64,6 +66,7 @@ _FIXED: Final[dict[str, str]] = {
     "totals": "totals",
     "layout": "layout",
     "migrating": "layout:lock",
+    "seen": "seen",
 }
 
 
@@ -124,7 +127,7 @@ class PoolKeys:
         return self._key("ca", country)
 
     def fixed(self, name: str) -> str:
-        """groups, numbers, devices, held, actid, co, totals, layout, migrating"""
+        """groups, numbers, devices, held, actid, co, totals, layout, migrating, seen"""
         return self.prefix + _FIXED[name]
 
 

@@ -52,6 +52,9 @@ class Settings:
     redis_max_connections: int
     retention_s: int  # AUDIT_RETENTION_DAYS: finished activations, their trail and per-event keys expire after it
     claim_hold_s: float  # an api-edge claim neither confirmed nor released within this is released by the sweeper
+    device_timeout_s: (
+        float  # a device with heartbeats, silent this long, counts as offline until its next one; 0 = never
+    )
     log_level: str
 
     @classmethod
@@ -84,5 +87,6 @@ class Settings:
             redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 256, minimum=1),
             retention_s=audit_retention_s(env),
             claim_hold_s=env_float(env, "POOL_CLAIM_HOLD_S", 300.0, minimum=0.5),
+            device_timeout_s=env_float(env, "POOL_DEVICE_TIMEOUT_S", 300.0, minimum=0.0),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )

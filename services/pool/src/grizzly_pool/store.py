@@ -230,7 +230,7 @@ class PoolStore:
         pool = (KEYS_LUA, load_lua("grizzly_pool", "lua/pool.lua"))
         preludes = {"claim": (NEXT_ID_FUNCTION, *pool), "counts": (KEYS_LUA,)}
         names = ("add_numbers", "remove_numbers", "set_online", "set_device", "claim", "finish", "release", "counts",
-                 "migrate")  # fmt: skip
+                 "migrate", "seen")  # fmt: skip
         self._scripts = {
             name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, pool)))
             for name in names
@@ -345,6 +345,22 @@ class PoolStore:
             raise InventoryError("cap must be >= 0 (0 = no limit)")
         args = [self.prefix, device, "" if online is None else int(online), "" if cap is None else cap]
         return bool(await self._run("set_device", [self.keys.fixed("devices")], args))
+
+    async def seen(self, devices: Sequence[str]) -> tuple[int, list[str]]:
+        """These devices sent a heartbeat now: (how many hold numbers, the ones that were dead and count again)."""
+        known, revived = 0, []
+        keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
+        for start in range(0, len(devices), SCRIPT_BATCH):
+            result = await self._run("seen", keys, [self.prefix, "seen", *devices[start : start + SCRIPT_BATCH]])
+            known += int(result[0])
+            revived += [_text(d) for d in result[1:]]
+        return known, revived
+
+    async def sweep_dead(self, timeout_s: float, limit: int = SCRIPT_BATCH) -> list[str]:
+        """Mark dead (no room, so neither counted nor claimed) up to `limit` devices silent for timeout_s."""
+        keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
+        result = await self._run("seen", keys, [self.prefix, "sweep", round(timeout_s * 1000), limit])
+        return [_text(d) for d in result]
 
     # counts ----------------------------------------------------------------------------------------------------
     async def snapshot(self, services: Sequence[str]) -> Snapshot:
@@ -540,11 +556,13 @@ class PoolStore:
             devices = sorted(_text(d) for d in page)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for device in devices:
-                    pipe.hmget(self.keys.dev(device), ["online", "cap", "active", "numbers"])
+                    pipe.hmget(self.keys.dev(device), ["online", "cap", "active", "numbers", "alive", "seen_ms"])
                 rows = await pipe.execute()
-            for device, (online, cap, active, held) in zip(devices, rows, strict=True):
+            for device, (online, cap, active, held, alive, seen) in zip(devices, rows, strict=True):
                 device_rows[device] = {
                     "online": online in (None, b"1"),
+                    "alive": alive != b"0",  # False: silent past POOL_DEVICE_TIMEOUT_S (counts as offline)
+                    "seen_ms": int(seen or 0),  # last heartbeat; 0 = the device has no heartbeat source
                     "cap": int(cap or 0),
                     "active": int(active or 0),
                     "numbers": int(held or 0),

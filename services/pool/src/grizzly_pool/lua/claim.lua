@@ -103,7 +103,7 @@ local function viable(group)
   local size = redis.call('SCARD', key.free(group))
   local _, _, device = split_group(group)
   local dev_key = key.dev(device)
-  local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active')
+  local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active', 'alive')
   local left = room(dev)
   if size == 0 or left == 0 then
     set_indexed(key, group, false)
