@@ -26,7 +26,15 @@ from starlette.routing import Route
 from grizzly_pool import csv_import
 from grizzly_pool.app import State, pool_lifespan, render_country_list
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import InventoryError, NumberRow, check_number
+from grizzly_pool.store import (
+    InventoryError,
+    NumberRow,
+    check_device,
+    check_number,
+    earning_days,
+    earning_dimensions,
+    summarize_earnings,
+)
 
 log = logging.getLogger(__name__)
 MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which streams from disk
@@ -102,6 +110,32 @@ async def counts(request: Request, state: State) -> Response:
     snapshot = await state["store"].snapshot(settings.services)
     table = snapshot.table(settings.split_countries)
     return json_response({"countryList": render_country_list(table, settings.country_maps.get(upstream, {}))})
+
+
+async def sims(request: Request, state: State) -> Response:
+    """SIM health: ?suspect=1, ?device=D, ?cursor=&count= (one page; next cursor 0 = done)."""
+    device = request.query_params.get("device")
+    if device is not None:
+        try:
+            device = check_device(device)
+        except InventoryError as exc:
+            raise AdminError(400, str(exc)) from None
+    suspect = request.query_params.get("suspect", "") in ("1", "true", "yes")
+    cursor = _int_param(request, "cursor", 0)
+    count = min(max(_int_param(request, "count", 200), 1), 10_000)
+    next_cursor, rows = await state["store"].sims(suspect=suspect, device=device, cursor=cursor, count=count)
+    return json_response({"cursor": next_cursor, "sims": rows})
+
+
+async def earnings(request: Request, state: State) -> Response:
+    """?since=7d (days, today included), ?by=upstream,service,country,day (default: upstream,service,country)."""
+    try:
+        days = earning_days(request.query_params.get("since", "7d"))
+        by = earning_dimensions(request.query_params.get("by", "upstream,service,country"))
+    except ValueError as exc:
+        raise AdminError(400, str(exc)) from None
+    rows = await state["store"].earnings(days)
+    return json_response({"since": days[0], "until": days[-1], "by": by, "rows": summarize_earnings(rows, by)})
 
 
 async def list_numbers(request: Request, state: State) -> Response:
@@ -221,6 +255,8 @@ def create_admin_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/admin/stats", guarded(stats), methods=["GET"]),
+        Route("/admin/sims", guarded(sims), methods=["GET"]),
+        Route("/admin/earnings", guarded(earnings), methods=["GET"]),
         Route("/admin/counts", guarded(counts), methods=["GET"]),
         Route("/admin/numbers", guarded(list_numbers), methods=["GET"]),
         Route("/admin/numbers", guarded(add_numbers), methods=["POST"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -25,7 +26,16 @@ from rich.table import Table
 from grizzly_pool import csv_import
 from grizzly_pool.app import make_store, render_country_list
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import InventoryError, NumberRow, PoolStore, check_number
+from grizzly_pool.store import (
+    InventoryError,
+    NumberRow,
+    PoolStore,
+    check_device,
+    check_number,
+    earning_days,
+    earning_dimensions,
+    summarize_earnings,
+)
 
 app = typer.Typer(help="grizzly-partner number pool: service and inventory tools", no_args_is_help=False)
 console = Console()
@@ -311,3 +321,76 @@ def unmatched(
     """The newest SMS/calls that arrived for a number without an open activation."""
     settings = _settings(redis_url, prefix)
     _print_json(_run(settings, lambda store: audit.read_unmatched(store.redis, count=count)))
+
+
+@app.command()
+def sims(
+    suspect: Annotated[
+        bool, typer.Option("--suspect", help="only SIMs whose streak reached POOL_SUSPECT_STREAK")
+    ] = False,
+    device: Annotated[str | None, typer.Option("--device", help="only this device's SIMs")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """SIM health: activations issued, sold, refused, cancelled, refunded, SMS, last SMS, and the streak of
+    activations that ended without an SMS."""
+    settings = _settings(redis_url, prefix)
+    name = check_device(device) if device is not None else None
+
+    async def body(store: PoolStore) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        cursor = 0
+        while len(rows) < limit:
+            cursor, page = await store.sims(suspect=suspect, device=name, cursor=cursor, count=500)
+            rows += page
+            if cursor == 0:
+                break
+        return sorted(rows, key=lambda r: (r["device"], r["number"]))[:limit]
+
+    rows = _run(settings, body)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("number", "device", "slot", "online", "issued", "sold", "refused", "cancelled", "refunded", "sms",
+                  "last SMS (UTC)", "streak", "suspect")  # fmt: skip
+    for r in rows:
+        last = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["last_sms_ms"] / 1000)) if r["last_sms_ms"] else "-"
+        table.add_row(
+            str(r["number"]), r["device"], r["slot"], "yes" if r["online"] else "no",
+            *(str(r[f]) for f in ("issued", "sold", "refused", "cancelled", "refunded", "sms")),
+            last, str(r["streak"]), "yes" if r["suspect"] else "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def earnings(
+    since: Annotated[str, typer.Option(help="the last N days, today included (e.g. 7d)")] = "7d",
+    by: Annotated[str, typer.Option(help="some of day,upstream,service,country")] = "upstream,service,country",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Earnings (sold minus refunded, per currency, never mixed), issued/sold/cancelled counts, sell-through."""
+    settings = _settings(redis_url, prefix)
+    try:
+        days = earning_days(since)
+        dimensions = earning_dimensions(by)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    rows = summarize_earnings(_run(settings, lambda store: store.earnings(days)), dimensions)
+    if as_json:
+        _print_json({"since": days[0], "until": days[-1], "by": dimensions, "rows": rows})
+        return
+    table = Table(*dimensions, "currency", "issued", "sold", "refused", "cancelled", "refunded", "sell-through",
+                  "earned", title=f"{days[0]} .. {days[-1]} (UTC)")  # fmt: skip
+    for r in rows:
+        table.add_row(
+            *(str(r[d]) for d in dimensions), r["currency"],
+            *(str(r[f]) for f in ("issued", "sold", "refused", "cancelled", "refunded")),
+            f"{r['sell_through'] * 100:.1f} %", r["amount"],
+        )  # fmt: skip
+    console.print(table)

@@ -29,3 +29,13 @@ DEVICE_LIVENESS = Counter(
     "Devices marked dead (silent for POOL_DEVICE_TIMEOUT_S) or revived by a heartbeat",
     ["event"],
 )
+EARNED = Counter(
+    "pool_earned_total",
+    "Sums of sold activations (status 3), in their currency (never add different currencies)",
+    ["upstream", "country", "currency"],
+)
+REFUNDED = Counter(
+    "pool_refunded_total",
+    "Sums of sold activations refunded later (status 5 after 3), in their currency",
+    ["upstream", "country", "currency"],
+)
