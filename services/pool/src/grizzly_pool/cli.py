@@ -19,6 +19,7 @@ from grizzly_common import audit
 from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, environ
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -111,7 +112,7 @@ def import_csv(
     try:
         total = csv_import.validate(csv_import.lines_of(path), size_hint=path.stat().st_size)
     except csv_import.CsvError as exc:
-        err.print(f"[red]nothing imported: {exc.total} error{'s' * (exc.total > 1)} in {path.name}[/red]",
+        err.print(f"[red]nothing imported: {exc.total} error{'s' * (exc.total > 1)} in {escape(path.name)}[/red]",
                   highlight=False)  # fmt: skip
         for message in exc.errors:
             err.print(message, highlight=False, markup=False)
@@ -119,7 +120,7 @@ def import_csv(
             err.print(f"... and {exc.left_out} more (only the first {len(exc.errors)} are shown)", highlight=False)
         raise typer.Exit(1) from None
     except UnicodeDecodeError as exc:
-        err.print(f"[red]nothing imported: {path.name} is not UTF-8 ({exc.reason} at byte {exc.start})[/red]")
+        err.print(f"[red]nothing imported: {escape(path.name)} is not UTF-8 ({exc.reason} at byte {exc.start})[/red]")
         raise typer.Exit(1) from None
 
     async def body(store: PoolStore) -> csv_import.ImportReport:
@@ -132,7 +133,11 @@ def import_csv(
                 store, rows, batch=batch, progress=lambda done: progress.advance(task, done)
             )
 
-    report = _run(settings, body)
+    try:
+        report = _run(settings, body)
+    except csv_import.CsvError as exc:  # the file changed after it was checked
+        err.print(f"[red]stopped: {escape(str(exc))}; the rows before it were imported[/red]", highlight=False)
+        raise typer.Exit(1) from None
     console.print(
         f"rows {total}: added {report.added}, already in the pool {report.existing}, "
         f"slot taken {report.conflicts_total}"
