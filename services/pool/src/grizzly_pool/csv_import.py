@@ -62,11 +62,12 @@ class _Errors:
     def __init__(self, keep: int = MAX_ERRORS) -> None:
         self.keep = keep
         self.total = 0
-        self._heap: list[tuple[int, int, str]] = []  # (-line, -order, message): the latest line on top
+        self._heap: list[tuple[int, int, str]] = []  # (-line, -rank, message): the latest line on top
 
-    def add(self, line: int, message: str) -> None:
+    def add(self, line: int, message: str, rank: int = 0) -> None:
+        """rank orders the errors of one line (buckets find them in no fixed order)."""
         self.total += 1
-        item = (-line, -self.total, f"line {line}: {message}")
+        item = (-line, -rank, f"line {line}: {message}")
         if len(self._heap) < self.keep:
             heapq.heappush(self._heap, item)
         elif item > self._heap[0]:
@@ -202,8 +203,9 @@ def _duplicates(records: Iterable[str], errors: _Errors) -> None:
         key, _, line = record.rpartition(" ")
         seen = first.setdefault(key, line)
         if seen != line:  # a key is written once per line
-            what = f"number {key[1:]}" if key[0] == "n" else "device {} slot {}".format(*key[1:].split(" "))
-            errors.add(int(line), f"{what} appears twice in the file (first on line {int(seen)})")
+            number = key[0] == "n"
+            what = f"number {key[1:]}" if number else "device {} slot {}".format(*key[1:].split(" "))
+            errors.add(int(line), f"{what} appears twice in the file (first on line {int(seen)})", 1 if number else 2)
 
 
 @dataclass
