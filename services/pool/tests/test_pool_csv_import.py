@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 from grizzly_common.redis_client import make_redis
@@ -88,7 +88,7 @@ def test_import_sends_batches_while_the_input_is_still_being_read(redis_url: str
             store = PoolStore(client, "gp:")
             add_numbers = store.add_numbers
 
-            async def recording(rows: list[NumberRow], batch: int = 1000) -> AddReport:
+            async def recording(rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
                 seen_at_calls.append(produced)
                 return await add_numbers(rows, batch)
 
