@@ -7,11 +7,14 @@ message, 401 token, 404 unknown item, 503 Redis unavailable.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -37,16 +40,17 @@ from grizzly_pool.store import (
 )
 
 log = logging.getLogger(__name__)
-MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which streams from disk
+MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which needs no copy of the file
 
 Handler = Callable[[Request, State], Awaitable[Response]]
 
 
 class AdminError(Exception):
-    def __init__(self, status_code: int, error: str) -> None:
+    def __init__(self, status_code: int, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.status_code = status_code
         self.error = error
+        self.extra = extra  # more fields of the answer (the bad lines of a CSV)
 
 
 class NumberIn(msgspec.Struct, frozen=True):
@@ -190,22 +194,38 @@ async def set_device(request: Request, state: State) -> Response:
 
 
 async def import_csv(request: Request, state: State) -> Response:
-    """text/csv body: validated as a whole first (nothing is imported when a line is bad), then added."""
+    """text/csv body, streamed to a temporary file (memory stays the same whatever its size): validated as a whole
+    first (nothing is imported when a line is bad; the answer lists the bad lines), then added in batches."""
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_IMPORT_BYTES:
         raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
-    try:
-        text = (await request.body()).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise AdminError(400, "CSV must be UTF-8") from None
-    lines = text.splitlines()
-    try:
-        rows = csv_import.validate(lines)
-        report = await state["store"].add_numbers(csv_import.parse(lines))
-    except csv_import.CsvError as exc:
-        raise AdminError(400, f"nothing imported: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="grizzly-import-") as folder:
+        path = Path(folder, "import.csv")
+        try:
+            size = await _spool(request, path)
+            rows = await asyncio.to_thread(csv_import.validate, csv_import.lines_of(path), size)
+        except csv_import.CsvError as exc:
+            raise AdminError(400, f"nothing imported: {exc}", errors=list(exc.errors), error_count=exc.total) from None
+        except UnicodeDecodeError:
+            raise AdminError(400, "CSV must be UTF-8") from None
+        except OSError as exc:
+            log.warning("csv import: cannot keep the file in TMPDIR: %s", exc)
+            raise AdminError(507, f"cannot keep the CSV in the pool's TMPDIR ({exc.strerror}): use the CLI") from exc
+        report = await csv_import.import_rows(state["store"], csv_import.parse(csv_import.lines_of(path)))
     log.info("csv import", extra={"fields": {"rows": rows, "added": report.added, "existing": report.existing}})
     return json_response({"status": "SUCCESS", "rows": rows, **asdict(report)})
+
+
+async def _spool(request: Request, path: Path) -> int:
+    """The request body into `path` as it arrives; its size. Refused past MAX_IMPORT_BYTES (chunked bodies too)."""
+    received = 0
+    with path.open("wb") as out:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_IMPORT_BYTES:
+                raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
+            out.write(chunk)
+    return received
 
 
 async def show_activation(request: Request, state: State) -> Response:
@@ -241,7 +261,7 @@ def create_admin_app(settings: Settings) -> Starlette:
             try:
                 return await handler(request, app_state(request, State))
             except AdminError as exc:
-                return json_response({"status": "ERROR", "error": exc.error}, exc.status_code)
+                return json_response({"status": "ERROR", "error": exc.error, **exc.extra}, exc.status_code)
             except Exception:
                 log.exception("admin %s failed", request.url.path)
                 return json_response({"status": "ERROR", "error": Unavailable.error}, 503)

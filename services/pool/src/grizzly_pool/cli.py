@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,6 +20,7 @@ from grizzly_common import audit
 from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, environ
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -113,48 +114,48 @@ def import_csv(
 ) -> None:
     """Import a CSV (header number,country,operator,device,slot[,online,flashcall,voice]).
 
-    The whole file is checked first: on a bad line nothing is imported and the line number is shown.
-    Numbers already in the pool are left as they are and counted as existing.
+    The whole file is checked first: on bad lines nothing is imported and each is shown with its line number
+    (the first 100; the rest are counted). Numbers already in the pool are left as they are and counted as existing.
+    The file is streamed twice (check, import): memory stays the same whatever its size.
     """
     settings = _settings(redis_url, prefix)
-
-    def lines() -> Iterator[str]:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from handle
-
     try:
-        total = csv_import.validate(lines())
+        total = csv_import.validate(csv_import.lines_of(path), size_hint=path.stat().st_size)
     except csv_import.CsvError as exc:
-        err.print(f"[red]nothing imported: {exc}[/red]")
+        err.print(f"[red]nothing imported: {exc.total} error{'s' * (exc.total > 1)} in {escape(path.name)}[/red]",
+                  highlight=False)  # fmt: skip
+        for message in exc.errors:
+            err.print(message, highlight=False, markup=False)
+        if exc.left_out:
+            err.print(f"... and {exc.left_out} more (only the first {len(exc.errors)} are shown)", highlight=False)
+        raise typer.Exit(1) from None
+    except UnicodeDecodeError as exc:
+        err.print(f"[red]nothing imported: {escape(path.name)} is not UTF-8 ({exc.reason} at byte {exc.start})[/red]")
         raise typer.Exit(1) from None
 
-    async def body(store: PoolStore) -> tuple[int, int, list[int]]:
-        added = existing = 0
-        conflicts: list[int] = []
+    async def body(store: PoolStore) -> csv_import.ImportReport:
         columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("import", total=total)
-            chunk: list[NumberRow] = []
-            for row in csv_import.parse(lines()):
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    report = await store.add_numbers(chunk, batch=batch)
-                    added, existing = added + report.added, existing + report.existing
-                    conflicts += report.conflicts
-                    progress.advance(task, len(chunk))
-                    chunk = []
-            if chunk:
-                report = await store.add_numbers(chunk, batch=batch)
-                added, existing = added + report.added, existing + report.existing
-                conflicts += report.conflicts
-                progress.advance(task, len(chunk))
-        return added, existing, conflicts
+            rows = csv_import.parse(csv_import.lines_of(path))
+            return await csv_import.import_rows(
+                store, rows, batch=batch, progress=lambda done: progress.advance(task, done)
+            )
 
-    added, existing, conflicts = _run(settings, body)
-    console.print(f"rows {total}: added {added}, already in the pool {existing}, slot taken {len(conflicts)}")
-    if conflicts:
-        console.print("slot taken by another number (not imported): " + " ".join(map(str, conflicts[:50])))
+    try:
+        report = _run(settings, body)
+    except csv_import.CsvError as exc:  # the file changed after it was checked
+        err.print(f"[red]stopped: {escape(str(exc))}; the rows before it were imported[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"rows {total}: added {report.added}, already in the pool {report.existing}, "
+        f"slot taken {report.conflicts_total}"
+    )
+    if report.conflicts:
+        more = report.conflicts_total - len(report.conflicts)
+        console.print("slot taken by another number (not imported): " + " ".join(map(str, report.conflicts))
+                      + (f" ... and {more} more" if more else ""))  # fmt: skip
 
 
 @app.command()
