@@ -23,10 +23,11 @@ from starlette.routing import Route
 
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.auth import KeyRing
+from grizzly_edge.batching import PoolBatcher
 from grizzly_edge.body import accepts_gzip, compress, decode_content
 from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.dispatch import route
-from grizzly_edge.metrics import REQUEST_SECONDS, RESULTS
+from grizzly_edge.metrics import request_seconds, results
 from grizzly_edge.settings import Settings
 
 log = logging.getLogger("grizzly_edge")
@@ -37,6 +38,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 class State(TypedDict):
     pool: PoolClient
     claims: ClaimSettler
+    batcher: PoolBatcher
 
 
 def _reply(request: Request, settings: Settings, body: bytes) -> Response:
@@ -73,11 +75,13 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(claims.drain, timeout_s=5.0)  # after the settler stopped: what is left
             settler = asyncio.create_task(claims.run())
             stack.push_async_callback(cancel_and_wait, settler)
+            batcher = PoolBatcher(pool)
+            stack.push_async_callback(batcher.aclose)  # first: the batches in flight confirm or release claims
             log.info(
                 "api-edge ready",
                 extra=log_fields(paths=list(settings.paths), upstreams=[u.name for u in settings.upstreams]),
             )
-            yield {"pool": pool, "claims": claims}
+            yield {"pool": pool, "claims": claims, "batcher": batcher}
 
     async def partner(request: Request) -> Response:
         started = time.perf_counter()
@@ -90,12 +94,14 @@ def create_app(settings: Settings) -> Starlette:
             target = route(body, keys)
             action = target.action
             state = app_state(request, State)
-            call = Call(target.upstream, body, state["pool"], state["claims"], request.is_disconnected)
+            call = Call(
+                target.upstream, body, state["pool"], state["claims"], state["batcher"], request.is_disconnected
+            )
             answer = await target.handler(call)
         except Exception as exc:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
             answer = error_answer(exc, action)
-        RESULTS.labels(action, answer.status).inc()
-        REQUEST_SECONDS.labels(action).observe(time.perf_counter() - started)
+        results(action, answer.status).inc()
+        request_seconds(action).observe(time.perf_counter() - started)
         return _reply(request, settings, answer.body)
 
     async def on_partner_error(request: Request, exc: Exception) -> Response:

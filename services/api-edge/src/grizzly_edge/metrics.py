@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_SECONDS = Histogram(
@@ -19,3 +21,21 @@ CLAIM_RELEASES = Counter(
     "edge_claims_released_total", "GET_NUMBER claims released at the pool because the platform did not get them"
 )
 SETTLE_BACKLOG = Gauge("edge_settle_backlog", "Claim confirmations and releases not yet accepted by the pool")
+
+
+# labels() takes a lock and builds a key on every call: the hot path looks each child up once. Label values are
+# bounded: actions are the dispatch table's (or "invalid"), statuses three, services those the pool
+# issued numbers for (Prometheus keeps every child anyway).
+@functools.cache
+def request_seconds(action: str) -> Histogram:
+    return REQUEST_SECONDS.labels(action)
+
+
+@functools.cache
+def results(action: str, status: str) -> Counter:
+    return RESULTS.labels(action, status)
+
+
+@functools.cache
+def numbers_issued(upstream: str, service: str) -> Counter:
+    return NUMBERS_ISSUED.labels(upstream, service)

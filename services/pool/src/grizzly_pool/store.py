@@ -25,8 +25,10 @@ from typing import Any, Final
 import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
+from grizzly_common.coalesce import Coalescer
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
+from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
 from grizzly_pool import metrics
@@ -40,7 +42,11 @@ _SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
 RELEASE_BATCH: Final = 256  # claims per release.lua call (about 7 ms of Redis time), so no call blocks Redis long
+PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
+
+
+ScriptCall = tuple[str, Sequence[str], Sequence[str | int | bytes]]  # script name, keys, args
 
 
 class InventoryError(ValueError):
@@ -221,6 +227,8 @@ class PoolStore:
             for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "release", "counts")
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
+        # the hot path's scripts: concurrent calls share one Redis round trip (see _run_pipeline)
+        self._pipelined: Coalescer[ScriptCall, Any] = Coalescer(self._run_pipeline, max_batch=256, parallel=2)
         # redis-py's BlockingConnectionPool is not first-come first-served: a waiter that is woken up but loses the
         # connection to a newer task goes back to the end of the queue, so with more callers than connections some
         # wait for seconds (and time out). This FIFO gate lets at most as many calls through as there are
@@ -230,10 +238,41 @@ class PoolStore:
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         started = time.perf_counter()
         try:
+            if name in PIPELINED:
+                result = await self._pipelined((name, keys, args))
+                if isinstance(result, Exception):
+                    raise result
+                return result
             async with self._gate:
                 return await self._scripts[name](keys=list(keys), args=list(args))
         finally:
             self._timers[name].observe(time.perf_counter() - started)
+
+    async def _run_pipeline(self, calls: list[ScriptCall]) -> list[Any]:
+        """Many script calls in one round trip (a non-transactional pipeline of EVALSHAs): each script is still one
+        atomic run, only the network trip is shared. Each call gets its own reply or error; a call answered NOSCRIPT
+        did not run, so it is sent again once the script is loaded (e.g. after SCRIPT FLUSH or a Redis restart)."""
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    name, keys, args = calls[i]
+                    pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+                async with self._gate:
+                    answers = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, answer in zip(todo, answers, strict=True):
+                if attempt == 0 and isinstance(answer, NoScriptError):
+                    missing.append(i)
+                else:
+                    replies[i] = answer
+            if not missing:
+                break
+            for name in sorted({calls[i][0] for i in missing}):
+                await self.redis.script_load(self._scripts[name].script)
+            todo = missing
+        return replies
 
     # inventory -------------------------------------------------------------------------------------------------
     async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
