@@ -58,13 +58,13 @@ class PoolClient:
             log.warning("pool answer undecodable", extra=log_fields(path=path, error=str(exc)[:200]))
             raise PoolUnavailable() from None
 
-    async def _post(self, path: str, data: bytes) -> tuple[int, bytes]:
+    async def _post(self, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, bytes]:
         try:
             async with self._session.post(
                 self._base_url + path,
                 data=data,
                 headers={"Content-Type": "application/json"},
-                timeout=self._timeout,
+                timeout=timeout or self._timeout,
             ) as reply:
                 return reply.status, await reply.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -100,11 +100,13 @@ class PoolClient:
     async def finish(self, request: pool_api.FinishRequest) -> pool_api.FinishResult:
         return await self.call("/v1/finish", request, pool_api.FinishResult)
 
-    async def batch(self, request: pool_api.BatchRequest) -> pool_api.BatchResult:
-        """Claims and finishes in one call, answered in request order. A pool without /v1/batch (HTTP 404: an older
-        pool during a rolling upgrade) is asked per item; there, an item whose call fails answers ERROR."""
+    async def batch(self, request: pool_api.BatchRequest, timeout_s: float | None = None) -> pool_api.BatchResult:
+        """Claims and finishes in one call, answered in request order, within timeout_s (None: this client's). A pool
+        without /v1/batch (HTTP 404: an older pool during a rolling upgrade) is asked per item; there, an item whose
+        call fails answers ERROR."""
         if not self._batch_missing:
-            status, body = await self._post("/v1/batch", _encoder.encode(request))
+            timeout = None if timeout_s is None else aiohttp.ClientTimeout(total=max(0.001, timeout_s))
+            status, body = await self._post("/v1/batch", _encoder.encode(request), timeout)
             if status == 404:
                 log.warning("the pool has no /v1/batch: claiming and finishing one by one")
                 self._batch_missing = True

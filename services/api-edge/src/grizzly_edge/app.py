@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypedDict
 
 import aiohttp
@@ -47,6 +47,21 @@ def _reply(request: Request, settings: Settings, body: bytes) -> Response:
         body = compress(body, settings.gzip_level)
         headers["Content-Encoding"] = "gzip"
     return Response(body, status_code=200, media_type="application/json", headers=headers)
+
+
+def hung_up(request: Request) -> Callable[[], Awaitable[bool]]:
+    """Whether the platform has hung up. Under uvicorn, its request cycle's own flag (Starlette's is_disconnected
+    costs about 60 µs a call, an anyio cancel scope); under any other server or a receive wrapped by a middleware,
+    Starlette's check."""
+    flag = getattr(getattr(request.receive, "__self__", None), "disconnected", None)
+    if not isinstance(flag, bool):
+        return request.is_disconnected
+    cycle = request.receive.__self__  # type: ignore[attr-defined]
+
+    async def disconnected() -> bool:
+        return bool(cycle.disconnected)
+
+    return disconnected
 
 
 def error_answer(exc: Exception, action: str) -> Answer:
@@ -94,9 +109,7 @@ def create_app(settings: Settings) -> Starlette:
             target = route(body, keys)
             action = target.action
             state = app_state(request, State)
-            call = Call(
-                target.upstream, body, state["pool"], state["claims"], state["batcher"], request.is_disconnected
-            )
+            call = Call(target.upstream, body, state["pool"], state["claims"], state["batcher"], hung_up(request))
             answer = await target.handler(call)
         except Exception as exc:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
             answer = error_answer(exc, action)

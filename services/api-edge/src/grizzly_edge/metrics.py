@@ -20,6 +20,11 @@ NUMBERS_ISSUED = Counter("edge_numbers_issued_total", "GET_NUMBER answers with a
 CLAIM_RELEASES = Counter(
     "edge_claims_released_total", "GET_NUMBER claims released at the pool because the platform did not get them"
 )
+POOL_BATCH_SIZE = Histogram(
+    "edge_pool_batch_items",
+    "Claims and finishes per /v1/batch call to the pool (grows with the load)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 SETTLE_BACKLOG = Gauge("edge_settle_backlog", "Claim confirmations and releases not yet accepted by the pool")
 
 
