@@ -9,7 +9,7 @@ carries a fresh claim id and a deadline; a number the platform gets is confirmed
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 
 import orjson
 from grizzly_common import pool_api
@@ -50,7 +50,7 @@ async def handle(call: Call) -> Answer:
         currency=request.currency,
         exclude_prefixes=normalize_prefixes(request.exceptionPhoneSet),
         request_json=audit_json(call.body),
-        claim_id=uuid.uuid4().hex,
+        claim_id=os.urandom(16).hex(),  # as random as uuid4, without building a UUID
         deadline_ms=deadline_ms(call.pool.timeout_s),
     )
     try:
