@@ -41,12 +41,29 @@ class State(TypedDict):
     batcher: PoolBatcher
 
 
+class PartnerResponse(Response):
+    """A partner answer: JSON at HTTP 200, its few headers built at once (Starlette's general init_headers cost a
+    fifth of the edge's own work per request)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, gzipped: bool) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"vary", b"Accept-Encoding"),
+        ]
+        if gzipped:
+            self.raw_headers.append((b"content-encoding", b"gzip"))
+
+
 def _reply(request: Request, settings: Settings, body: bytes) -> Response:
-    headers = {"Vary": "Accept-Encoding"}
     if len(body) >= settings.gzip_min_bytes and accepts_gzip(request.headers.get("accept-encoding")):
-        body = compress(body, settings.gzip_level)
-        headers["Content-Encoding"] = "gzip"
-    return Response(body, status_code=200, media_type="application/json", headers=headers)
+        return PartnerResponse(compress(body, settings.gzip_level), gzipped=True)
+    return PartnerResponse(body, gzipped=False)
 
 
 def hung_up(request: Request) -> Callable[[], Awaitable[bool]]:
