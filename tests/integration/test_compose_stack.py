@@ -181,6 +181,7 @@ def compose_env(ports: dict[str, str], images: dict[str, str], **overrides: str)
         "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
         "INGEST_TOKEN": INGEST_TOKEN,
         "PUSHER_RETRY_S": "1",
+        "POOL_NUMBER_CHECK": "off",  # Ofcom drama numbers (reserved, invalid by the phone-number plan)
         **overrides,
     }
 
