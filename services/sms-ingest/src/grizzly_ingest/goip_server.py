@@ -18,7 +18,7 @@ import asyncio
 import hmac
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from grizzly_common.logging import log_fields
 from grizzly_common.web import json_response
@@ -58,8 +58,7 @@ class GoipServer(asyncio.DatagramProtocol):
 
     # asyncio.DatagramProtocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is one, without the subclass
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         if len(self._tasks) >= self.settings.goip_max_pending:
