@@ -1,6 +1,6 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen. Answers are
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen, /v1/sms. Answers are
 always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
 """
 
@@ -126,4 +126,22 @@ class SeenResult(msgspec.Struct, frozen=True):
     status: str  # "SUCCESS" | "ERROR"
     known: int = 0  # how many of the devices hold numbers (the others are ignored)
     revived: int = 0  # how many of those had been marked dead and now count again
+    error: str = ""
+
+
+class SmsSeen(msgspec.Struct, frozen=True, array_like=True):
+    number: int
+    received_ms: int  # when sms-ingest received it
+
+
+class SmsSeenRequest(msgspec.Struct, frozen=True):
+    """POST /v1/sms: SMS the pusher read for these numbers (one entry per SMS), for SIM health: the SIM's SMS count
+    and last SMS, and the open activation got an SMS (its streak of activations without one ends)."""
+
+    sms: Annotated[list[SmsSeen], msgspec.Meta(min_length=1, max_length=LOOKUP_MANY_MAX)]
+
+
+class SmsSeenResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR"
+    matched: int = 0  # SMS that reached an open activation
     error: str = ""

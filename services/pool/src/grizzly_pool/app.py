@@ -32,10 +32,14 @@ from grizzly_common.pool_api import (
     LookupManyResult,
     LookupRequest,
     ResolveRequest,
+    SeenRequest,
+    SeenResult,
     ServicesRequest,
     ServicesResult,
     SettleRequest,
     SettleResult,
+    SmsSeenRequest,
+    SmsSeenResult,
 )
 from grizzly_common.redis_client import make_redis
 from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
@@ -72,6 +76,9 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
         sample_size=settings.sample_size,
         retention_s=settings.retention_s,
         hold_s=settings.claim_hold_s,
+        suspect_streak=settings.suspect_streak,
+        suspect_offline=settings.suspect_offline,
+        earnings_days=settings.earnings_days,
     )
 
 
@@ -222,6 +229,51 @@ async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEA
             log.exception("sweep of unconfirmed claims failed")
 
 
+async def seen(request: Request) -> Response:
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, SeenRequest)
+    except BadBody as exc:
+        return _reply(SeenResult(status="ERROR", error=f"bad request: {exc}"))
+    try:
+        known, revived = await state["store"].seen(body.devices)
+    except Exception:
+        log.exception("seen failed")
+        return _reply(SeenResult(status="ERROR", error=Unavailable.error))
+    for device in revived:
+        metrics.DEVICE_LIVENESS.labels("revived").inc()
+        log.info("device heard from again: counted again", extra=log_fields(device=device))
+    return _reply(SeenResult(status="SUCCESS", known=known, revived=len(revived)))
+
+
+async def sms_seen(request: Request) -> Response:
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, SmsSeenRequest)
+    except BadBody as exc:
+        return _reply(SmsSeenResult(status="ERROR", error=f"bad request: {exc}"))
+    try:
+        matched = await state["store"].sms_seen([(sms.number, sms.received_ms) for sms in body.sms])
+    except Exception:
+        log.exception("sms failed")
+        return _reply(SmsSeenResult(status="ERROR", error=Unavailable.error))
+    return _reply(SmsSeenResult(status="SUCCESS", matched=matched))
+
+
+async def sweep_dead(store: PoolStore, timeout_s: float, every_s: float) -> None:
+    """Forever: mark the devices with heartbeats that fell silent for timeout_s as dead (every replica may run it:
+    a device is marked once, atomically, and its next heartbeat revives it)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            while dead := await store.sweep_dead(timeout_s):
+                for device in dead:
+                    metrics.DEVICE_LIVENESS.labels("dead").inc()
+                    log.warning("device silent: not counted until it is heard from", extra=log_fields(device=device))
+        except Exception:
+            log.exception("sweep of silent devices failed")
+
+
 async def finish(request: Request) -> Response:
     state = app_state(request, State)
     try:
@@ -238,6 +290,11 @@ async def finish(request: Request) -> Response:
         log.exception("finish failed")
         return _reply(FinishResult(status="ERROR", error=Unavailable.error))
     metrics.FINISHES.labels(str(body.status), done.outcome).inc()
+    if done.earned_micros:
+        labels = (body.upstream, done.country, done.currency or "none")
+        (metrics.EARNED if done.earned_micros > 0 else metrics.REFUNDED).labels(*labels).inc(
+            abs(done.earned_micros) / 1_000_000
+        )
     if done.outcome == "unknown":
         return _reply(FinishResult(status="ERROR", error="unknown activationId"))
     if done.outcome == "released":
@@ -298,6 +355,10 @@ def create_app(settings: Settings) -> Starlette:
             state = await stack.enter_async_context(pool_lifespan(settings))
             sweeper = asyncio.create_task(sweep_unconfirmed(state["store"], min(5.0, settings.claim_hold_s / 4)))
             stack.push_async_callback(cancel_and_wait, sweeper)
+            if settings.device_timeout_s > 0:
+                every_s = min(5.0, settings.device_timeout_s / 4)
+                liveness = asyncio.create_task(sweep_dead(state["store"], settings.device_timeout_s, every_s))
+                stack.push_async_callback(cancel_and_wait, liveness)
             yield state
 
     routes = [
@@ -308,6 +369,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/lookup", lookup, methods=["POST"]),
         Route("/v1/lookup_many", lookup_many, methods=["POST"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
+        Route("/v1/seen", seen, methods=["POST"]),
+        Route("/v1/sms", sms_seen, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error})
