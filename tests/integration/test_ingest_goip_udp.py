@@ -275,3 +275,63 @@ def test_kafka_down_no_ack_then_the_resent_receive_is_acked_and_published_once(
         client.close()
     time.sleep(1)  # a send that outlived its unanswered datagram lands before we count
     assert [r.text for r in read_topic(env)] == ["WhatsApp code 222-333"]
+
+
+# heartbeats against the real pool ------------------------------------------------------------------------------
+def test_a_keepalive_or_ping_makes_a_dead_device_count_again_in_the_real_pool(
+    start_service: Start, stack_env: dict[str, str], goip_port: int
+) -> None:
+    start_service("pool", POOL_DEVICE_TIMEOUT_S="2")
+    admin_url = f"http://127.0.0.1:{stack_env['POOL_ADMIN_PORT']}"
+    admin_headers = {"Authorization": f"Bearer {stack_env['POOL_ADMIN_TOKEN']}"}
+    rows = ["number,country,operator,device,slot,flashcall"]
+    rows += ["79000000001,ru,mts,goip-bank,1,0", "79000000002,ru,mts,goip-bank,2,0", "79000000003,ru,mts,pixel-7,1,0"]
+    imported = httpx.post(
+        f"{admin_url}/admin/import",
+        content="\n".join(rows) + "\n",
+        headers={**admin_headers, "content-type": "text/csv"},
+        timeout=60,
+    )
+    assert imported.json()["added"] == 3
+    start_service(
+        "ingest",
+        INGEST_GOIP_UDP_PORT=str(goip_port),
+        INGEST_GOIP_LINES=LINES,
+        INGEST_SEEN_INTERVAL_S="0.3",
+        INGEST_ANDROID_SECRET="android-signing-key-0001",
+    )
+    pool_url = f"http://127.0.0.1:{stack_env['POOL_PORT']}"
+
+    def tg() -> int:
+        reply = httpx.post(f"{pool_url}/v1/services", json={"upstream": "grizzly"}, timeout=10).json()
+        return int(reply["countryList"][0]["operatorMap"]["any"]["tg"]) if reply["countryList"] else 0
+
+    def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return condition()
+
+    ping = {"deviceId": "pixel-7", "event": "system:ping", "id": "e1", "webhookId": "w1", "payload": {"health": {}}}
+    client = Goip(goip_port, line="goip2")
+    try:
+        client.send(client.keepalive(1))
+        assert client.answers() == [b"reg:1;status:200;"]
+        assert android_post(stack_env, ping).status_code == 200
+        assert tg() == 3
+        # both devices fall silent: the pool counts neither once the timeout passed
+        assert until(lambda: tg() == 0), tg()
+        client.send(client.keepalive(2))  # the GoIP's next keepalive: goip-bank's two numbers count again
+        assert client.answers() == [b"reg:2;status:200;"]
+        assert until(lambda: tg() == 2, timeout_s=5), tg()
+        assert android_post(stack_env, ping).status_code == 200
+        assert until(lambda: tg() == 3, timeout_s=5), tg()
+        # and the pool's /v1/resolve names the number of the line's (device, slot)
+        client.send(client.receive(5, "Telegram", "Telegram code 90210"))
+        assert client.answers() == [b"RECEIVE 5 OK\n"]
+    finally:
+        client.close()
+    [record] = read_topic(stack_env)
+    assert record.number == 79000000002 and record.slot == "2"
+    stats = httpx.get(f"{admin_url}/admin/stats", headers=admin_headers, timeout=10).json()["devices"]
+    assert stats["goip-bank"]["alive"] is True and stats["pixel-7"]["alive"] is True
