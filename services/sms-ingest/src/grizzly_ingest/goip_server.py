@@ -39,7 +39,7 @@ from grizzly_ingest.webhooks.base import check_token, state_of, supplied_token
 log = logging.getLogger(__name__)
 
 SIM_FIELDS = ("num", "signal", "gsm_status", "imei", "imsi", "iccid", "pro")
-LOG_EVERY_S = 10.0  # refused datagrams are logged at most this often (a flood must not flood the log)
+LOG_EVERY_S = 10.0  # refused datagrams are logged at most this often per reason (a flood must not flood the log)
 
 
 def sim_key(prefix: str, line: Line) -> str:
@@ -54,7 +54,7 @@ class GoipServer(asyncio.DatagramProtocol):
         self.heartbeats = heartbeats
         self.transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._logged_at = 0.0
+        self._logged_at: dict[str, float] = {}  # per result: a flood of garbage must not hide an outage
 
     # asyncio.DatagramProtocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -94,8 +94,8 @@ class GoipServer(asyncio.DatagramProtocol):
     def _refused(self, result: str, why: str, **extra: object) -> None:
         metrics.GOIP_DATAGRAMS.labels(result).inc()
         now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY_S:
-            self._logged_at = now
+        if now - self._logged_at.get(result, 0.0) >= LOG_EVERY_S:
+            self._logged_at[result] = now
             log.warning(why, extra=log_fields(**extra))
 
     def authenticate(self, packet: Packet) -> Line | None:
