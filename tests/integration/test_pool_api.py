@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -272,3 +273,35 @@ def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
     assert 'pool_device_liveness_total{event="dead"} 1.0' in httpx.get(f"{internal(stack_env)}/metrics").text
     bad = httpx.post(f"{internal(stack_env)}/v1/seen", json={"devices": ["bad\u0000name"]}).json()
     assert bad["status"] == "ERROR" and bad["error"].startswith("bad request")
+
+
+def test_pool_cli_sims_and_earnings(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool", POOL_SUSPECT_STREAK="2")
+    assert import_csv(stack_env, csv_text(1)).json()["added"] == 1
+    for service, status in (("tg", 4), ("wa", 4), ("vk", 3)):
+        got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(service=service)).json()
+        finish = {"upstream": "grizzly", "activation_id": got["activation_id"], "status": status}
+        assert httpx.post(f"{internal(stack_env)}/v1/finish", json=finish).json()["status"] == "SUCCESS"
+    env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"], "COLUMNS": "200"}
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run([sys.executable, "-m", "grizzly_pool", *args], env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    [sim] = cli("sims", "--suspect", "--json")
+    assert (sim["number"], sim["issued"], sim["cancelled"], sim["sold"], sim["streak"]) == (79000000000, 3, 2, 1, 3)
+    assert cli("sims", "--device", "dev9", "--json") == []
+    assert "79000000000" in cli("sims", "--device", "dev0")
+    earned = cli("earnings", "--since", "2d", "--by", "service", "--json")
+    assert [(r["service"], r["currency"], r["issued"], r["sold"], r["amount"]) for r in earned["rows"]] == [
+        ("tg", "643", 1, 0, "0"), ("vk", "643", 1, 1, "0.35"), ("wa", "643", 1, 0, "0"),
+    ]  # fmt: skip
+    assert "sell-through" in cli("earnings")
+    done = subprocess.run([sys.executable, "-m", "grizzly_pool", "earnings", "--by", "planet"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "by must name some of" in done.stderr
+    url, headers = admin(stack_env)
+    reply = httpx.get(f"{url}/admin/earnings", params={"since": "0d"}, headers=headers)
+    assert reply.status_code == 400 and reply.json()["error"] == "since must be 1d-800d"

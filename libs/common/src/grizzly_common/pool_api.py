@@ -1,7 +1,8 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen, /v1/sms. Answers are
-always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/batch, /v1/lookup, /v1/lookup_many, /v1/resolve,
+/v1/seen, /v1/sms. Answers are always HTTP 200 with one of these structs; transport failures are the caller's to map
+to Unavailable.
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ class FinishRequest(msgspec.Struct, frozen=True):
 class FinishResult(msgspec.Struct, frozen=True):
     status: str  # "SUCCESS" | "ERROR"
     error: str = ""
+
+
+BATCH_MAX = 1000  # claims, and finishes, per POST /v1/batch
+
+
+class BatchRequest(msgspec.Struct, frozen=True):
+    """POST /v1/batch: many claims and finishes in one call (api-edge coalesces its concurrent GET_NUMBER and
+    FINISH_ACTIVATION requests). Each is checked, run (its own atomic script) and answered as by /v1/claim or
+    /v1/finish."""
+
+    claims: Annotated[list[ClaimRequest], msgspec.Meta(max_length=BATCH_MAX)] = []
+    finishes: Annotated[list[FinishRequest], msgspec.Meta(max_length=BATCH_MAX)] = []
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    claims: list[ClaimResult]  # one per claim, in request order
+    finishes: list[FinishResult]  # one per finish, in request order
 
 
 class LookupRequest(msgspec.Struct, frozen=True):
