@@ -191,9 +191,11 @@ class ParkedStore:
         """Up to `count` entries after `after` (oldest first) and the cursor of the next page (None: last page)."""
         check_count(count)
         start = "(" + check_id(after) if after else "-"
-        entries = _entries(await self.redis.xrange(PARKED_KEY, start, "+", count=count))
-        parked = [Parked.from_stream(entry_id, fields) for entry_id, fields in entries]
-        return parked, (parked[-1].id if len(parked) == count else None)
+        entries = _entries(
+            await self.redis.xrange(PARKED_KEY, start, "+", count=count + 1)
+        )  # one more: is there a next
+        parked = [Parked.from_stream(entry_id, fields) for entry_id, fields in entries[:count]]
+        return parked, (parked[-1].id if len(entries) > count else None)
 
     async def get(self, entry_id: str) -> Parked:
         check_id(entry_id)
@@ -254,8 +256,8 @@ class ParkedStore:
         if not until:
             return report
         start = "(" + check_id(after) if after else "-"
-        entries = _entries(await self.redis.xrange(PARKED_KEY, start, until, count=count))
-        for entry_id, fields in entries:
+        entries = _entries(await self.redis.xrange(PARKED_KEY, start, until, count=count + 1))
+        for entry_id, fields in entries[:count]:
             parked = Parked.from_stream(entry_id, fields)
             if parked.task is None:
                 report["skipped"].append({"id": parked.id, "reason": parked.reason, "error": parked.decode_error})
@@ -266,8 +268,8 @@ class ParkedStore:
                 report["gone"] += 1
                 continue
             report[result.outcome] += 1
-        if len(entries) == count:
-            report["next"] = entries[-1][0]
+        if len(entries) > count:
+            report["next"] = entries[count - 1][0]
         return report
 
     async def delete(self, entry_id: str, *, via: str) -> Parked:
