@@ -1,7 +1,7 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen. Answers are
-always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve, /v1/seen.
+Answers are always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
 """
 
 from __future__ import annotations
