@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 from grizzly_common.settings import SettingsError
+from grizzly_pusher.admin import admin_routes
 from grizzly_pusher.parked import BadRequest, Parked, check_count, check_id, preview
 from grizzly_pusher.settings import Settings
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 
 def test_raw_bytes_are_shown_escaped_and_cut() -> None:
@@ -46,3 +49,17 @@ def test_admin_token_is_optional_secret_and_never_in_repr() -> None:
     assert settings.admin_token == "s3cret-admin-token" and "s3cret" not in repr(settings)
     with pytest.raises(SettingsError, match="PUSHER_ADMIN_TOKEN"):
         Settings.from_env({**env, "PUSHER_ADMIN_TOKEN": "changeme"})
+
+
+def admin_app(token: str) -> Starlette:
+    return Starlette(routes=admin_routes(token, dict))  # no lifespan: refused before any state is read
+
+
+def test_admin_routes_are_off_without_a_token_and_refuse_a_wrong_one() -> None:
+    with TestClient(admin_app("")) as client:
+        reply = client.get("/admin/parked", headers={"Authorization": "Bearer "})
+        assert reply.status_code == 403 and "PUSHER_ADMIN_TOKEN" in reply.json()["error"]
+    with TestClient(admin_app("right-token-0001")) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0001"}, {"Authorization": "right-token-0001"}):
+            reply = client.post("/admin/parked/1-0/repush", headers=headers)
+            assert (reply.status_code, reply.json()["error"]) == (401, "unauthorized")

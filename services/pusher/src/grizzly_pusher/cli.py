@@ -21,7 +21,7 @@ from grizzly_common.logging import JsonFormatter
 from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, audit_retention_s, env_str, environ
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from grizzly_pusher.parked import BadRequest, ParkedError, ParkedStore
@@ -115,7 +115,9 @@ def list_parked(
     if as_json:
         _print_json(page)
         return
-    table = Table("id", "reason", "smsId", "kind", "number", "upstream", "re-push", "error")
+    # ids are what an operator copies: never wrapped
+    table = Table(Column("id", no_wrap=True), Column("reason", no_wrap=True), "smsId", "kind", "number", "upstream",
+                  "re-push", "error")  # fmt: skip
     for e in page["entries"]:
         table.add_row(*(_cell(e.get(k)) for k in ("id", "reason", "sms_id", "kind", "number", "upstream")),
                       _cell("yes" if e["repushable"] else "no: undecodable"), _cell(e["error"][:80]))  # fmt: skip
