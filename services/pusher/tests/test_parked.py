@@ -40,6 +40,8 @@ def test_an_undecodable_entry_says_it_cannot_be_repushed() -> None:
     detail = entry.detail()
     assert detail["raw_b64"] == "e25vdCBqc29u" and "cannot be re-pushed" in detail["note"]
     assert detail["source"]["offset"] == 3 and detail["decode_error"]
+    odd = Parked.from_stream("6-0", {b"raw": b"", b"partition": b"x", b"offset": b"-2", b"ts_ms": b"1e9"})
+    assert (odd.source["partition"], odd.source["offset"], odd.ts_ms) == (-1, -1, 0)  # shown, never a 500
 
 
 def test_admin_token_is_optional_secret_and_never_in_repr() -> None:

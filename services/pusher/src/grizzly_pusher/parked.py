@@ -81,6 +81,11 @@ def _text(value: bytes | None) -> str:
     return (value or b"").decode("utf-8", "replace")
 
 
+def _int(value: bytes | None, default: int = -1) -> int:
+    """A number field of an entry; anything else (written by hand, say) shows as the default, never an error."""
+    return int(value) if value is not None and value.isdigit() and len(value) < 20 else default
+
+
 def _entries(answer: Any) -> list[tuple[str, dict[bytes, bytes]]]:
     """XRANGE's answer as (id, fields); the client is made with bytes answers (make_redis)."""
     out = []
@@ -113,20 +118,19 @@ class Parked:
             else:
                 source = {
                     "topic": _text(fields.get(b"topic")),
-                    "partition": int(fields.get(b"partition", b"-1")),
-                    "offset": int(fields.get(b"offset", b"-1")),
+                    "partition": _int(fields.get(b"partition")),
+                    "offset": _int(fields.get(b"offset")),
                     "key": preview(fields.get(b"key", b""), 64),
                 }
                 message = decode_inbound(raw)
                 task = PushTask(message=message, upstream="", activation_id=0, attempt=0, not_before_ms=now_ms())
         except DecodeError as exc:
             decode_error = str(exc)[:300]
-        ts = fields.get(b"ts_ms", b"0")
         return cls(
             id=entry_id,
             reason=_text(fields.get(b"reason")),
             error=preview(fields.get(b"error", b""), 500),
-            ts_ms=int(ts) if ts.isdigit() else 0,
+            ts_ms=_int(fields.get(b"ts_ms"), 0),
             raw=raw,
             source=source,
             task=task,
