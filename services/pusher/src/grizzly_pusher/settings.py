@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grizzly_common.settings import (
     SettingsError,
@@ -12,6 +12,7 @@ from grizzly_common.settings import (
     audit_retention_s,
     env_float,
     env_int,
+    env_secret,
     env_str,
     topic_durability,
     upstreams_from_env,
@@ -40,6 +41,7 @@ class Settings:
     shutdown_grace_s: float  # SIGTERM: in-flight pushes get this long to finish before they are handed back
     retry_poll_s: float  # how often the retry schedule is polled for due tasks
     audit_retention_s: int  # AUDIT_RETENTION_DAYS: the audit events the pusher appends expire after this
+    admin_token: str = field(default="", repr=False)  # PUSHER_ADMIN_TOKEN: the /admin routes; "" = they are off
 
     @property
     def hold_s(self) -> float:
@@ -81,6 +83,7 @@ class Settings:
             shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
             retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
             audit_retention_s=audit_retention_s(env),
+            admin_token=env_secret(env, "PUSHER_ADMIN_TOKEN") if env.get("PUSHER_ADMIN_TOKEN", "").strip() else "",
         )
 
     def upstream(self, name: str) -> Upstream | None:
