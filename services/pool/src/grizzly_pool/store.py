@@ -45,8 +45,10 @@ _SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
 CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking before the store runs it again
-RELEASE_BATCH: Final = 32  # claims per release.lua call, so no call blocks Redis for long
-SCRIPT_BATCH: Final = 32  # numbers per set_online / remove_numbers call, for the same reason
+# items per script run, so that no run holds Redis for more than about half a millisecond (bench: scale section)
+RELEASE_BATCH: Final = 8  # claims released (each frees its number and rewrites its device's count terms)
+SCRIPT_BATCH: Final = 16  # rows added, numbers removed, set online or offline, SMS reported
+DEVICE_BATCH: Final = 8  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
@@ -362,14 +364,14 @@ class PoolStore:
                     raise TimeoutError("another pool process has been migrating the counts for too long")
                 await asyncio.sleep(0.2)
             return False
-        await self.redis.delete(k.fixed("co"), k.fixed("totals"))
+        await self.redis.unlink(k.fixed("co"), k.fixed("totals"))
         for mode in ("reset", "groups"):
             async for page in self._hscan_pages(k.fixed("groups")):
                 args = list(page) if mode == "reset" else [v for pair in page.items() for v in pair]
                 await self._run("migrate", [], [self.prefix, mode, *args])
         cursor = 0
         while True:
-            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=16)
+            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=2)
             if devices:
                 await self._run("migrate", [], [self.prefix, "devices", *devices])
             if cursor == 0:
@@ -381,7 +383,7 @@ class PoolStore:
     async def _hscan_pages(self, name: str) -> AsyncIterator[dict[bytes | str, bytes | str]]:
         cursor = 0
         while True:
-            cursor, page = await self.redis.hscan(name, cursor, count=200)
+            cursor, page = await self.redis.hscan(name, cursor, count=64)
             if page:
                 yield cast(dict[bytes | str, bytes | str], page)
             if cursor == 0:
@@ -497,13 +499,13 @@ class PoolStore:
         """These devices sent a heartbeat now: (how many hold numbers, the ones that were dead and count again)."""
         known, revived = 0, []
         keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
-        for start in range(0, len(devices), SCRIPT_BATCH):
-            result = await self._run("seen", keys, [self.prefix, "seen", *devices[start : start + SCRIPT_BATCH]])
+        for start in range(0, len(devices), DEVICE_BATCH):
+            result = await self._run("seen", keys, [self.prefix, "seen", *devices[start : start + DEVICE_BATCH]])
             known += int(result[0])
             revived += [_text(d) for d in result[1:]]
         return known, revived
 
-    async def sweep_dead(self, timeout_s: float, limit: int = SCRIPT_BATCH) -> list[str]:
+    async def sweep_dead(self, timeout_s: float, limit: int = DEVICE_BATCH) -> list[str]:
         """Mark dead (no room, so neither counted nor claimed) up to `limit` devices silent for timeout_s."""
         keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
         result = await self._run("seen", keys, [self.prefix, "sweep", round(timeout_s * 1000), limit])

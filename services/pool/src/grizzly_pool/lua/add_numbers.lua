@@ -12,6 +12,8 @@
 -- holds another number.
 local key = pool_keys(ARGV[1])
 local t = tracker(key)
+-- the first numbers of an empty inventory: this layout from the start, nothing for migrate.lua to build
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SET', key.fixed('layout'), '2') end
 local added, existing = 0, 0
 local conflicts = {}
 for i = 2, #ARGV, 8 do

@@ -12,7 +12,8 @@ local mode = ARGV[2]
 if mode == 'reset' then
   for i = 3, #ARGV do
     local country, operator, device = split_group(ARGV[i])
-    redis.call('DEL', key.dg(device), key.cs(country, operator), key.ca(country), key.cg(country),
+    -- UNLINK: a country's index may hold thousands of groups, freed off the main thread
+    redis.call('UNLINK', key.dg(device), key.cs(country, operator), key.ca(country), key.cg(country),
       key.og(country, operator))
   end
   return #ARGV - 2
