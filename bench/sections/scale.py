@@ -128,6 +128,19 @@ async def _operations(redis_url: str, client: redis.Redis, banks: int) -> dict[s
     client.config_set("slowlog-log-slower-than", 0)
     client.config_set("slowlog-max-len", 100_000)
     client.slowlog_reset()
+    by_script: dict[str, list[float]] = {}
+
+    def collect() -> None:
+        """SLOWLOG is a ring: read it after each step (a migration alone logs more commands than it keeps)"""
+        for entry in client.slowlog_get(-1):
+            words = bytes(entry.get("command", b"")).split()
+            if not words or words[0].upper().startswith(HARNESS):
+                continue
+            evalsha = words[0].upper() == b"EVALSHA" and len(words) > 1
+            name = names.get(words[1], "EVALSHA") if evalsha else "other commands"
+            by_script.setdefault(name, []).append(entry["duration"] / 1000)
+        client.slowlog_reset()
+
     try:
 
         async def claim(service: str, **kw: Any) -> Any:
@@ -138,10 +151,13 @@ async def _operations(redis_url: str, client: redis.Redis, banks: int) -> dict[s
         for i in range(300):
             got = await claim(pool_load.SERVICES[i % 10], exclude_prefixes=[])
             await store.finish(upstream="grizzly", activation_id=got.activation_id, status=4 if i % 3 else 3)
+        collect()
         assert await claim("tg", exclude_prefixes=["79"]) is None  # every number excluded: the walk, run by run
+        collect()
         for i in range(20):
             await claim(f"s{i:02d}", exclude_prefixes=[], claim_id=f"bench-{i}", deadline_ms=now + 60_000)
         await store.release_claims([f"bench-{i}" for i in range(20)])
+        collect()
         for bank in range(0, min(banks, 40), 2):
             await store.set_device(f"bank{bank:05d}", cap=0)
             await store.set_device(f"bank{bank:05d}", cap=CAP)
@@ -154,25 +170,20 @@ async def _operations(redis_url: str, client: redis.Redis, banks: int) -> dict[s
         await store.seen([f"bank{b:05d}" for b in range(min(banks, 320))])
         await store.sweep_dead(0.0, limit=32)
         await store.seen([f"bank{b:05d}" for b in range(min(banks, 320))])
+        collect()
         rows = [NumberRow.checked(80000000000 + i, "kz", "kcell", f"extra{i // BANK:03d}", str(i % BANK))
                 for i in range(2048)]  # fmt: skip
         await store.add_numbers(rows)
         await store.remove_numbers([row.number for row in rows])
+        collect()
         await aclient.delete(store.keys.fixed("layout"))
         await store.migrate()  # the upgrade of a pool this size, page by page
-        entries = client.slowlog_get(-1)
+        collect()
     finally:
         client.config_set("slowlog-log-slower-than", SLOW_US)
         client.config_set("slowlog-max-len", 1024)
         client.slowlog_reset()
         await aclient.aclose()
-    by_script: dict[str, list[float]] = {}
-    for entry in entries:
-        words = bytes(entry.get("command", b"")).split()
-        if not words or words[0].upper().startswith(HARNESS):
-            continue
-        name = names.get(words[1], "EVALSHA") if words[0].upper() == b"EVALSHA" and len(words) > 1 else "other commands"
-        by_script.setdefault(name, []).append(entry["duration"] / 1000)
     return {name: sorted(times) for name, times in sorted(by_script.items())}
 
 

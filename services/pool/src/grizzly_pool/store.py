@@ -46,9 +46,9 @@ _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
 CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking before the store runs it again
 # items per script run, so that no run holds Redis for more than about half a millisecond (bench: scale section)
-RELEASE_BATCH: Final = 8  # claims released (each frees its number and rewrites its device's count terms)
+RELEASE_BATCH: Final = 4  # claims released (each frees its number and rewrites its device's count terms)
 SCRIPT_BATCH: Final = 16  # rows added, numbers removed, set online or offline, SMS reported
-DEVICE_BATCH: Final = 8  # devices heard from or swept (a device coming back or going is recounted whole)
+DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
