@@ -243,12 +243,12 @@ async def import_rows(
     rows: Iterable[NumberRow],
     *,
     batch: int = 1000,
-    in_flight: int = 2,
+    in_flight: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Feed rows to PoolStore.add_numbers, a batch per call, reading only as far as the calls in flight need.
 
-    With two calls in flight Redis runs one batch while this process reads the next. The file was checked for
+    With several calls in flight Redis runs one batch while this process reads the next. The file was checked for
     duplicates first, so batches do not depend on each other and may finish in any order.
     """
     report = ImportReport()

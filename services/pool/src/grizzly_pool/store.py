@@ -47,7 +47,8 @@ GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks th
 CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking before the store runs it again
 # items per script run, so that no run holds Redis for more than about half a millisecond (bench: scale section)
 RELEASE_BATCH: Final = 4  # claims released (each frees its number and rewrites its device's count terms)
-SCRIPT_BATCH: Final = 16  # rows added, numbers removed, set online or offline, SMS reported
+SCRIPT_BATCH: Final = 16  # numbers removed, set online or offline, SMS reported
+ADD_BATCH: Final = 24  # rows added (a new number costs less than a removed one)
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
@@ -439,9 +440,9 @@ class PoolStore:
             await pool.release(connection)
 
     # inventory -------------------------------------------------------------------------------------------------
-    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = SCRIPT_BATCH) -> AddReport:
-        """Add numbers in batches (one script call per batch, at most SCRIPT_BATCH rows so no call holds Redis
-        long); existing numbers are left untouched."""
+    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = ADD_BATCH) -> AddReport:
+        """Add numbers in batches (one script call per batch, at most ADD_BATCH rows so no call holds Redis long);
+        existing numbers are left untouched."""
         report = AddReport()
         k = self.keys
         chunk: list[str | int] = []
@@ -462,7 +463,7 @@ class PoolStore:
                  int(row.online), int(row.flashcall), int(row.voice))
             )  # fmt: skip
             count += 1
-            if count % min(batch, SCRIPT_BATCH) == 0:
+            if count % min(batch, ADD_BATCH) == 0:
                 await flush()
         if chunk:
             await flush()
