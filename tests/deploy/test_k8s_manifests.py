@@ -27,7 +27,8 @@ K8S_VERSIONS = ("1.28", kubernetes_validate.latest_version())
 
 SERVICES = ("api-edge", "pool", "sms-ingest", "pusher")  # Deployment name = services/<dir> = image name
 PORT_VARS = {"api-edge": "EDGE_PORT", "pool": "POOL_PORT", "sms-ingest": "INGEST_PORT", "pusher": "PUSHER_PORT"}
-EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT"}
+EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT", ("api-edge", "ops"): "EDGE_OPS_PORT"}
+PROBE_PORT_VARS = {"api-edge": "EDGE_OPS_PORT"}  # health off the partner URL
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
 RENDERINGS = {
     "base": (BASE, ()),
@@ -139,7 +140,7 @@ def test_each_service_has_a_deployment_and_a_service_selecting_it(rendering: str
 def test_probes_hit_healthz_and_readyz_on_the_service_port(service: str) -> None:
     deployment = one("base", "Deployment", service)
     ctr = container(deployment)
-    app_port = int(env_value("base", deployment, PORT_VARS[service]) or 0)
+    app_port = int(env_value("base", deployment, PROBE_PORT_VARS.get(service, PORT_VARS[service])) or 0)
     liveness, readiness = ctr["livenessProbe"]["httpGet"], ctr["readinessProbe"]["httpGet"]
     assert liveness["path"] == "/healthz"
     assert readiness["path"] == "/readyz"

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.integration.test_ingest_webhooks import TOKEN, Start, _read_all, post_sms, read_topic, url
+from tests.integration.test_ingest_webhooks import GOIP_TOKEN, TOKEN, Start, _read_all, post_sms, read_topic, url
 
 SECRET = "android-signing-key-0002"
 NUMBER = 447700900123
@@ -132,7 +132,7 @@ def headers(path: str, body: bytes) -> dict[str, str]:
         stamp = str(int(time.time()))
         signature = hmac.new(SECRET.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()
         return {"X-Signature": signature, "X-Timestamp": stamp}
-    return {"Authorization": f"Bearer {TOKEN}"}
+    return {"Authorization": f"Bearer {GOIP_TOKEN if path.startswith('/v1/goip/') else TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,7 @@ def in_process(redis_server: RedisLike, kafka_broker: Broker) -> Iterator[tuple[
         log_level="WARNING",
         token=TOKEN,
         android_secret=SECRET,
+        goip_token=GOIP_TOKEN,
         device_numbers={("gw1", ""): NUMBER, ("pixel-9", ""): NUMBER},
         topic_partitions=1,
         redis_prefix=prefix,
@@ -211,7 +212,7 @@ def test_hostile_payloads_get_400_and_a_normal_sms_right_after_is_published(
     for raw in [deep, b'{"number": 447700900123, "from": "x", "text": "t", "received_at": NaN}']:
         assert post_sms(stack_env, raw).status_code == 400
     goip = {"type": "recv-sms", "sms": [[0, "1", 1e300, "+1555", "447700900123", "aGk="]]}
-    reply = httpx.post(url(stack_env, "/v1/goip/gw1"), json=goip, headers={"Authorization": f"Bearer {TOKEN}"})
+    reply = httpx.post(url(stack_env, "/v1/goip/gw1"), json=goip, headers={"Authorization": f"Bearer {GOIP_TOKEN}"})
     assert reply.status_code == 400, reply.text
     # the file CLI: a smstools file whose sender carries an escape sequence is refused, exit 1 (not retried)
     spool = tmp_path / "GSM1.abc"

@@ -38,8 +38,10 @@ from grizzly_common.pool_api import (
     SettleResult,
 )
 from grizzly_common.redis_client import make_redis
+from grizzly_common.security import InternalAuth
 from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -76,7 +78,9 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
 
 @contextlib.asynccontextmanager
 async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
-    redis = make_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = make_redis(
+        settings.redis_url, max_connections=settings.redis_max_connections, password=settings.redis_password
+    )
     try:
         yield {"redis": redis, "store": make_store(settings, redis), "settings": settings}
     finally:
@@ -295,4 +299,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/resolve", resolve, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error})
+    auth = Middleware(InternalAuth, token=settings.api_token, max_body_bytes=settings.max_body_bytes)
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[auth], exception_handlers={Exception: _internal_error}
+    )
