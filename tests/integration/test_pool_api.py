@@ -109,7 +109,7 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
         reply = http.post(f"{base}/v1/finish", json=finish)
         assert reply.status_code == 200 and reply.json() == {"status": "SUCCESS", "error": ""}
     foreign = http.post(f"{base}/v1/finish", json={**finish, "upstream": "other"}).json()
-    assert foreign == {"status": "ERROR", "error": "unknown activationId"}
+    assert foreign == {"status": "ERROR", "error": "bad request: unknown upstream"}  # not one of UPSTREAMS
     unknown = http.post(f"{base}/v1/finish", json={**finish, "activation_id": 42}).json()
     assert unknown == {"status": "ERROR", "error": "unknown activationId"}
     assert http.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == missing
@@ -217,3 +217,33 @@ def test_pool_internal_api_needs_the_token_and_caps_bodies(start_service: Start,
     assert httpx.post(url, content=chunks(), headers=token(stack_env)).status_code == 413
     assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1  # nothing refused took the number
     assert httpx.post(url, json=claim_body(), headers=token(stack_env)).json()["status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"service": "t|g"},
+        {"service": "tg\u0000"},
+        {"operator": "any any"},
+        {"country": ""},
+        {"currency": 2**64 - 1},
+        {"sum": "0.123456"},
+        {"sum": "1e5"},
+        {"exclude_prefixes": ["79x"]},
+        {"upstream": "smshub"},  # not in UPSTREAMS
+        {"request_json": "x" * (1 << 20 | 1)},
+    ],
+)
+def test_pool_refuses_names_and_amounts_outside_the_bounds(
+    start_service: Start, stack_env: dict[str, str], change: dict[str, Any]
+) -> None:
+    start_service("pool", POOL_MAX_BODY_BYTES=str(4 << 20))
+    import_csv(stack_env, csv_text(1))
+    reply = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(**change), headers=token(stack_env))
+    assert reply.status_code == 200 and reply.json()["status"] == "ERROR", reply.text
+    finish = {"upstream": "grizzly", "activation_id": 1, "status": 2}
+    assert (
+        httpx.post(f"{internal(stack_env)}/v1/finish", json=finish, headers=token(stack_env)).json()["status"]
+        == "ERROR"
+    )
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1

@@ -22,7 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
-from grizzly_common.messages import FINISH_STATUSES, country_code
+from grizzly_common.messages import country_code
 from grizzly_common.pool_api import (
     ClaimRequest,
     ClaimResult,
@@ -139,9 +139,9 @@ async def claim(request: Request) -> Response:
     except BadBody as exc:
         metrics.CLAIMS.labels("ERROR").inc()
         return _reply(ClaimResult(status="ERROR", error=f"bad request: {exc}"))
-    if any(not p.isdigit() for p in body.exclude_prefixes):
+    if body.upstream not in state["settings"].upstreams:  # its activations and counts are nobody's
         metrics.CLAIMS.labels("ERROR").inc()
-        return _reply(ClaimResult(status="ERROR", error="exceptionPhoneSet entries must be digits"))
+        return _reply(ClaimResult(status="ERROR", error="bad request: unknown upstream"))
     operator = body.operator.strip().lower() or ANY
     try:
         claimed = await state["store"].claim(
@@ -217,9 +217,8 @@ async def finish(request: Request) -> Response:
         body = await _decode(request, FinishRequest)
     except BadBody as exc:
         return _reply(FinishResult(status="ERROR", error=f"bad request: {exc}"))
-    if body.status not in FINISH_STATUSES:
-        metrics.FINISHES.labels(str(body.status), "invalid").inc()
-        return _reply(FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5"))
+    if body.upstream not in state["settings"].upstreams:
+        return _reply(FinishResult(status="ERROR", error="bad request: unknown upstream"))
     try:
         done = await state["store"].finish(upstream=body.upstream, activation_id=body.activation_id,
                                            status=body.status)  # fmt: skip
