@@ -99,6 +99,41 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(
+    app: object,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    *,
+    ssl_certfile: str = "",
+    ssl_keyfile: str = "",
+    forwarded_allow_ips: str = "",
+) -> uvicorn.Config:
+    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, docs/benchmarks.md), its loggers left to
+    grizzly_common.logging (uvicorn's own handlers would print past the redaction). ssl_certfile/ssl_keyfile: TLS on
+    every listener. forwarded_allow_ips: proxies whose X-Forwarded-For is believed (the client address allowlists
+    and rate limits see); "" believes none."""
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level.lower(),
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+        ssl_certfile=ssl_certfile or None,
+        ssl_keyfile=ssl_keyfile or None,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+    )
+    # access_log=False leaves uvicorn.access without handlers and not propagating: Python's last-resort handler
+    # would print its warnings raw on stderr
+    logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
+    return config
+
+
 def serve(
     app: object,
     host: str,
@@ -110,27 +145,18 @@ def serve(
     ssl_keyfile: str = "",
     forwarded_allow_ips: str = "",
 ) -> None:
-    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, docs/benchmarks.md).
-
-    also: a second (host, port) the same app listens on (api-edge's health and metrics port; the app tells the two
-    apart by scope["server"]). ssl_certfile/ssl_keyfile: TLS on every listener. forwarded_allow_ips: proxies whose
-    X-Forwarded-For is believed (the client address the allowlist and rate limit see); "" believes none."""
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level=log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=20,
-        ssl_certfile=ssl_certfile or None,
-        ssl_keyfile=ssl_keyfile or None,
-        proxy_headers=bool(forwarded_allow_ips),
-        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+    """Run `app` (server_config). also: a second (host, port) the same app listens on (api-edge's health and metrics
+    port; the app tells the two apart by scope["server"])."""
+    config = server_config(
+        app,
+        host,
+        port,
+        log_level,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     if also is None:
         uvicorn.Server(config).run()
         return
-    sockets = [listening_socket(host, port), listening_socket(*also)]
-    uvicorn.Server(config).run(sockets=sockets)
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port), listening_socket(*also)])
