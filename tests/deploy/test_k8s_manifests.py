@@ -408,3 +408,32 @@ def test_staging_pins_images_namespace_and_its_own_topics() -> None:
     assert set(staging) == set(base), "the overlay patches values, it adds no keys"
     # the base stays as written: rendering the overlay did not modify it
     assert all("namespace" not in obj["metadata"] for obj in _render("base"))
+
+
+def _policy_ports(policy: Obj) -> dict[int, list[Any]]:
+    """port -> the `from` peers allowed to reach it ([] = anyone)."""
+    found: dict[int, list[Any]] = {}
+    for rule in policy["spec"].get("ingress", []):
+        for port in rule.get("ports", []):
+            found.setdefault(int(port["port"]), []).extend(rule.get("from", []))
+    return found
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_network_policies_let_only_the_callers_reach_each_port(rendering: str) -> None:
+    policies = {obj["metadata"]["name"]: obj for obj in objects(rendering, "NetworkPolicy")}
+    deny = policies["grizzly-default-deny"]["spec"]
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "grizzly-partner"}}
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    pool = _policy_ports(policies["pool"])
+    callers = {peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name") for peer in pool[8081]}
+    assert callers == {"api-edge", "sms-ingest", "pusher", None}  # None: the metrics scraper
+    assert [peer["podSelector"]["matchLabels"] for peer in pool[8082]] == [{"grizzly-partner/pool-admin": "true"}]
+    edge = _policy_ports(policies["api-edge"])
+    assert edge[8080] == [] and edge[8085] and all("podSelector" in peer for peer in edge[8085])
+    assert all(_policy_ports(policies["pusher"])[8084])
+    # every port a Deployment listens on is covered by the policy of its pods
+    for deployment in objects(rendering, "Deployment"):
+        name = deployment["metadata"]["name"]
+        ports = {p["containerPort"] for p in container(deployment)["ports"]}
+        assert ports == set(_policy_ports(policies[name])), name
