@@ -6,7 +6,7 @@ always HTTP 200 with one of these structs; transport failures are the caller's t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
@@ -77,7 +77,7 @@ class ClaimResult(msgspec.Struct, frozen=True):
 class FinishRequest(msgspec.Struct, frozen=True):
     upstream: Upstream
     activation_id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    status: Literal[1, 3, 4, 5]  # the protocol's FINISH statuses: nothing else reaches Redis or a metric label
+    status: Annotated[int, msgspec.Meta(ge=1, le=5)]  # the pool answers ERROR to 2 (FINISH statuses: 1, 3, 4, 5)
 
 
 class FinishResult(msgspec.Struct, frozen=True):

@@ -22,7 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
-from grizzly_common.messages import country_code
+from grizzly_common.messages import FINISH_STATUSES, country_code
 from grizzly_common.pool_api import (
     ClaimRequest,
     ClaimResult,
@@ -217,6 +217,9 @@ async def finish(request: Request) -> Response:
         body = await _decode(request, FinishRequest)
     except BadBody as exc:
         return _reply(FinishResult(status="ERROR", error=f"bad request: {exc}"))
+    if body.status not in FINISH_STATUSES:
+        metrics.FINISHES.labels(str(body.status), "invalid").inc()
+        return _reply(FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5"))
     if body.upstream not in state["settings"].upstreams:
         return _reply(FinishResult(status="ERROR", error="bad request: unknown upstream"))
     try:
