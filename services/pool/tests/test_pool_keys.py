@@ -12,7 +12,8 @@ LUA_CALLS = """
 local key = pool_keys(ARGV[1])
 local country, operator, device = split_group(ARGV[6])
 return {key.num(ARGV[2]), key.hist(ARGV[2]), key.slots(ARGV[3]), key.dev(ARGV[3]), key.free(ARGV[6]),
-  key.bf(ARGV[6]), key.act(ARGV[4]), key.claim(ARGV[5]), key.cg(country), key.og(country, operator),
+  key.bf(ARGV[6]), key.act(ARGV[4]), key.claim(ARGV[5]), key.dg(device), key.cs(country, operator), key.ca(country),
+  key.fixed('co'), key.fixed('totals'), key.fixed('layout'), key.cg(country), key.og(country, operator),
   group_of(country, operator, device)}
 """
 
@@ -21,7 +22,8 @@ def test_lua_key_functions_name_the_keys_python_builds(redis_url: str) -> None:
     k = PoolKeys("gp:")
     expected = [
         k.num(79000000001), k.hist(79000000001), k.slots("gw-1:a"), k.dev("gw-1:a"), k.free(GROUP), k.bf(GROUP),
-        k.act(1760000000000001), k.claim("c-1760000000000001"), k.cg("ru"), k.og("ru", "mts"), GROUP,
+        k.act(1760000000000001), k.claim("c-1760000000000001"), k.dg("gw-1:a"), k.cs("ru", "mts"), k.ca("ru"),
+        k.fixed("co"), k.fixed("totals"), k.fixed("layout"), k.cg("ru"), k.og("ru", "mts"), GROUP,
     ]  # fmt: skip
     assert expected[:3] == ["gp:num:79000000001", "gp:hist:79000000001", "gp:slots:gw-1:a"]
     assert expected[-3:] == ["gp:cg:ru", "gp:og:ru|mts", "ru|mts|gw-1:a"]
@@ -40,6 +42,6 @@ def test_lua_key_functions_name_the_keys_python_builds(redis_url: str) -> None:
 
 def test_fixed_keys() -> None:
     k = PoolKeys("hy1:")
-    names = ("groups", "numbers", "devices", "held", "actid", "gix")
+    names = ("groups", "numbers", "devices", "held", "actid", "co", "totals", "layout")
     assert [k.fixed(n) for n in names] == ["hy1:groups", "hy1:numbers", "hy1:devices", "hy1:held", "hy1:actid",
-                                           "hy1:gix:v1"]  # fmt: skip
+                                           "hy1:co", "hy1:totals", "hy1:layout"]  # fmt: skip

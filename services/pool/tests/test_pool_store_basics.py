@@ -242,16 +242,30 @@ def test_audit_trail_written_by_the_scripts_has_the_audit_module_format(redis_ur
     run(redis_url, body)
 
 
-def test_claim_rebuilds_missing_indexes_and_drops_stale_groups(redis_url: str) -> None:
+def test_migrate_builds_the_counts_and_indexes_of_a_pool_written_without_them(redis_url: str) -> None:
     async def body(store: PoolStore) -> None:
         await store.add_numbers(rows(3) + rows(2, operator="bee", device="d2", start=79100000000))
-        # a pool written by a version without the claim indexes
-        await store.redis.delete("gp:gix:v1", "gp:cg:ru", "gp:og:ru|mts", "gp:og:ru|bee")
-        await store.redis.sadd("gp:cg:ru", "ru|mts|gone")  # a stale entry (no free number) is skipped and dropped
-        got = [await claim(store) for _ in range(5)]
-        assert len({c.number for c in got if c is not None}) == 5
+        await store.add_numbers(rows(2, country="kz", operator="kcell", device="d2", start=77000000000))
+        await store.set_device("d1", cap=2)
+        busy = await claim(store)
+        done = await claim(store, service="wa")
+        assert busy is not None and done is not None
+        await store.finish(upstream="grizzly", activation_id=done.activation_id, status=3)
+        before = await store.snapshot(["tg", "wa"])
+        stats = await store.stats()
+        # what a version without them wrote: no terms, per-device groups, rows, totals, indexes nor layout
+        derived = [k for pattern in ("cs:*", "ca:*", "dg:*", "cg:*", "og:*")
+                   async for k in store.redis.scan_iter(f"gp:{pattern}")]  # fmt: skip
+        await store.redis.delete(*derived, "gp:co", "gp:totals", "gp:layout")
+        await store.redis.sadd("gp:cg:ru", "ru|mts|gone")  # a stale entry from an interrupted migration
+        assert await store.migrate() is True
+        assert await store.migrate() is False  # once
+        assert await store.snapshot(["tg", "wa"]) == before
+        assert await store.stats() == stats
+        assert not await store.redis.sismember("gp:cg:ru", "ru|mts|gone")
+        got = [await claim(store) for _ in range(4)]
+        assert len({c.number for c in got if c is not None}) == 3  # d1 holds one more (cap 2), d2 two bee
         assert await claim(store) is None
-        assert await store.redis.exists("gp:gix:v1", "gp:cg:ru", "gp:og:ru|mts", "gp:og:ru|bee") == 1
 
     run(redis_url, body)
 

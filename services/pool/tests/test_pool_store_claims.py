@@ -33,9 +33,9 @@ async def seed(store: PoolStore, count: int = 2) -> None:
     await store.set_device("d1", cap=5)
 
 
-async def claim(store: PoolStore, claim_id: str, deadline_ms: int | None = None) -> Claimed | None:
+async def claim(store: PoolStore, claim_id: str, deadline_ms: int | None = None, service: str = "tg") -> Claimed | None:
     return await store.claim(
-        upstream="grizzly", country="ru", operator="any", service="tg", sum="0.35", currency=None,
+        upstream="grizzly", country="ru", operator="any", service=service, sum="0.35", currency=None,
         exclude_prefixes=[], request_json="{}", claim_id=claim_id,
         deadline_ms=int(time.time() * 1000) + 5000 if deadline_ms is None else deadline_ms,
     )  # fmt: skip
@@ -51,14 +51,11 @@ def test_release_after_the_claim_puts_the_number_back_exactly_and_is_recorded(re
     async def body(store: PoolStore) -> None:
         await seed(store)
         # a number blocked for wa: the blocked-free counter must come back too
-        first = await claim(store, "warmup")
+        first = await claim(store, "warmup", service="wa")
         assert first is not None
-        await store.finish(upstream="grizzly", activation_id=first.activation_id, status=1)
-        await store.redis.hset(f"gp:hist:{first.number}", "b:wa", "3")
-        await store.redis.hdel(f"gp:hist:{first.number}", "b:tg")
-        await store.redis.hincrby("gp:bf:ru|mts|d1", "wa", 1)
-        await store.redis.hincrby("gp:bf:ru|mts|d1", "tg", -1)
+        await store.finish(upstream="grizzly", activation_id=first.activation_id, status=3)
         before = await state(store)
+        assert before[0].table(set())["ru"]["any"] == {"tg": 2, "wa": 1}
 
         held = [await claim(store, f"c{i}") for i in range(2)]
         assert all(c is not None for c in held)

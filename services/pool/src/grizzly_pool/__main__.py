@@ -10,7 +10,7 @@ import uvicorn
 from grizzly_common.entry import settings_or_exit
 
 from grizzly_pool.admin import create_admin_app
-from grizzly_pool.app import create_app
+from grizzly_pool.app import create_app, migrate_at_start
 from grizzly_pool.settings import Settings
 
 
@@ -31,6 +31,7 @@ async def _serve_both(settings: Settings) -> None:
         logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
         return uvicorn.Server(config)
 
+    await migrate_at_start(settings)
     internal = server(create_app(settings), settings.host, settings.port)
     admin = server(create_admin_app(settings), settings.admin_host, settings.admin_port)
     tasks = [asyncio.create_task(internal.serve()), asyncio.create_task(admin.serve())]

@@ -40,6 +40,7 @@ from grizzly_common.pool_api import (
 from grizzly_common.redis_client import make_redis
 from grizzly_common.security import InternalAuth
 from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -85,6 +86,20 @@ async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
         yield {"redis": redis, "store": make_store(settings, redis), "settings": settings}
     finally:
         await redis.aclose()  # make_redis: the client owns its pool and closes it
+
+
+async def migrate_at_start(settings: Settings) -> None:
+    """Once per process, before either API serves: a pool written by an older version gets its count terms and
+    claim indexes (PoolStore.migrate)."""
+    redis = make_redis(settings.redis_url, max_connections=2)
+    try:
+        if await make_store(settings, redis).migrate():
+            log.info("built the count terms and claim indexes from the inventory (upgrade)")
+    except (RedisError, OSError) as exc:
+        # serving without Redis answers 503 anyway; the next start migrates (until then counts can only be low)
+        log.warning("could not check the pool's data layout at start: %s", exc)
+    finally:
+        await redis.aclose()
 
 
 async def _decode(request: Request, kind: type[T]) -> T:

@@ -18,9 +18,16 @@ picks, of ids it reads from a set). Every key is under the configurable prefix (
   held                zset  activation id -> when it is released (ms) unless api-edge confirms it first
   claim:{claim id}    string  the activation id of an api-edge claim, or "released"; expires after 2 x the hold
   actid               string  the activation id counter
-  cg:{country}        set   claim index: the groups of the country whose free set is not empty
+  dg:{device}         set   the groups of the device (each holds at least one number)
+  co                  hash  "country|operator" -> how many numbers it holds (the rows GET_SERVICES reports)
+  cs:{country}|{op}   hash  count terms of a split row: "_" -> T, service -> D; count(service) = T - D
+  ca:{country}        hash  count terms of the country's `any` row, the same way
+  totals              hash  free -> how many numbers are free (in a free set)
+  cg:{country}        set   claim index: the groups of the country whose free set is not empty and whose device
+                            can take an activation now (online, below its cap)
   og:{country}|{op}   set   claim index: the same per (country, operator)
-  gix:v1              string  the claim indexes exist (missing: claim.lua rebuilds them from `groups` first)
+  layout              string  "2" once the count terms, dg: and the indexes exist (migrate.lua builds them)
+  layout:lock         string  held by the pool process that migrates (the others wait for layout)
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ _PARTS: Final[dict[str, tuple[str, ...]]] = {
     "claim": ("claim_id",),
     "cg": ("country",),
     "og": ("country", "operator"),
+    "dg": ("device",),
+    "cs": ("country", "operator"),
+    "ca": ("country",),
 }
 # names without parts
 _FIXED: Final[dict[str, str]] = {
@@ -50,7 +60,10 @@ _FIXED: Final[dict[str, str]] = {
     "devices": "devices",
     "held": "held",
     "actid": "actid",
-    "gix": "gix:v1",
+    "co": "co",
+    "totals": "totals",
+    "layout": "layout",
+    "migrating": "layout:lock",
 }
 
 
@@ -101,23 +114,35 @@ class PoolKeys:
     def og(self, country: str, operator: str) -> str:
         return self._key("og", country, operator)
 
+    def dg(self, device: str) -> str:
+        return self._key("dg", device)
+
+    def cs(self, country: str, operator: str) -> str:
+        return self._key("cs", country, operator)
+
+    def ca(self, country: str) -> str:
+        return self._key("ca", country)
+
     def fixed(self, name: str) -> str:
-        """groups, numbers, devices, held, actid, gix"""
+        """groups, numbers, devices, held, actid, co, totals, layout, migrating"""
         return self.prefix + _FIXED[name]
 
 
 def _lua() -> str:
     lines = [
         "-- Pool key names (rendered by grizzly_pool.keys, which also builds them in Python): key = pool_keys(prefix),",
-        "-- then key.num(number), key.free(group), key.og(country, operator) ...; group_of(country, operator,",
-        "-- device) -> group; split_group(group) -> country, operator, device.",
+        "-- then key.num(number), key.free(group), key.og(country, operator), key.fixed('co') ...; group_of(country,",
+        "-- operator, device) -> group; split_group(group) -> country, operator, device.",
         "local function pool_keys(prefix)",
         "  local key = {}",
     ]
     for name, parts in _PARTS.items():
         joined = f" .. '{SEP}' .. ".join(parts)
         lines.append(f"  function key.{name}({', '.join(parts)}) return prefix .. '{name}:' .. {joined} end")
+    names = ", ".join(f"{name} = '{value}'" for name, value in _FIXED.items())
     lines += [
+        f"  local fixed = {{{names}}}",
+        "  function key.fixed(name) return prefix .. fixed[name] end",
         "  return key",
         "end",
         "local function group_of(country, operator, device)",

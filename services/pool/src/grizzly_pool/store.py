@@ -2,13 +2,15 @@
 
 Key names and what each key holds: grizzly_pool.keys (the one key builder, for Python and Lua).
 
-Counting rule (exact at the moment of the answer, cost groups x services, never per number):
+Counting rule (exact at the moment of the answer):
   capleft(d) = 0 if device d is offline, else cap(d) - active(d) (unbounded when cap is 0)
   avail(c,o,d,s) = free(c,o,d) - bf(c,o,d,s)
   split country:  count(c,o,s)   = sum over d of min(avail(c,o,d,s), capleft(d))
   `any` country:  count(c,any,s) = sum over d of min(sum over o of avail(c,o,d,s), capleft(d))
-claim.lua applies the same constraints one number at a time, so N claims after a count C yield min(N, C) numbers;
-it finds candidate groups in the claim indexes (a random sample first), so its cost does not grow with the groups.
+Every script that changes a device keeps each row's sum up to date as count terms (lua/pool.lua), so a count is
+read in O(rows x services), never per device or number. claim.lua applies the same constraints one number at a
+time, so N claims after a count C yield min(N, C) numbers; it answers at once when the row's count is 0, finds
+candidate groups in the claim indexes (a random sample first), and walks in runs of bounded cost.
 """
 
 from __future__ import annotations
@@ -18,20 +20,19 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
-from redis.typing import EncodableT, FieldT
 
 from grizzly_pool import metrics
 from grizzly_pool.keys import LUA as KEYS_LUA
-from grizzly_pool.keys import PoolKeys, group_of, split_group
+from grizzly_pool.keys import PoolKeys
 
 UNLIMITED: Final = 1 << 62
 ANY: Final = "any"
@@ -39,7 +40,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
 _SLOT = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks the whole index
-RELEASE_BATCH: Final = 256  # claims per release.lua call (about 7 ms of Redis time), so no call blocks Redis long
+CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking before the store runs it again
+RELEASE_BATCH: Final = 32  # claims per release.lua call, so no call blocks Redis for long
+SCRIPT_BATCH: Final = 32  # numbers per set_online / remove_numbers call, for the same reason
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
 
@@ -147,30 +150,39 @@ class Finished:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The counters of every group and device at one instant (counts.lua)."""
+    """Every row's counts at one instant (counts.lua), by the counting rule in the module doc."""
 
     services: tuple[str, ...]
-    groups: list[tuple[str, str, str]]
-    free: list[int]
-    blocked: list[list[int]]  # per group, per service
-    capleft: dict[str, int]  # per device
+    split: dict[tuple[str, str], tuple[int, ...]]  # (country, operator) -> count per service
+    any: dict[str, tuple[int, ...]]  # country -> count per service, all operators together
 
     def table(self, split_countries: frozenset[str] | set[str]) -> dict[str, dict[str, dict[str, int]]]:
-        """country -> operator (or "any") -> service -> count, by the counting rule in the module doc."""
-        per_key: dict[tuple[str, str, str], list[int]] = {}
-        for index, (country, operator, device) in enumerate(self.groups):
-            reported = operator if country in split_countries else ANY
-            sums = per_key.setdefault((country, reported, device), [0] * len(self.services))
-            free = self.free[index]
-            for j, blocked in enumerate(self.blocked[index]):
-                sums[j] += max(0, free - blocked)
+        """country -> operator (or "any") -> service -> count: a country is split by operator or `any`, never both."""
+        zero = (0,) * len(self.services)
         table: dict[str, dict[str, dict[str, int]]] = {}
-        for (country, operator, device), sums in sorted(per_key.items()):
-            left = self.capleft.get(device, 0)
-            row = table.setdefault(country, {}).setdefault(operator, dict.fromkeys(self.services, 0))
-            for j, service in enumerate(self.services):
-                row[service] += min(sums[j], left)
+        for country, operator in sorted(self.split):
+            if country in split_countries:
+                row, counts = operator, self.split[(country, operator)]
+            else:
+                row, counts = ANY, self.any.get(country, zero)
+            table.setdefault(country, {})[row] = dict(zip(self.services, counts, strict=True))
         return table
+
+
+def _counts(terms: Sequence[int]) -> tuple[int, ...]:
+    """count(service) = T - D(service) (lua/pool.lua); terms = T, then D per service"""
+    return tuple(max(0, int(terms[0]) - int(d)) for d in terms[1:])
+
+
+def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _flag(value: bytes | str | None) -> bool:
@@ -202,6 +214,7 @@ class PoolStore:
         audit_prefix: str = "",
         retention_s: int = audit.DEFAULT_RETENTION_S,  # the service passes AUDIT_RETENTION_DAYS (Settings)
         hold_s: float = 300.0,  # an api-edge claim not confirmed within this is released (POOL_CLAIM_HOLD_S)
+        claim_budget: int = CLAIM_BUDGET,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -210,15 +223,17 @@ class PoolStore:
         self.audit_prefix = audit_prefix
         self.retention_s = retention_s
         self.hold_ms = max(1, round(hold_s * 1000))
+        self.claim_budget = claim_budget
         self.keys = PoolKeys(prefix)
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
         # every script that changes a free set gets the key functions and the free-set rules of pool.lua
         pool = (KEYS_LUA, load_lua("grizzly_pool", "lua/pool.lua"))
-        preludes = {"claim": (NEXT_ID_FUNCTION, *pool), "finish": pool, "release": pool, "add_numbers": pool,
-                    "remove_numbers": pool, "set_online": pool}  # fmt: skip
+        preludes = {"claim": (NEXT_ID_FUNCTION, *pool), "counts": (KEYS_LUA,)}
+        names = ("add_numbers", "remove_numbers", "set_online", "set_device", "claim", "finish", "release", "counts",
+                 "migrate")  # fmt: skip
         self._scripts = {
-            name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, ())))
-            for name in ("add_numbers", "remove_numbers", "set_online", "claim", "finish", "release", "counts")
+            name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, pool)))
+            for name in names
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
         # redis-py's BlockingConnectionPool is not first-come first-served: a waiter that is woken up but loses the
@@ -234,6 +249,45 @@ class PoolStore:
                 return await self._scripts[name](keys=list(keys), args=list(args))
         finally:
             self._timers[name].observe(time.perf_counter() - started)
+
+    async def migrate(self, wait_s: float = 120.0) -> bool:
+        """Build the count terms, dg:, co, totals and claim indexes from the inventory once, for a pool written by a
+        version without them (migrate.lua; True when this process did it). Runs in pages at start, before the pool
+        serves; another pool process starting at the same time waits for it."""
+        k = self.keys
+        if await self.redis.get(k.fixed("layout")) == b"2":
+            return False
+        if not await self.redis.set(k.fixed("migrating"), "1", nx=True, px=round(wait_s * 1000)):
+            deadline = time.monotonic() + wait_s
+            while await self.redis.get(k.fixed("layout")) != b"2":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another pool process has been migrating the counts for too long")
+                await asyncio.sleep(0.2)
+            return False
+        await self.redis.delete(k.fixed("co"), k.fixed("totals"))
+        for mode in ("reset", "groups"):
+            async for page in self._hscan_pages(k.fixed("groups")):
+                args = list(page) if mode == "reset" else [v for pair in page.items() for v in pair]
+                await self._run("migrate", [], [self.prefix, mode, *args])
+        cursor = 0
+        while True:
+            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=16)
+            if devices:
+                await self._run("migrate", [], [self.prefix, "devices", *devices])
+            if cursor == 0:
+                break
+        await self.redis.set(k.fixed("layout"), "2")
+        await self.redis.delete(k.fixed("migrating"))
+        return True
+
+    async def _hscan_pages(self, name: str) -> AsyncIterator[dict[bytes | str, bytes | str]]:
+        cursor = 0
+        while True:
+            cursor, page = await self.redis.hscan(name, cursor, count=200)
+            if page:
+                yield cast(dict[bytes | str, bytes | str], page)
+            if cursor == 0:
+                return
 
     # inventory -------------------------------------------------------------------------------------------------
     async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
@@ -267,54 +321,37 @@ class PoolStore:
     async def remove_numbers(self, numbers: Iterable[int]) -> RemoveReport:
         k = self.keys
         keys = [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")]
-        result = await self._run("remove_numbers", keys, [self.prefix, *numbers])
-        return RemoveReport(int(result[0]), int(result[1]), [int(n) for n in result[2:]])
+        report = RemoveReport()
+        for chunk in _chunks(numbers, SCRIPT_BATCH):
+            result = await self._run("remove_numbers", keys, [self.prefix, *chunk])
+            report.removed += int(result[0])
+            report.missing += int(result[1])
+            report.busy.extend(int(n) for n in result[2:])
+        return report
 
     async def set_online(self, numbers: Iterable[int], online: bool) -> tuple[int, int]:
         """(changed, missing)"""
-        result = await self._run("set_online", [], [self.prefix, int(online), *numbers])
-        return int(result[0]), int(result[1])
+        changed = missing = 0
+        for chunk in _chunks(numbers, SCRIPT_BATCH):
+            result = await self._run("set_online", [], [self.prefix, int(online), *chunk])
+            changed += int(result[0])
+            missing += int(result[1])
+        return changed, missing
 
     async def set_device(self, device: str, *, online: bool | None = None, cap: int | None = None) -> bool:
         """Device-wide online flag and module cap (0 = no limit). False when the device holds no number."""
-        if not await self.redis.sismember(self.keys.fixed("devices"), device):
-            return False
-        fields: dict[FieldT, EncodableT] = {}
-        if online is not None:
-            fields["online"] = "1" if online else "0"
-        if cap is not None:
-            if cap < 0:
-                raise InventoryError("cap must be >= 0 (0 = no limit)")
-            fields["cap"] = str(cap)
-        if fields:
-            await self.redis.hset(self.keys.dev(device), mapping=fields)
-        return True
-
-    async def groups(self) -> list[tuple[str, str, str]]:
-        raw = await self.redis.hkeys(self.keys.fixed("groups"))
-        return [split_group(_text(item)) for item in raw]
+        if cap is not None and cap < 0:
+            raise InventoryError("cap must be >= 0 (0 = no limit)")
+        args = [self.prefix, device, "" if online is None else int(online), "" if cap is None else cap]
+        return bool(await self._run("set_device", [self.keys.fixed("devices")], args))
 
     # counts ----------------------------------------------------------------------------------------------------
     async def snapshot(self, services: Sequence[str]) -> Snapshot:
-        groups = await self.groups()
-        devices = sorted({device for _, _, device in groups})
-        keys: list[str] = []
-        for group in groups:
-            name = group_of(*group)
-            keys += (self.keys.free(name), self.keys.bf(name))
-        keys += [self.keys.dev(device) for device in devices]
-        raw = await self._run("counts", keys, [len(groups), *services])
-        free = [int(row[0]) for row in raw[: len(groups)]]
-        blocked = [[int(v) for v in row[1:]] for row in raw[: len(groups)]]
-        capleft: dict[str, int] = {}
-        for device, (online, cap, active) in zip(devices, raw[len(groups) :], strict=True):
-            if online in (b"0", "0"):
-                capleft[device] = 0
-            elif int(cap) <= 0:
-                capleft[device] = UNLIMITED
-            else:
-                capleft[device] = max(0, int(cap) - int(active))
-        return Snapshot(tuple(services), groups, free, blocked, capleft)
+        raw = await self._run("counts", [self.keys.fixed("co")], [self.prefix, *services])
+        cut = raw.index(b"")
+        split = {(_text(row[0]), _text(row[1])): _counts(row[2:]) for row in raw[:cut]}
+        any_rows = {_text(row[0]): _counts(row[1:]) for row in raw[cut + 1 :]}
+        return Snapshot(tuple(services), split, any_rows)
 
     # activations -----------------------------------------------------------------------------------------------
     async def claim(
@@ -335,7 +372,10 @@ class PoolStore:
         fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
         or past deadline_ms, and is held until confirm(), finish() or a release."""
         k = self.keys
-        index = k.cg(country) if operator == ANY else k.og(country, operator)
+        if operator == ANY:
+            index, terms = k.cg(country), k.ca(country)
+        else:
+            index, terms = k.og(country, operator), k.cs(country, operator)
         head, tail = _event_parts(
             "issued", upstream=upstream, number=_HOLE, country=country, operator=operator, service=service,
             sum=sum, currency=currency, request=request_json,
@@ -344,14 +384,19 @@ class PoolStore:
             self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
             int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
             self._audit_key_prefix, head, tail, claim_id, deadline_ms, self.hold_ms,
-            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31),
+            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31), self.claim_budget,
         ]  # fmt: skip
-        keys = (k.fixed("actid"), index, k.fixed("groups"), k.fixed("gix"), k.fixed("held"), k.claim(claim_id))
-        result = await self._run("claim", keys, args)
-        if not result:
-            return None
-        if len(result) == 1:
-            raise ClaimRefused(claim_id)
+        keys = (k.fixed("actid"), index, terms, k.fixed("held"), k.claim(claim_id))
+        walk: list[str | int | bytes] = ["", "", "0"]
+        while True:  # each run is atomic and bounded; a run that spends its budget says where the next resumes
+            result = await self._run("claim", keys, [*args, *walk])
+            if not result:
+                return None
+            if len(result) == 1:
+                raise ClaimRefused(claim_id)
+            if result[0] != b"more":
+                break
+            walk = result[1:]
         return Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
 
     async def confirm(self, activation_ids: Sequence[int]) -> int:
@@ -481,28 +526,33 @@ class PoolStore:
         return int(next_cursor), sorted(out, key=lambda r: r["number"])
 
     async def stats(self) -> dict[str, Any]:
-        """Totals from the counters (no scan of the numbers)."""
-        groups = await self.groups()
-        devices = sorted({d for _, _, d in groups})
-        async with self.redis.pipeline(transaction=True) as pipe:
+        """Totals from the counters (no scan of the numbers); one page of devices at a time, so Redis is never
+        held for the whole farm."""
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.scard(self.keys.fixed("numbers"))
-            for group in groups:
-                pipe.scard(self.keys.free(group_of(*group)))
-            for device in devices:
-                pipe.hgetall(self.keys.dev(device))
-            raw = await pipe.execute()
-        device_rows = {}
-        for device, row in zip(devices, raw[1 + len(groups) :], strict=True):
-            fields = {k.decode(): v.decode() for k, v in row.items()}
-            device_rows[device] = {
-                "online": fields.get("online", "1") == "1",
-                "cap": int(fields.get("cap", "0")),
-                "active": int(fields.get("active", "0")),
-                "numbers": int(fields.get("numbers", "0")),
-            }
+            pipe.hget(self.keys.fixed("totals"), "free")
+            numbers, free = await pipe.execute()
+        device_rows: dict[str, dict[str, Any]] = {}
+        cursor = 0
+        while True:
+            cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=500)
+            devices = sorted(_text(d) for d in page)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for device in devices:
+                    pipe.hmget(self.keys.dev(device), ["online", "cap", "active", "numbers"])
+                rows = await pipe.execute()
+            for device, (online, cap, active, held) in zip(devices, rows, strict=True):
+                device_rows[device] = {
+                    "online": online in (None, b"1"),
+                    "cap": int(cap or 0),
+                    "active": int(active or 0),
+                    "numbers": int(held or 0),
+                }
+            if cursor == 0:
+                break
         return {
-            "numbers": int(raw[0]),
-            "free_online": sum(int(n) for n in raw[1 : 1 + len(groups)]),
+            "numbers": int(numbers),
+            "free_online": int(free or 0),
             "active": sum(d["active"] for d in device_rows.values()),
-            "devices": device_rows,
+            "devices": dict(sorted(device_rows.items())),
         }

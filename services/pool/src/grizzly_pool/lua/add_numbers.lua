@@ -5,11 +5,13 @@
 -- ARGV[1]  key prefix (e.g. "gp:")
 -- ARGV[2..] rows of 8 fields: number, country, operator, device, slot, online (1/0), flashcall (1/0), voice (1/0)
 -- Keys touched per row (key.* from grizzly_pool.keys, because they depend on the row's values; Redis Cluster is
--- not supported by this script): num:{number}, hist:{number}, slots:{device}, dev:{device}, and for an online row
--- what add_free touches (pool.lua: free:{group}, bf:{group}, the claim indexes cg:/og:)
+-- not supported by this script): num:{number}, hist:{number}, slots:{device}, dev:{device}, dg:{device}, co, and
+-- for an online row what add_free and the tracker touch (pool.lua: free:{group}, bf:{group}, totals, the count
+-- terms cs:/ca:, the claim indexes cg:/og:)
 -- Returns {added, existing, conflicts...}: conflicts are the numbers skipped because their (device, slot) already
 -- holds another number.
 local key = pool_keys(ARGV[1])
+local t = tracker(key)
 local added, existing = 0, 0
 local conflicts = {}
 for i = 2, #ARGV, 8 do
@@ -32,16 +34,19 @@ for i = 2, #ARGV, 8 do
       redis.call('SADD', KEYS[2], number)
       redis.call('SADD', KEYS[3], device)
       redis.call('HINCRBY', KEYS[1], group, 1)
+      redis.call('SADD', key.dg(device), group)
+      redis.call('HINCRBY', key.fixed('co'), country .. '|' .. operator, 1)
       redis.call('HSETNX', dev_key, 'online', '1')
       redis.call('HSETNX', dev_key, 'cap', '0')
       redis.call('HSETNX', dev_key, 'active', '0')
       redis.call('HINCRBY', dev_key, 'numbers', 1)
       -- a re-added number keeps its per-service history, so add_free counts it as blocked where it is blocked
-      if online == '1' then add_free(key, group, number) end
+      if online == '1' then add_free(t, group, number) end
       added = added + 1
     end
   end
 end
+t:commit()
 local result = {added, existing}
 for _, number in ipairs(conflicts) do result[#result + 1] = number end
 return result

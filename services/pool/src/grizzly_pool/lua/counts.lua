@@ -1,23 +1,31 @@
--- GET_SERVICES snapshot: the counters of every group and device, read in one atomic step. Cost: groups x services,
--- independent of how many numbers the pool holds (no number is looked at).
--- KEYS[1..2g]      per group i: free:{group}, bf:{group}
--- KEYS[2g+1..]     dev:{device} for each device
--- ARGV[1] g (number of groups)   ARGV[2..] services
--- Returns {groups..., devices...}: per group {free size, blocked-free per service...}; per device {online, cap, active}
-local g = tonumber(ARGV[1])
-local services = {}
-for i = 2, #ARGV do services[#services + 1] = ARGV[i] end
-local out = {}
-for i = 1, g do
-  local row = {redis.call('SCARD', KEYS[2 * i - 1])}
-  if #services > 0 then
-    local blocked = redis.call('HMGET', KEYS[2 * i], unpack(services))
-    for j = 1, #services do row[j + 1] = tonumber(blocked[j] or '0') end
+-- GET_SERVICES: the count terms of every row, read in one atomic step. Cost: (country, operator) rows plus
+-- countries, times services; independent of how many numbers and devices the pool holds (the terms are kept by
+-- every change, see pool.lua).
+-- KEYS[1] co: "country|operator" -> numbers held (the rows that exist)
+-- ARGV[1] key prefix   ARGV[2..] services
+-- Also read (key.* from grizzly_pool.keys): cs:{country}|{operator} and ca:{country} of every row
+-- Returns {split rows..., '', any rows...}: a split row is {country, operator, T, D per service...}, an `any` row
+-- {country, T, D per service...}; count = max(0, T - D).
+local key = pool_keys(ARGV[1])
+local fields = {'_'}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+local out, countries, seen = {}, {}, {}
+for _, co in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local country, operator = string.match(co, '^([^|]*)|(.*)$')
+  local row = {country, operator}
+  for _, v in ipairs(redis.call('HMGET', key.cs(country, operator), unpack(fields))) do
+    row[#row + 1] = tonumber(v or '0')
   end
   out[#out + 1] = row
+  if not seen[country] then
+    seen[country] = true
+    countries[#countries + 1] = country
+  end
 end
-for k = 2 * g + 1, #KEYS do
-  local d = redis.call('HMGET', KEYS[k], 'online', 'cap', 'active')
-  out[#out + 1] = {d[1] or '1', tonumber(d[2] or '0'), tonumber(d[3] or '0')}
+out[#out + 1] = ''
+for _, country in ipairs(countries) do
+  local row = {country}
+  for _, v in ipairs(redis.call('HMGET', key.ca(country), unpack(fields))) do row[#row + 1] = tonumber(v or '0') end
+  out[#out + 1] = row
 end
 return out

@@ -8,8 +8,8 @@
 -- status: ARGV[9] .. '"finish"' or '"finish_repeat"' .. ARGV[10] .. first .. ARGV[11]
 -- (grizzly_common.audit format; nothing is recorded for an unknown activation)
 -- Also touched (key.* from grizzly_pool.keys, built from the number and the group the activation hash names; no
--- Redis Cluster): hist:{number}, and what free_number touches (pool.lua: dev:{device}, num:{number}, free:{group},
--- bf:{group}, the claim indexes cg:/og:)
+-- Redis Cluster): hist:{number}, and what free_number and the tracker touch (pool.lua: dev:{device},
+-- num:{number}, free:{group}, bf:{group}, totals, the count terms cs:/ca:, the claim indexes cg:/og:)
 -- History fields in hist:{number}: b:{service} = why blocked ("1" never again, "3" sold, "4" cancel limit),
 -- c:{service} = cancels, r:{service} = refunds.
 -- Returns {"unknown"} | {"repeat", first_status} | {"finished", status} | {"released"} (the activation was released
@@ -53,6 +53,8 @@ elseif status == '5' then
   redis.call('HINCRBY', hist_key, 'r:' .. service, 1)
 end
 redis.call('ZREM', KEYS[2], ARGV[6])
-free_number(key, ARGV[6], number, a[5], a[6], a[7])
+local t = tracker(key)
+free_number(t, ARGV[6], number, a[5], a[6], a[7])
+t:commit()
 audit('"finish"', status)
 return {'finished', status}

@@ -1,17 +1,150 @@
 -- Shared pool functions, prepended by load_lua (after the key functions of grizzly_pool.keys) to every script that
--- changes a free set: claim, finish, release, add_numbers, remove_numbers, set_online. Redis scripts cannot import,
--- and these rules must be the same everywhere, or the counts and the claim indexes drift:
+-- changes a free set or a device: claim, finish, release, add_numbers, remove_numbers, set_online, set_device,
+-- migrate. Redis scripts cannot import, and these rules must be the same everywhere, or the counts and the claim
+-- indexes drift:
 --   free:{group}          numbers of the group that are online and not in an open activation
 --   bf:{group}            service -> how many of those are blocked for it (b:{service} in hist:{number})
---   cg:{country}, og:{country}|{operator}   claim indexes: the groups whose free set is not empty
+--   cs:{country}|{op}     count terms of the split rows: '_' = T, service -> D; count = T - D (see below)
+--   ca:{country}          the same for the country's `any` row
+--   cg:{country}, og:{country}|{operator}   claim indexes: the groups whose free set is not empty and whose
+--                         device can take an activation now (online, below its module cap)
+--   totals                `free`: how many numbers are free (the size of every free set together)
 -- `key` is pool_keys(prefix); a group is "country|operator|device".
+--
+-- The counts are kept per device, as its contribution to each row. With L the device's room (0 when offline,
+-- cap - active when capped, unbounded when cap is 0), F the size of a group's free set and B(s) its blocked-free
+-- counter for service s, a group gives its split row min(F, L) - [min(F, L) - min(F - B(s), L)] and the device
+-- gives its country's `any` row the same with F and B summed over its groups of that country. The first part
+-- (T, one value per row) and the bracket (D, only for services with B(s) > 0) are kept in cs:/ca:, so a count is
+-- T - D(s), read without looking at any device. Every change to a device goes through a tracker: touch() takes
+-- the device's contribution before the change, commit() takes it after and adds the difference. An uncapped,
+-- online device contributes F - B(s) per group, additively, so only the groups that changed are read; a capped or
+-- offline one is read whole (its room is shared by all its groups).
 
--- the group joins (on) or leaves the claim indexes of its country and operator
+-- a device's room (the most activations it can take now); nil = no limit
+local function room(dev)
+  if dev[1] == '0' then return 0 end
+  local cap = tonumber(dev[2] or '0')
+  if cap <= 0 then return nil end
+  return math.max(0, cap - tonumber(dev[3] or '0'))
+end
+
+local function limit(value, left)
+  if left and left < value then return left end
+  return value
+end
+
+local function add_term(acc, term, field, value)
+  if value == 0 then return end
+  local row = acc[term]
+  if not row then
+    row = {}
+    acc[term] = row
+  end
+  row[field] = (row[field] or 0) + value
+end
+
+-- add sign * (the contribution of these groups of one device, with room `left`) to acc; returns group -> F
+local function contribute(key, groups, left, acc, sign)
+  local sizes, countries = {}, {}
+  for _, group in ipairs(groups) do
+    local country, operator = split_group(group)
+    local f = redis.call('SCARD', key.free(group))
+    sizes[group] = f
+    local c = countries[country]
+    if not c then
+      c = {f = 0, b = {}}
+      countries[country] = c
+    end
+    c.f = c.f + f
+    if f > 0 then
+      local term = key.cs(country, operator)
+      local t = limit(f, left)
+      add_term(acc, term, '_', sign * t)
+      local blocked = redis.call('HGETALL', key.bf(group))
+      for i = 1, #blocked, 2 do
+        local b = tonumber(blocked[i + 1])
+        if b > 0 then
+          local service = blocked[i]
+          add_term(acc, term, service, sign * (t - limit(f - b, left)))
+          c.b[service] = (c.b[service] or 0) + b
+        end
+      end
+    end
+  end
+  for country, c in pairs(countries) do
+    if c.f > 0 then
+      local term = key.ca(country)
+      local t = limit(c.f, left)
+      add_term(acc, term, '_', sign * t)
+      for service, b in pairs(c.b) do add_term(acc, term, service, sign * (t - limit(c.f - b, left))) end
+    end
+  end
+  return sizes
+end
+
 local function set_indexed(key, group, on)
   local country, operator = split_group(group)
   local command = on and 'SADD' or 'SREM'
   redis.call(command, key.cg(country), group)
   redis.call(command, key.og(country, operator), group)
+end
+
+local function members(key, device)
+  return redis.call('SMEMBERS', key.dg(device))
+end
+
+-- tracker: call t:touch(device, group) before changing anything a device's contribution depends on (its free
+-- sets, blocked-free counters, active, online, cap), t:commit() once at the end of the script
+local Tracker = {}
+Tracker.__index = Tracker
+
+local function tracker(key)
+  return setmetatable({key = key, devices = {}, acc = {}}, Tracker)
+end
+
+-- whole: read the whole device even if it has no limit (set_device: the limit itself changes)
+function Tracker:touch(device, group, whole)
+  local d = self.devices[device]
+  if not d then
+    local dev = redis.call('HMGET', self.key.dev(device), 'online', 'cap', 'active')
+    local left = room(dev)
+    d = {whole = whole or left ~= nil, groups = {}}
+    self.devices[device] = d
+    if d.whole then
+      local all = members(self.key, device)
+      for _, g in ipairs(all) do d.groups[g] = true end
+      contribute(self.key, all, left, self.acc, -1)
+    end
+  end
+  if group and not d.groups[group] then
+    -- a device read whole has no other group with numbers: this one is new (nothing to subtract)
+    d.groups[group] = true
+    if not d.whole then contribute(self.key, {group}, nil, self.acc, -1) end
+  end
+end
+
+function Tracker:commit()
+  local key = self.key
+  for device, d in pairs(self.devices) do
+    local dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active')
+    local left = room(dev)
+    if d.whole then
+      for _, g in ipairs(members(key, device)) do d.groups[g] = true end
+    elseif left ~= nil then
+      error('pool: a device became limited without touch(whole)')
+    end
+    local groups = {}
+    for g in pairs(d.groups) do groups[#groups + 1] = g end
+    local sizes = contribute(key, groups, left, self.acc, 1)
+    local open = left == nil or left > 0
+    for _, g in ipairs(groups) do set_indexed(key, g, open and sizes[g] > 0) end
+  end
+  for term, row in pairs(self.acc) do
+    for field, delta in pairs(row) do
+      if delta ~= 0 and redis.call('HINCRBY', term, field, delta) == 0 then redis.call('HDEL', term, field) end
+    end
+  end
 end
 
 -- a number joins (delta 1) or leaves (-1) the free set: one blocked-free counter per service it is blocked for
@@ -21,28 +154,35 @@ local function count_blocked(key, group, number, delta)
   end
 end
 
-local function add_free(key, group, number)
-  local free_key = key.free(group)
-  redis.call('SADD', free_key, number)
-  if redis.call('SCARD', free_key) == 1 then set_indexed(key, group, true) end
+local function add_free(t, group, number)
+  local key = t.key
+  local _, _, device = split_group(group)
+  t:touch(device, group)
+  if redis.call('SADD', key.free(group), number) == 0 then return end
+  redis.call('HINCRBY', key.fixed('totals'), 'free', 1)
   count_blocked(key, group, number, 1)
 end
 
-local function remove_free(key, group, number)
-  local free_key = key.free(group)
-  redis.call('SREM', free_key, number)
-  if redis.call('SCARD', free_key) == 0 then set_indexed(key, group, false) end
+local function remove_free(t, group, number)
+  local key = t.key
+  local _, _, device = split_group(group)
+  t:touch(device, group)
+  if redis.call('SREM', key.free(group), number) == 0 then return end
+  redis.call('HINCRBY', key.fixed('totals'), 'free', -1)
   count_blocked(key, group, number, -1)
 end
 
 -- an activation ends (finish or release, so both free a number the same way): its device module comes back, the
 -- number's act is cleared if it is still this activation, and an online number returns to its free set
-local function free_number(key, id, number, country, operator, device)
+local function free_number(t, id, number, country, operator, device)
+  local key = t.key
+  local group = group_of(country, operator, device)
+  t:touch(device, group)
   redis.call('HINCRBY', key.dev(device), 'active', -1)
   local num_key = key.num(number)
   local f = redis.call('HMGET', num_key, 'act', 'online')
   if f[1] ~= id then return end
   redis.call('HSET', num_key, 'act', '', 'last_act', f[1])
   if f[2] ~= '1' then return end
-  add_free(key, group_of(country, operator, device), number)
+  add_free(t, group, number)
 end

@@ -15,13 +15,14 @@
 -- ARGV[7], ARGV[8] the audit event before and after the number (grizzly_common.audit format)
 -- ARGV[9..] mode "claims": claim ids
 -- Also touched (key.* from grizzly_pool.keys, built from the ids; no Redis Cluster): claim:{claim id}, act:{id},
--- the activation's audit list, and what free_number touches (pool.lua: dev:, num:, hist: (read), free:, bf:, cg:,
--- og:).
+-- the activation's audit list, and what free_number and the tracker touch (pool.lua: dev:, num:, hist: (read),
+-- free:, bf:, totals, cs:, ca:, cg:, og:).
 -- Returns the number of activations released.
 local key = pool_keys(ARGV[1])
+local t = tracker(key)
 local mode, retention = ARGV[2], ARGV[3]
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function release(id)
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end  -- confirmed, finished or released already
@@ -29,7 +30,7 @@ local function release(id)
   local a = redis.call('HMGET', act_key, 'status', 'number', 'country', 'operator', 'device')
   if a[1] ~= 'open' then return 0 end
   redis.call('HSET', act_key, 'status', 'released', 'finished_ms', now_ms)
-  free_number(key, id, a[2], a[3], a[4], a[5])
+  free_number(t, id, a[2], a[3], a[4], a[5])
   local audit_key = ARGV[5] .. id
   redis.call('RPUSH', audit_key, ARGV[7] .. a[2] .. ARGV[8])
   redis.call('EXPIRE', audit_key, retention)
@@ -54,4 +55,5 @@ else
     released = released + release(id)
   end
 end
+t:commit()
 return released

@@ -5,10 +5,12 @@
 -- KEYS[3]  devices set  {prefix}devices
 -- ARGV[1]  key prefix; ARGV[2..] numbers
 -- Keys touched per number (key.* from grizzly_pool.keys, built from the number's stored fields; no Redis Cluster):
--- num:{number}, slots:{device}, dev:{device}, and for an online number what remove_free touches (pool.lua:
--- hist:{number} (read), free:{group}, bf:{group}, the claim indexes cg:/og:)
+-- num:{number}, slots:{device}, dev:{device}, dg:{device}, co, and for an online number what remove_free and the
+-- tracker touch (pool.lua: hist:{number} (read), free:{group}, bf:{group}, totals, the count terms cs:/ca:, the
+-- claim indexes cg:/og:)
 -- Returns {removed, missing, busy...}: busy lists the numbers left in place because an activation is open.
 local key = pool_keys(ARGV[1])
+local t = tracker(key)
 local removed, missing = 0, 0
 local busy = {}
 for i = 2, #ARGV do
@@ -21,11 +23,17 @@ for i = 2, #ARGV do
     busy[#busy + 1] = number
   else
     local group = group_of(f[1], f[2], f[3])
-    if f[5] == '1' then remove_free(key, group, number) end
+    t:touch(f[3], group)
+    if f[5] == '1' then remove_free(t, group, number) end
     local slots_key = key.slots(f[3])
     if redis.call('HGET', slots_key, f[4]) == number then redis.call('HDEL', slots_key, f[4]) end
     redis.call('SREM', KEYS[2], number)
-    if redis.call('HINCRBY', KEYS[1], group, -1) <= 0 then redis.call('HDEL', KEYS[1], group) end
+    if redis.call('HINCRBY', KEYS[1], group, -1) <= 0 then
+      redis.call('HDEL', KEYS[1], group)
+      redis.call('SREM', key.dg(f[3]), group)
+    end
+    local co = f[1] .. '|' .. f[2]
+    if redis.call('HINCRBY', key.fixed('co'), co, -1) <= 0 then redis.call('HDEL', key.fixed('co'), co) end
     local dev_key = key.dev(f[3])
     if redis.call('HINCRBY', dev_key, 'numbers', -1) <= 0 and tonumber(redis.call('HGET', dev_key, 'active') or '0') <= 0 then
       redis.call('DEL', dev_key)
@@ -35,6 +43,7 @@ for i = 2, #ARGV do
     removed = removed + 1
   end
 end
+t:commit()
 local result = {removed, missing}
 for _, number in ipairs(busy) do result[#result + 1] = number end
 return result

@@ -3,10 +3,11 @@
 -- KEYS    none (all keys depend on the numbers)
 -- ARGV[1] key prefix; ARGV[2] "1" (online) or "0" (offline); ARGV[3..] numbers
 -- Keys touched per number (key.* from grizzly_pool.keys, built from the number's stored fields; no Redis Cluster):
--- num:{number}, and what add_free / remove_free touch (pool.lua: hist:{number} (read), free:{group}, bf:{group},
--- the claim indexes cg:/og:)
+-- num:{number}, and what add_free / remove_free and the tracker touch (pool.lua: hist:{number} (read),
+-- free:{group}, bf:{group}, totals, the count terms cs:/ca:, the claim indexes cg:/og:)
 -- Returns {changed, missing}
 local key = pool_keys(ARGV[1])
+local t = tracker(key)
 local online = ARGV[2]
 local changed, missing = 0, 0
 for i = 3, #ARGV do
@@ -19,9 +20,10 @@ for i = 3, #ARGV do
     redis.call('HSET', num_key, 'online', online)
     if not f[5] or f[5] == '' then
       local group = group_of(f[1], f[2], f[3])
-      if online == '1' then add_free(key, group, number) else remove_free(key, group, number) end
+      if online == '1' then add_free(t, group, number) else remove_free(t, group, number) end
     end
     changed = changed + 1
   end
 end
+t:commit()
 return {changed, missing}
