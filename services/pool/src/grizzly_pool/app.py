@@ -91,7 +91,7 @@ async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
 async def migrate_at_start(settings: Settings) -> None:
     """Once per process, before either API serves: a pool written by an older version gets its count terms and
     claim indexes (PoolStore.migrate)."""
-    redis = make_redis(settings.redis_url, max_connections=2)
+    redis = make_redis(settings.redis_url, max_connections=2, password=settings.redis_password)
     try:
         if await make_store(settings, redis).migrate():
             log.info("built the count terms and claim indexes from the inventory (upgrade)")
