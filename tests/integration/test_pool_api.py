@@ -199,9 +199,13 @@ def test_pool_health_routes(start_service: Start, stack_env: dict[str, str], pat
 
 
 def test_pool_internal_api_needs_the_token_and_caps_bodies(start_service: Start, stack_env: dict[str, str]) -> None:
-    start_service("pool", POOL_MAX_BODY_BYTES="4096")
+    start_service("pool", POOL_MAX_BODY_BYTES="4096", POOL_API_NEXT_TOKEN="test-next-pool-token-0001")
     import_csv(stack_env, csv_text(1))
     url = f"{internal(stack_env)}/v1/claim"
+    for accepted in (stack_env["POOL_API_TOKEN"], "test-next-pool-token-0001"):  # a changeover: both work
+        services_call = httpx.post(f"{internal(stack_env)}/v1/services", json={"upstream": "grizzly"},
+                                   headers={"X-Internal-Token": accepted})  # fmt: skip
+        assert services_call.status_code == 200
     for headers in ({}, {"X-Internal-Token": "wrong-token-0000"}, {"X-Internal-Token": ""}):
         assert httpx.post(url, json=claim_body(), headers=headers).status_code == 401
     finish = {"upstream": "grizzly", "activation_id": 1, "status": 1}

@@ -33,9 +33,10 @@ class InternalAuth:
     whole up to max_body_bytes before the app sees it (413 past it), so no caller can hold memory. Health and
     metrics paths stay open (probes)."""
 
-    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int, next_token: str = "") -> None:
+        """next_token: during a changeover, a second token accepted beside `token`."""
         self.app = app
-        self._token = token.encode()
+        self._tokens = [t.encode() for t in (token, next_token) if t]
         self._max = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,8 +50,9 @@ class InternalAuth:
                 given = value
             elif name == b"content-length":
                 declared = value
-        # compare_digest on every request, even without a header: the time says nothing about the token
-        if not hmac.compare_digest(given, self._token) or not given:
+        # compare_digest with every token, even without a header: the time says nothing about the tokens
+        matched = [hmac.compare_digest(given, token) for token in self._tokens]
+        if not any(matched) or not given:
             await _answer(send, 401, "missing or wrong internal token")
             return
         if declared.isdigit() and int(declared) > self._max:

@@ -316,7 +316,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/resolve", resolve, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]
-    auth = Middleware(InternalAuth, token=settings.api_token, max_body_bytes=settings.max_body_bytes)
+    auth = Middleware(
+        InternalAuth,
+        token=settings.api_token,
+        next_token=settings.api_next_token,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return Starlette(
         routes=routes, lifespan=lifespan, middleware=[auth], exception_handlers={Exception: _internal_error}
     )

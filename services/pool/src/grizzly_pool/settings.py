@@ -45,6 +45,7 @@ class Settings:
     admin_port: int
     admin_token: str = field(repr=False)
     api_token: str = field(repr=False)  # POOL_API_TOKEN: every caller of the internal API sends it
+    api_next_token: str = field(repr=False)  # POOL_API_NEXT_TOKEN: accepted beside it during a changeover
     max_body_bytes: int  # an internal API request body larger than this is refused (413) before it is read whole
     services: tuple[str, ...]
     split_countries: frozenset[str]  # countries reported per operator; every other country is reported as `any`
@@ -72,6 +73,9 @@ class Settings:
             if not service.isalnum():
                 raise SettingsError(f"POOL_SERVICES: {service!r} is not a service code (letters and digits)")
         host = env_str(env, "POOL_HOST", "0.0.0.0")  # a container's service port
+        next_token = env.get("POOL_API_NEXT_TOKEN", "").strip()  # optional
+        if next_token and require_token:
+            next_token = env_secret(env, "POOL_API_NEXT_TOKEN", loopback=is_loopback(host))
         admin_host = env_str(env, "POOL_ADMIN_HOST", "0.0.0.0")
         return cls(
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -82,6 +86,7 @@ class Settings:
             admin_port=env_int(env, "POOL_ADMIN_PORT", 8082, minimum=1),
             admin_token=env_secret(env, "POOL_ADMIN_TOKEN", loopback=is_loopback(admin_host)) if require_token else "",
             api_token=env_secret(env, "POOL_API_TOKEN", loopback=is_loopback(host)) if require_token else "",
+            api_next_token=next_token if require_token else "",
             # /v1/settle carries up to 2 x SETTLE_MAX claim ids: about 1.4 MB at most
             max_body_bytes=env_int(env, "POOL_MAX_BODY_BYTES", 2 << 20, minimum=1024),
             services=tuple(s.lower() for s in services),
