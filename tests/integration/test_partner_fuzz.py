@@ -38,7 +38,7 @@ GET_NUMBER_FIELDS = ["country", "operator", "service", "sum", "currency", "excep
 FINISH = {"action": "FINISH_ACTIVATION", "key": UPSTREAM_KEY, "activationId": 1, "status": 1}
 FINISH_FIELDS = ["activationId", "status", "action"]
 CODES = st.sampled_from(["tg", "0", "any", "t|g", "tg\x00", "a b", "x" * 33, "", " tg ", "ru:0", "gp:*", "%s"])
-AMOUNTS = st.sampled_from([0.35, 1e-7, 12.34567, 2**64 - 1, 2**64, -1, 10**13, 643, 0])
+AMOUNTS = st.sampled_from([0.35, 1e-7, 12.34567, 2**64 - 1, 2**64, -1, 10**13, 643, 0, -0.0, 1e-4, 5e-5])
 
 envelopes = st.one_of(
     overridden(GET_NUMBER, GET_NUMBER_FIELDS),

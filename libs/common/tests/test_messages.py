@@ -230,6 +230,7 @@ def test_get_number_codes_are_trimmed_and_amounts_kept_exact() -> None:
     request = decode_get_number(dumps({**GET_NUMBER, "operator": " mts ", "service": "tg ", "sum": 12.3456}))
     assert (request.operator, request.service, str(as_decimal(request.sum))) == ("mts", "tg", "12.3456")
     assert decode_get_number(dumps({**GET_NUMBER, "currency": 643})).currency == 643
+    assert str(as_decimal(decode_get_number(dumps({**GET_NUMBER, "sum": -0.0})).sum)) == "0"
 
 
 def test_deeply_nested_json_is_a_bad_request_not_a_recursion_error() -> None:

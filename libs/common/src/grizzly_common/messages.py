@@ -92,6 +92,8 @@ def decode_get_number(body: bytes) -> GetNumberRequest:
         raise BadRequest("invalid field: currency must be an ISO 4217 numeric code (0..999)")
     if len(request.exceptionPhoneSet) > MAX_EXCLUDED:
         raise BadRequest(f"invalid field: exceptionPhoneSet has more than {MAX_EXCLUDED} entries")
+    if request.sum == 0 and math.copysign(1.0, request.sum) < 0:  # -0.0 would be stored as "-0.0"
+        request = msgspec.structs.replace(request, sum=0)
     if request.operator != request.operator.strip() or request.service != request.service.strip():
         request = msgspec.structs.replace(request, operator=request.operator.strip(), service=request.service.strip())
     return request

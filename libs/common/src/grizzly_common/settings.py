@@ -164,8 +164,10 @@ def upstreams_from_env(env: Mapping[str, str], *, listen_host: str | None = None
         raise SettingsError("UPSTREAMS names no upstream")
     upstreams = []
     for name in names:
-        if not name.replace("_", "").replace("-", "").isalnum():
-            raise SettingsError(f"UPSTREAMS: {name!r} is not a valid upstream name (letters, digits, - and _)")
+        if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 32 or not name.isascii():
+            raise SettingsError(
+                f"UPSTREAMS: {name!r} is not a valid upstream name (at most 32 letters, digits, - and _)"
+            )
         prefix = "UPSTREAM_" + name.upper().replace("-", "_") + "_"
         push_url = env_str(env, prefix + "PUSH_URL", DEFAULT_PUSH_URL)
         loopback = is_loopback(listen_host or push_url)
