@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -164,15 +165,23 @@ class BenchEnv:
 def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     """python -m bench.loadgen in its own process; bounded by the spec's duration plus a margin."""
     limit = spec.get("warmup_s", 0) + spec["duration_s"] + 60
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the services are not reaped meanwhile: the loadgen's
+    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bench.loadgen", orjson.dumps(spec).decode()],
         capture_output=True,
         timeout=limit,
         check=False,
     )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed: {done.stderr.decode(errors='replace')[-2000:]}")
-    return orjson.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    result["loadgen_cpu"] = round(cpu / wall, 2) if wall > 0 else 0.0  # cores it used (warmup and startup included)
+    result["generator"] = "aiohttp"
+    return result
 
 
 def http_json(url: str, body: dict[str, Any] | None = None, timeout_s: float = 30.0) -> Any:

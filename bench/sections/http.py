@@ -3,16 +3,20 @@
 - framework limit: a trivial Starlette JSON endpoint in its own uvicorn process, served like the services;
 - storage limit: the pool's Redis claim script called directly (sections/storage.py);
 - api-edge -> pool -> Redis: GET_NUMBER+FINISH_ACTIVATION cycles (the pool does not drain) and GET_SERVICES.
-The load generator is an aiohttp client in its own process (bench/loadgen.py), the same for every target.
+Closed-loop loads use wrk (bench/wrkgen.py, C, 2 threads) when it is installed, else the aiohttp client in its own
+process (bench/loadgen.py, or with BENCH_LOADGEN=python), the same for the trivial endpoint and the partner URL; each
+row notes the generator's CPU share. With wrk the partner rows count requests (GET_NUMBER and FINISH alternating),
+with the aiohttp client GET_NUMBER+FINISH cycles. The open-loop (paced) row always uses the aiohttp client.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
 
-from bench import pool_load
+from bench import pool_load, wrkgen
 from bench.infra import UPSTREAM_KEY, BenchEnv, module_available, run_loadgen
 from bench.sections import storage
 from bench.stats import Row
@@ -33,32 +37,62 @@ def _spec(url: str, concurrency: int, env: BenchEnv, **kwargs: Any) -> dict[str,
     }
 
 
+def use_wrk() -> bool:
+    return wrkgen.available() and os.environ.get("BENCH_LOADGEN", "") != "python"
+
+
+def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """A closed-loop load with this run's generator (wrk, else the aiohttp client)."""
+    return wrkgen.run(spec) if use_wrk() else run_loadgen(spec)
+
+
+def generator_note(result: dict[str, Any]) -> str:
+    return f"{result.get('generator', 'aiohttp')} used {result.get('loadgen_cpu', 0)} CPU"
+
+
+def hot_path_note(result: dict[str, Any], concurrency: int) -> str:
+    """p99 against the queueing floor (Little's law: clients / throughput), the slowest request, what failed."""
+    floor = concurrency / result["ops_per_s"] * 1000 if result["ops_per_s"] else 0.0
+    note = f"floor {floor:.1f} ms, p99/floor {result['p99_ms'] / floor if floor else 0:.2f}, max {result['max_ms']} ms"
+    if "finish_p50_ms" in result:
+        note += f"; FINISH p50/p99 {result['finish_p50_ms']}/{result['finish_p99_ms']} ms"
+    failed = result["errors"] + result.get("no_numbers", 0) + result.get("finish_errors", 0)
+    if failed:
+        note += (
+            f"; errors {result['errors']}, NO_NUMBERS {result.get('no_numbers', 0)}, finish errors "
+            f"{result.get('finish_errors', 0)}"
+        )
+    return f"{note}; {generator_note(result)}"
+
+
 def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[Row]:
     rows: list[Row] = []
-    port = env.start_trivial()
-    for concurrency in concurrencies:
-        body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
-        result = run_loadgen(_spec(f"http://127.0.0.1:{port}/", concurrency, env, body=body))
-        rows.append(Row.from_summary(SECTION, TRIVIAL, result, concurrency=concurrency))
-    env.stop_all()
-
     for row in storage.run(env, concurrencies):
         row.section, row.ref = SECTION, TRIVIAL
         rows.append(row)
 
-    if not (module_available("grizzly_pool") and module_available("grizzly_edge")):
-        rows.append(Row(SECTION, "api-edge", note="skipped: grizzly_pool / grizzly_edge not installed yet"))
-        return rows
-
-    env.flush_redis()
-    stack = env.stack_env()
-    stack.update(pool_load.POOL_ENV)
+    have_services = module_available("grizzly_pool") and module_available("grizzly_edge")
+    trivial_url = f"http://127.0.0.1:{env.start_trivial()}/"
+    url = ""
     numbers = env.n(20000, 100000)
-    pool_load.bulk_import(env, stack, pool_load.write_csv(env.workdir / "edge.csv", numbers))
-    env.start_service("pool", stack)
-    env.start_service("edge", stack)
-    url = f"http://127.0.0.1:{stack['EDGE_PORT']}/"
+    if have_services:
+        env.flush_redis()
+        stack = env.stack_env()
+        stack.update(pool_load.POOL_ENV)
+        pool_load.bulk_import(env, stack, pool_load.write_csv(env.workdir / "edge.csv", numbers))
+        env.start_service("pool", stack)
+        env.start_service("edge", stack)
+        url = f"http://127.0.0.1:{stack['EDGE_PORT']}/"
+    else:
+        rows.append(Row(SECTION, "api-edge", note="skipped: grizzly_pool / grizzly_edge not installed yet"))
+    # the trivial endpoint and the partner URL back to back at each concurrency: on a shared machine the load of
+    # other work changes within minutes, so each ratio compares two loads taken seconds apart
     for concurrency in concurrencies:
+        body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
+        result = closed_loop(_spec(trivial_url, concurrency, env, body=body))
+        rows.append(Row.from_summary(SECTION, TRIVIAL, result, concurrency=concurrency, note=generator_note(result)))
+        if not url:
+            continue
         spec = _spec(
             url,
             concurrency,
@@ -70,18 +104,16 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
             services=list(pool_load.SERVICES[:10]),
             finish_status=4,
         )
-        result = run_loadgen(spec)
-        note = f"FINISH p50/p99 {result['finish_p50_ms']}/{result['finish_p99_ms']} ms"
-        if result["errors"] or result["no_numbers"] or result["finish_errors"]:
-            note += (
-                f"; errors {result['errors']}, NO_NUMBERS {result['no_numbers']}, finish errors "
-                f"{result['finish_errors']}"
-            )
+        result = closed_loop(spec)
+        case = "GET_NUMBER+FINISH requests via api-edge" if use_wrk() else "GET_NUMBER (+FINISH) via api-edge"
         rows.append(
             Row.from_summary(
-                SECTION, "GET_NUMBER (+FINISH) via api-edge", result, concurrency=concurrency, ref=TRIVIAL, note=note
+                SECTION, case, result, concurrency=concurrency, ref=TRIVIAL, note=hot_path_note(result, concurrency)
             )
         )
+    if not url:
+        env.stop_all()
+        return rows
     # the platform's clients are not a closed loop: 200 clients, each asking once a second (open loop)
     clients = max(concurrencies)
     spec = _spec(
@@ -110,7 +142,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
     )
     for concurrency in concurrencies:
         body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
-        result = run_loadgen(_spec(url, concurrency, env, body=body))
+        result = closed_loop(_spec(url, concurrency, env, body=body))
         rows.append(
             Row.from_summary(
                 SECTION,
@@ -118,7 +150,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
                 result,
                 concurrency=concurrency,
                 ref=TRIVIAL,
-                note=f"{pool_load.SERVICES_COUNT} services, {numbers} numbers",
+                note=f"{pool_load.SERVICES_COUNT} services, {numbers} numbers; {generator_note(result)}",
             )
         )
     env.stop_all()

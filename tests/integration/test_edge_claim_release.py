@@ -37,8 +37,9 @@ EDGE_TIMEOUT_S = 0.5
 
 
 class SlowLink:
-    """An HTTP proxy from the edge to the pool that can hold /v1/claim before forwarding it (`claim_before_s`) or
-    before answering it (`claim_after_s`); everything else passes at once."""
+    """An HTTP proxy from the edge to the pool that can hold /v1/claim (or a /v1/batch with claims, how the edge
+    sends them) before forwarding it (`claim_before_s`) or before answering it (`claim_after_s`); everything else
+    passes at once."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -58,7 +59,7 @@ class SlowLink:
 
     async def _pass(self, method: str, path: str, data: bytes, headers: Any) -> web.Response:
         assert self._session is not None
-        slow = path == "/v1/claim"
+        slow = path == "/v1/claim" or (path == "/v1/batch" and bool(orjson.loads(data or b"{}").get("claims")))
         if slow and self.claim_before_s:
             await asyncio.sleep(self.claim_before_s)
         async with self._session.request(method, self.target + path, data=data, headers=headers) as reply:

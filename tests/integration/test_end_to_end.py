@@ -99,4 +99,16 @@ def test_platform_cycle_through_every_service(
         events = [event["event"] for event in trail.json()["events"]]
         assert events[0] == "issued"
         assert "push_attempt" in events and "finish" in events
+
+        # the pusher told the pool about the SMS before pushing it: SIM health and the day's earnings
+        [sim] = [
+            s for s in admin.get("/admin/sims", params={"device": "bank-1"}).json()["sims"] if s["number"] == number
+        ]
+        assert {k: sim[k] for k in ("issued", "sold", "sms", "streak", "suspect")} == {
+            "issued": 1, "sold": 1, "sms": 1, "streak": 0, "suspect": False,
+        }  # fmt: skip
+        assert sim["last_sms_ms"] > 0
+        earned = admin.get("/admin/earnings", params={"since": "1d", "by": "service,country"}).json()["rows"]
+        assert earned == [{"service": "tg", "country": "16", "currency": "none", "issued": 1, "sold": 1, "refused": 0,
+                           "cancelled": 0, "refunded": 0, "amount": "0.35", "sell_through": 1.0}]  # fmt: skip
     assert pool.process is not None and pool.process.poll() is None

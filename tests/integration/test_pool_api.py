@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -162,11 +163,55 @@ def test_pool_admin_bad_csv_row_imports_nothing_and_names_the_line(
     assert duplicate.status_code == 400 and "line 5: number 79000000001 appears twice" in duplicate.json()["error"]
 
 
+def mixed_csv(count: int) -> tuple[str, list[int]]:
+    """`count` rows, every 7th with a bad number, most 11th ones repeating an earlier number; the bad line numbers."""
+    lines = ["number,country,operator,device,slot,flashcall"]
+    bad = []
+    for i in range(count):
+        number = f"{79000000000 + i}"
+        if i % 7 == 6:
+            number = number.replace("0", "x", 1)
+        elif i % 11 == 10 and (i - 5) % 7 != 6:  # the repeated row itself is good
+            number = f"{79000000000 + i - 5}"
+        lines.append(f"{number},ru,mts,bank{i // 256},{i % 256},0")
+        if number != f"{79000000000 + i}":
+            bad.append(len(lines))
+    return "\n".join(lines) + "\n", bad
+
+
+def test_pool_admin_csv_with_bad_rows_mixed_in_lists_them_and_imports_nothing(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool")
+    text, bad = mixed_csv(2000)
+    reply = import_csv(stack_env, text)
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["error_count"] == len(bad) and len(body["errors"]) == 100
+    assert [int(e.split(":")[0].removeprefix("line ")) for e in body["errors"]] == bad[:100]
+    assert body["errors"][0] == "line 8: number '79x00000006' must be 6-15 digits with the country code, no leading 0"
+    assert body["errors"][1] == "line 12: number 79000000005 appears twice in the file (first on line 7)"
+    assert body["error"] == f"nothing imported: {body['errors'][0]} (and {len(bad) - 1} more errors)"
+    url, headers = admin(stack_env)
+    assert httpx.get(f"{url}/admin/stats", headers=headers).json()["numbers"] == 0
+
+
+def test_pool_admin_import_streams_a_chunked_body(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool")
+    text = csv_text(5000, devices=20)
+    url, headers = admin(stack_env)
+    chunks = (text[i : i + 4096].encode() for i in range(0, len(text), 4096))  # no content-length: chunked
+    reply = httpx.post(f"{url}/admin/import", content=chunks, headers={**headers, "content-type": "text/csv"},
+                       timeout=60)  # fmt: skip
+    assert (reply.status_code, reply.json()["added"]) == (200, 5000)
+
+
 def test_pool_admin_imports_20k_rows_and_reports_existing(start_service: Start, stack_env: dict[str, str]) -> None:
     start_service("pool")
     text = csv_text(20_000, devices=40)
     reply = import_csv(stack_env, text)
-    assert reply.json() == {"status": "SUCCESS", "rows": 20_000, "added": 20_000, "existing": 0, "conflicts": []}
+    assert reply.json() == {"status": "SUCCESS", "rows": 20_000, "added": 20_000, "existing": 0, "conflicts": [],
+                            "conflicts_total": 0}  # fmt: skip
     assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 20_000
     again = import_csv(stack_env, csv_text(20_001, devices=40)).json()
     assert (again["added"], again["existing"]) == (1, 20_000)
@@ -190,6 +235,20 @@ def test_pool_cli_imports_csv_and_shows_stats(stack_env: dict[str, str], tmp_pat
     stats = cli("stats")
     # 5 devices x 100: dev0 capped at 10, dev1 offline, one dev2 SIM offline -> 10 + 0 + 99 + 100 + 100
     assert '"numbers": 500' in stats and '"tg": 309' in stats
+
+
+def test_pool_cli_import_lists_bad_lines_and_imports_nothing(stack_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "numbers.csv"
+    text, bad = mixed_csv(1000)
+    path.write_text(text)
+    env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"], "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "grizzly_pool", "import", str(path)], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    assert f"nothing imported: {len(bad)} errors in numbers.csv" in done.stderr
+    assert "line 8: number '79x00000006' must be 6-15 digits" in done.stderr
+    assert f"... and {len(bad) - 100} more (only the first 100 are shown)" in done.stderr
+    assert "added" not in done.stdout
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
@@ -251,3 +310,74 @@ def test_pool_refuses_names_and_amounts_outside_the_bounds(
         == "ERROR"
     )
     assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1
+
+
+def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool", POOL_DEVICE_TIMEOUT_S="1")
+    assert import_csv(stack_env, csv_text(6, devices=2)).json()["added"] == 6
+
+    def tg() -> int:
+        return int(services(stack_env)[0]["operatorMap"]["any"]["tg"])
+
+    def seen(*devices: str) -> dict[str, Any]:
+        return httpx.post(
+            f"{internal(stack_env)}/v1/seen", json={"devices": list(devices)}, headers=token(stack_env), timeout=10
+        ).json()  # type: ignore[no-any-return]
+
+    assert seen("dev0", "gw-unknown") == {"status": "SUCCESS", "known": 1, "revived": 0, "error": ""}
+    assert tg() == 6
+    deadline = time.monotonic() + 10
+    while tg() != 3 and time.monotonic() < deadline:  # dev0 fell silent; dev1 never sent one: never swept
+        time.sleep(0.1)
+    assert tg() == 3
+    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(), headers=token(stack_env)).json()
+    assert got["status"] == "SUCCESS" and (got["number"] - 79000000000) % 2 == 1  # only dev1's numbers
+    url, headers = admin(stack_env)
+    dev0 = httpx.get(f"{url}/admin/stats", headers=headers).json()["devices"]["dev0"]
+    assert dev0["alive"] is False and dev0["seen_ms"] > 0 and dev0["online"] is True
+    assert seen("dev0") == {"status": "SUCCESS", "known": 1, "revived": 1, "error": ""}
+    assert tg() == 5  # dev0 back, one of dev1's numbers busy
+    assert 'pool_device_liveness_total{event="dead"} 1.0' in httpx.get(f"{internal(stack_env)}/metrics").text
+    bad = httpx.post(
+        f"{internal(stack_env)}/v1/seen", json={"devices": ["bad\u0000name"]}, headers=token(stack_env)
+    ).json()
+    assert bad["status"] == "ERROR" and bad["error"].startswith("bad request")
+
+
+def test_pool_cli_sims_and_earnings(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool", POOL_SUSPECT_STREAK="2")
+    assert import_csv(stack_env, csv_text(1)).json()["added"] == 1
+    for service, status in (("tg", 4), ("wa", 4), ("vk", 3)):
+        got = httpx.post(
+            f"{internal(stack_env)}/v1/claim", json=claim_body(service=service), headers=token(stack_env)
+        ).json()
+        finish = {"upstream": "grizzly", "activation_id": got["activation_id"], "status": status}
+        assert (
+            httpx.post(f"{internal(stack_env)}/v1/finish", json=finish, headers=token(stack_env)).json()["status"]
+            == "SUCCESS"
+        )
+    env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"], "COLUMNS": "200"}
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run([sys.executable, "-m", "grizzly_pool", *args], env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    [sim] = cli("sims", "--suspect", "--json")
+    assert (sim["number"], sim["issued"], sim["cancelled"], sim["sold"], sim["streak"]) == (79000000000, 3, 2, 1, 3)
+    assert cli("sims", "--device", "dev9", "--json") == []
+    assert "79000000000" in cli("sims", "--device", "dev0")
+    earned = cli("earnings", "--since", "2d", "--by", "service", "--json")
+    assert [(r["service"], r["currency"], r["issued"], r["sold"], r["amount"]) for r in earned["rows"]] == [
+        ("tg", "643", 1, 0, "0"), ("vk", "643", 1, 1, "0.35"), ("wa", "643", 1, 0, "0"),
+    ]  # fmt: skip
+    assert "sell-through" in cli("earnings")
+    done = subprocess.run([sys.executable, "-m", "grizzly_pool", "earnings", "--by", "planet"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "by must name some of" in done.stderr
+    url, headers = admin(stack_env)
+    reply = httpx.get(f"{url}/admin/earnings", params={"since": "0d"}, headers=headers)
+    assert reply.status_code == 400 and reply.json()["error"] == "since must be 1d-800d"

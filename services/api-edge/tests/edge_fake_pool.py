@@ -38,7 +38,9 @@ class FakePool:
         self.finish = pool_api.FinishResult(status="SUCCESS")
         self.settle = SettleResult(status="SUCCESS")
         self.delay_s = 0.0
-        self.claim_delay_s = 0.0  # only /v1/claim answers this late
+        self.claim_delay_s = 0.0  # only /v1/claim (and a /v1/batch with claims) answers this late
+        self.batches: list[dict[str, Any]] = []  # /v1/batch bodies as sent
+        self.batch_enabled = True  # False: /v1/batch answers 404 (an older pool)
 
     def app(self) -> Starlette:
         def endpoint(path: str, answer: str) -> Route:
@@ -53,6 +55,24 @@ class FakePool:
 
             return Route(path, handle, methods=["POST"])
 
+        async def batch(request: Request) -> Response:
+            # recorded item by item, as if each had been its own /v1/claim or /v1/finish call
+            body = msgspec.json.decode(await request.body())
+            if not self.batch_enabled:
+                return Response(b"not found", status_code=404)
+            self.batches.append(body)
+            for path, items in (("/v1/claim", body.get("claims", [])), ("/v1/finish", body.get("finishes", []))):
+                self.requests.extend((path, item) for item in items)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            if self.claim_delay_s and body.get("claims"):
+                await asyncio.sleep(self.claim_delay_s)
+            answer = {
+                "claims": [self.claim] * len(body.get("claims", [])),
+                "finishes": [self.finish] * len(body.get("finishes", [])),
+            }
+            return Response(msgspec.json.encode(answer), media_type="application/json")
+
         async def healthz(request: Request) -> Response:
             return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -62,6 +82,7 @@ class FakePool:
                 endpoint("/v1/claim", "claim"),
                 endpoint("/v1/finish", "finish"),
                 endpoint("/v1/settle", "settle"),
+                Route("/v1/batch", batch, methods=["POST"]),
                 Route("/healthz", healthz),
             ]
         )

@@ -9,6 +9,7 @@ import gzip
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -460,3 +461,31 @@ def test_unexpected_exception_is_error_200(client: TestClient, monkeypatch: pyte
 
     monkeypatch.setitem(dispatch.ACTIONS, "GET_SERVICES", broken)
     assert_error(post(client, {"action": "GET_SERVICES", "key": KEY}), "internal error")
+
+
+# --- coalescing ------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_reach_the_pool_in_shared_batches(client: TestClient, pool: FakePool) -> None:
+    pool.claim = pool_api.ClaimResult(status="SUCCESS", number=79001234567, activation_id=77)
+    pool.delay_s = 0.2  # batches in flight for a while: the requests arriving meanwhile wait together
+    finish = {"action": "FINISH_ACTIVATION", "key": KEY, "activationId": 77, "status": 4}
+    bodies = [GET_NUMBER, finish] * 6
+    with ThreadPoolExecutor(len(bodies)) as threads:
+        answers = list(threads.map(lambda body: post(client, body), bodies))
+    assert [a["status"] for a in answers] == ["SUCCESS"] * len(bodies)
+    assert sum(len(b["claims"]) + len(b["finishes"]) for b in pool.batches) == len(bodies)
+    assert len(pool.batches) < len(bodies)
+    assert [path for path, _ in pool.requests if path != "/v1/settle"].count("/v1/claim") == 6
+
+
+def test_a_pool_without_batches_is_asked_per_request(pool: FakePool) -> None:
+    pool.batch_enabled = False  # an older pool: /v1/batch answers 404
+    pool.claim = pool_api.ClaimResult(status="SUCCESS", number=79001234567, activation_id=77)
+    with TestClient(create_app(make_settings(pool.url))) as client:
+        assert post(client, GET_NUMBER)["number"] == 79001234567
+        assert post(client, {"action": "FINISH_ACTIVATION", "key": KEY, "activationId": 77, "status": 4}) == {
+            "status": "SUCCESS"
+        }
+    assert [path for path, _ in pool.requests if path != "/v1/settle"] == ["/v1/claim", "/v1/finish"]
+    assert pool.batches == []

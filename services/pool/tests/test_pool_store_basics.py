@@ -198,6 +198,38 @@ def test_claim_after_script_flush_reloads_the_script(redis_url: str) -> None:
     run(redis_url, body)
 
 
+def test_concurrent_claims_and_finishes_share_pipelines_and_survive_a_script_flush(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(20))
+        first = await asyncio.gather(*(claim(store) for _ in range(10)))
+        await store.redis.script_flush()  # every call of the next pipeline is answered NOSCRIPT, then sent again
+        finishes = [store.finish(upstream="grizzly", activation_id=c.activation_id, status=4) for c in first if c]
+        claims, finished = await asyncio.gather(
+            asyncio.gather(*(claim(store) for _ in range(10))), asyncio.gather(*finishes)
+        )
+        assert [f.outcome for f in finished] == ["finished"] * 10
+        assert all(claims) and len({c.number for c in claims if c}) == 10
+
+    run(redis_url, body)
+
+
+def test_a_failing_script_call_fails_only_its_own_caller(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        await store.add_numbers(rows(2))
+        good = await claim(store)
+        assert good is not None
+        await store.redis.set("gp:act:999", "not a hash")
+        bad, done = await asyncio.gather(
+            store.finish(upstream="grizzly", activation_id=999, status=4),
+            store.finish(upstream="grizzly", activation_id=good.activation_id, status=4),
+            return_exceptions=True,
+        )
+        assert isinstance(bad, Exception) and "WRONGTYPE" in str(bad)
+        assert not isinstance(done, BaseException) and done.outcome == "finished"
+
+    run(redis_url, body)
+
+
 def test_resolve_and_slot_conflict_and_busy_number_is_not_removed(redis_url: str) -> None:
     async def body(store: PoolStore) -> None:
         report = await store.add_numbers(rows(2) + [NumberRow.checked(79500000000, "ru", "mts", "d1", "0")])

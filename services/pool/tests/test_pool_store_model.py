@@ -51,13 +51,18 @@ class Model:
     busy: dict[int, int] = field(default_factory=dict)  # number -> activation id
     dev_online: dict[str, bool] = field(default_factory=dict)
     dev_cap: dict[str, int] = field(default_factory=dict)
+    dead: set[str] = field(default_factory=set)  # silent past the timeout: counted as offline
+    heard: set[str] = field(default_factory=set)  # sent a heartbeat since the last sweep
     blocked: set[tuple[int, str]] = field(default_factory=set)
     cancels: dict[tuple[int, str], int] = field(default_factory=dict)
     open: dict[int, tuple[int, str]] = field(default_factory=dict)  # activation -> (number, service)
     closed: dict[int, int] = field(default_factory=dict)  # activation -> first status
 
+    def known(self, device: str) -> bool:
+        return any(UNIVERSE[n][2] == device for n in self.present)
+
     def capleft(self, device: str) -> int:
-        if not self.dev_online.get(device, True):
+        if not self.dev_online.get(device, True) or device in self.dead:
             return 0
         cap = self.dev_cap.get(device, 0)
         active = sum(1 for n in self.busy if UNIVERSE[n][2] == device)
@@ -118,6 +123,7 @@ class PoolMachine(RuleBasedStateMachine):
         if not any(UNIVERSE[n][2] == device for n in self.model.present):
             self.model.dev_online.pop(device, None)
             self.model.dev_cap.pop(device, None)
+            self.model.dead.discard(device)
 
     @initialize()
     def stock(self) -> None:
@@ -158,6 +164,24 @@ class PoolMachine(RuleBasedStateMachine):
     def set_cap(self, device: str, cap: int) -> None:
         if self.run(self.store.set_device(device, cap=cap)):
             self.model.dev_cap[device] = cap
+
+    @rule(devices=st.lists(st.sampled_from(DEVICES), min_size=1, max_size=3, unique=True))
+    def heartbeat(self, devices: list[str]) -> None:
+        known, revived = self.run(self.store.seen(devices))
+        assert known == sum(1 for d in devices if self.model.known(d))
+        assert set(revived) == {d for d in devices if d in self.model.dead}
+        for device in devices:
+            if self.model.known(device):
+                self.model.dead.discard(device)
+                self.model.heard.add(device)
+
+    @rule()
+    def sweep_silent_devices(self) -> None:
+        """timeout 0: every device heard from since the last sweep is silent now"""
+        dead = self.run(self.store.sweep_dead(0.0, limit=len(DEVICES)))
+        assert set(dead) == {d for d in self.model.heard if self.model.known(d)}
+        self.model.dead |= set(dead)
+        self.model.heard.clear()
 
     @rule(request=st.sampled_from(REQUESTS), service=st.sampled_from(SERVICES), prefixes=st.sampled_from(PREFIXES))
     def claim(self, request: tuple[str, str], service: str, prefixes: list[str]) -> None:

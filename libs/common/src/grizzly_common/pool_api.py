@@ -1,7 +1,8 @@
 """Messages of the pool service's internal HTTP API (used by api-edge and the pusher), JSON over keep-alive HTTP.
 
-Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup, /v1/lookup_many, /v1/resolve. Answers are
-always HTTP 200 with one of these structs; transport failures are the caller's to map to Unavailable.
+Paths: POST /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/batch, /v1/lookup, /v1/lookup_many, /v1/resolve,
+/v1/seen, /v1/sms. Answers are always HTTP 200 with one of these structs; transport failures are the caller's to map
+to Unavailable.
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ class FinishResult(msgspec.Struct, frozen=True):
     error: str = ""
 
 
+BATCH_MAX = 1000  # claims, and finishes, per POST /v1/batch
+
+
+class BatchRequest(msgspec.Struct, frozen=True):
+    """POST /v1/batch: many claims and finishes in one call (api-edge coalesces its concurrent GET_NUMBER and
+    FINISH_ACTIVATION requests). Each is checked, run (its own atomic script) and answered as by /v1/claim or
+    /v1/finish."""
+
+    claims: Annotated[list[ClaimRequest], msgspec.Meta(max_length=BATCH_MAX)] = []
+    finishes: Annotated[list[FinishRequest], msgspec.Meta(max_length=BATCH_MAX)] = []
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    claims: list[ClaimResult]  # one per claim, in request order
+    finishes: list[FinishResult]  # one per finish, in request order
+
+
 class LookupRequest(msgspec.Struct, frozen=True):
     number: Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 
@@ -122,3 +140,39 @@ class LookupManyRequest(msgspec.Struct, frozen=True):
 
 class LookupManyResult(msgspec.Struct, frozen=True):
     results: list[LookupResult]  # one per requested number, in request order
+
+
+SEEN_MAX = 1000  # devices per POST /v1/seen
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$")]
+
+
+class SeenRequest(msgspec.Struct, frozen=True):
+    """POST /v1/seen: these devices sent a heartbeat just now (GoIP keepalive, Android SMS Gateway's system:ping,
+    Ejoin's port status). A device the pool had marked dead (not seen for POOL_DEVICE_TIMEOUT_S) counts again."""
+
+    devices: Annotated[list[DeviceName], msgspec.Meta(min_length=1, max_length=SEEN_MAX)]
+
+
+class SeenResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR"
+    known: int = 0  # how many of the devices hold numbers (the others are ignored)
+    revived: int = 0  # how many of those had been marked dead and now count again
+    error: str = ""
+
+
+class SmsSeen(msgspec.Struct, frozen=True, array_like=True):
+    number: int
+    received_ms: int  # when sms-ingest received it
+
+
+class SmsSeenRequest(msgspec.Struct, frozen=True):
+    """POST /v1/sms: SMS the pusher read for these numbers (one entry per SMS), for SIM health: the SIM's SMS count
+    and last SMS, and the open activation got an SMS (its streak of activations without one ends)."""
+
+    sms: Annotated[list[SmsSeen], msgspec.Meta(min_length=1, max_length=LOOKUP_MANY_MAX)]
+
+
+class SmsSeenResult(msgspec.Struct, frozen=True):
+    status: str  # "SUCCESS" | "ERROR"
+    matched: int = 0  # SMS that reached an open activation
+    error: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -45,6 +46,7 @@ class PoolClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else session.timeout
         self._decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
         self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many (an older pool)
+        self._batch_missing = False  # the pool answered 404 to /v1/batch (an older pool)
 
     @property
     def timeout_s(self) -> float:
@@ -63,13 +65,13 @@ class PoolClient:
             log.warning("pool answer undecodable", extra=log_fields(path=path, error=str(exc)[:200]))
             raise PoolUnavailable() from None
 
-    async def _post(self, path: str, data: bytes) -> tuple[int, bytes]:
+    async def _post(self, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, bytes]:
         try:
             async with self._session.post(
                 self._base_url + path,
                 data=data,
                 headers=self._headers,
-                timeout=self._timeout,
+                timeout=timeout or self._timeout,
             ) as reply:
                 return reply.status, await reply.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -104,6 +106,41 @@ class PoolClient:
 
     async def finish(self, request: pool_api.FinishRequest) -> pool_api.FinishResult:
         return await self.call("/v1/finish", request, pool_api.FinishResult)
+
+    async def batch(self, request: pool_api.BatchRequest, timeout_s: float | None = None) -> pool_api.BatchResult:
+        """Claims and finishes in one call, answered in request order, within timeout_s (None: this client's). A pool
+        without /v1/batch (HTTP 404: an older pool during a rolling upgrade) is asked per item; there, an item whose
+        call fails answers ERROR."""
+        if not self._batch_missing:
+            timeout = None if timeout_s is None else aiohttp.ClientTimeout(total=max(0.001, timeout_s))
+            status, body = await self._post("/v1/batch", _encoder.encode(request), timeout)
+            if status == 404:
+                log.warning("the pool has no /v1/batch: claiming and finishing one by one")
+                self._batch_missing = True
+            elif status != 200:
+                log.warning("pool call failed", extra=log_fields(path="/v1/batch", http_status=status))
+                raise PoolUnavailable(f"{Unavailable.error} (pool answered HTTP {status})")
+            else:
+                try:
+                    result = self._decoder(pool_api.BatchResult).decode(body)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("pool answer undecodable", extra=log_fields(path="/v1/batch", error=str(exc)[:200]))
+                    raise PoolUnavailable() from None
+                if len(result.claims) != len(request.claims) or len(result.finishes) != len(request.finishes):
+                    raise PoolUnavailable("pool answered a batch with the wrong number of results")
+                return result
+        claims, finishes = await asyncio.gather(
+            asyncio.gather(*(self._one(self.claim(item), pool_api.ClaimResult) for item in request.claims)),
+            asyncio.gather(*(self._one(self.finish(item), pool_api.FinishResult) for item in request.finishes)),
+        )
+        return pool_api.BatchResult(claims=claims, finishes=finishes)
+
+    @staticmethod
+    async def _one(call: Awaitable[T], kind: Callable[..., T]) -> T:
+        try:
+            return await call
+        except Unavailable as exc:
+            return kind(status="ERROR", error=exc.error)
 
     async def resolve(self, device: str, slot: str) -> pool_api.ResolveResult:
         return await self.call("/v1/resolve", pool_api.ResolveRequest(device, slot), pool_api.ResolveResult)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -46,14 +46,21 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
+    # ASGI messages read directly, not through request.stream() (an async generator): on the partner hot path a
+    # body is one message, and the generator cost as much as the rest of reading it
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def json_response(body: bytes | dict[str, object], status_code: int = 200) -> Response:

@@ -48,8 +48,7 @@ class ClaimSettler:
         return len(self._confirm) + len(self._release)
 
     def confirm(self, activation_id: int) -> None:
-        self._confirm.append(activation_id)
-        SETTLE_BACKLOG.set(self.backlog)
+        self._confirm.append(activation_id)  # the backlog gauge is set by the sending task (a gauge per request costs)
 
     def release(self, claim_id: str) -> None:
         self._release.append(claim_id)
@@ -63,6 +62,7 @@ class ClaimSettler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._every_s)
             self._wake.clear()
+            SETTLE_BACKLOG.set(self.backlog)
             while self.backlog:
                 if await self.send_batch():
                     pause = self._every_s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_SECONDS = Histogram(
@@ -18,4 +20,27 @@ NUMBERS_ISSUED = Counter("edge_numbers_issued_total", "GET_NUMBER answers with a
 CLAIM_RELEASES = Counter(
     "edge_claims_released_total", "GET_NUMBER claims released at the pool because the platform did not get them"
 )
+POOL_BATCH_SIZE = Histogram(
+    "edge_pool_batch_items",
+    "Claims and finishes per /v1/batch call to the pool (grows with the load)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 SETTLE_BACKLOG = Gauge("edge_settle_backlog", "Claim confirmations and releases not yet accepted by the pool")
+
+
+# labels() takes a lock and builds a key on every call: the hot path looks each child up once. Label values are
+# bounded: actions are the dispatch table's (or "invalid"), statuses three, services those the pool
+# issued numbers for (Prometheus keeps every child anyway).
+@functools.cache
+def request_seconds(action: str) -> Histogram:
+    return REQUEST_SECONDS.labels(action)
+
+
+@functools.cache
+def results(action: str, status: str) -> Counter:
+    return RESULTS.labels(action, status)
+
+
+@functools.cache
+def numbers_issued(upstream: str, service: str) -> Counter:
+    return NUMBERS_ISSUED.labels(upstream, service)

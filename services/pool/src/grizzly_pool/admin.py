@@ -7,11 +7,14 @@ message, 401 token, 404 unknown item, 503 Redis unavailable.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -26,19 +29,28 @@ from starlette.routing import Route
 from grizzly_pool import csv_import
 from grizzly_pool.app import State, pool_lifespan, render_country_list
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import InventoryError, NumberRow, check_number
+from grizzly_pool.store import (
+    InventoryError,
+    NumberRow,
+    check_device,
+    check_number,
+    earning_days,
+    earning_dimensions,
+    summarize_earnings,
+)
 
 log = logging.getLogger(__name__)
-MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which streams from disk
+MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which needs no copy of the file
 
 Handler = Callable[[Request, State], Awaitable[Response]]
 
 
 class AdminError(Exception):
-    def __init__(self, status_code: int, error: str) -> None:
+    def __init__(self, status_code: int, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.status_code = status_code
         self.error = error
+        self.extra = extra  # more fields of the answer (the bad lines of a CSV)
 
 
 class NumberIn(msgspec.Struct, frozen=True):
@@ -104,6 +116,32 @@ async def counts(request: Request, state: State) -> Response:
     return json_response({"countryList": render_country_list(table, settings.country_maps.get(upstream, {}))})
 
 
+async def sims(request: Request, state: State) -> Response:
+    """SIM health: ?suspect=1, ?device=D, ?cursor=&count= (one page; next cursor 0 = done)."""
+    device = request.query_params.get("device")
+    if device is not None:
+        try:
+            device = check_device(device)
+        except InventoryError as exc:
+            raise AdminError(400, str(exc)) from None
+    suspect = request.query_params.get("suspect", "") in ("1", "true", "yes")
+    cursor = _int_param(request, "cursor", 0)
+    count = min(max(_int_param(request, "count", 200), 1), 10_000)
+    next_cursor, rows = await state["store"].sims(suspect=suspect, device=device, cursor=cursor, count=count)
+    return json_response({"cursor": next_cursor, "sims": rows})
+
+
+async def earnings(request: Request, state: State) -> Response:
+    """?since=7d (days, today included), ?by=upstream,service,country,day (default: upstream,service,country)."""
+    try:
+        days = earning_days(request.query_params.get("since", "7d"))
+        by = earning_dimensions(request.query_params.get("by", "upstream,service,country"))
+    except ValueError as exc:
+        raise AdminError(400, str(exc)) from None
+    rows = await state["store"].earnings(days)
+    return json_response({"since": days[0], "until": days[-1], "by": by, "rows": summarize_earnings(rows, by)})
+
+
 async def list_numbers(request: Request, state: State) -> Response:
     cursor = _int_param(request, "cursor", 0)
     count = min(max(_int_param(request, "count", 100), 1), 10_000)
@@ -156,22 +194,38 @@ async def set_device(request: Request, state: State) -> Response:
 
 
 async def import_csv(request: Request, state: State) -> Response:
-    """text/csv body: validated as a whole first (nothing is imported when a line is bad), then added."""
+    """text/csv body, streamed to a temporary file (memory stays the same whatever its size): validated as a whole
+    first (nothing is imported when a line is bad; the answer lists the bad lines), then added in batches."""
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_IMPORT_BYTES:
         raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
-    try:
-        text = (await request.body()).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise AdminError(400, "CSV must be UTF-8") from None
-    lines = text.splitlines()
-    try:
-        rows = csv_import.validate(lines)
-        report = await state["store"].add_numbers(csv_import.parse(lines))
-    except csv_import.CsvError as exc:
-        raise AdminError(400, f"nothing imported: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="grizzly-import-") as folder:
+        path = Path(folder, "import.csv")
+        try:
+            size = await _spool(request, path)
+            rows = await asyncio.to_thread(csv_import.validate, csv_import.lines_of(path), size)
+        except csv_import.CsvError as exc:
+            raise AdminError(400, f"nothing imported: {exc}", errors=list(exc.errors), error_count=exc.total) from None
+        except UnicodeDecodeError:
+            raise AdminError(400, "CSV must be UTF-8") from None
+        except OSError as exc:
+            log.warning("csv import: cannot keep the file in TMPDIR: %s", exc)
+            raise AdminError(507, f"cannot keep the CSV in the pool's TMPDIR ({exc.strerror}): use the CLI") from exc
+        report = await csv_import.import_rows(state["store"], csv_import.parse(csv_import.lines_of(path)))
     log.info("csv import", extra={"fields": {"rows": rows, "added": report.added, "existing": report.existing}})
     return json_response({"status": "SUCCESS", "rows": rows, **asdict(report)})
+
+
+async def _spool(request: Request, path: Path) -> int:
+    """The request body into `path` as it arrives; its size. Refused past MAX_IMPORT_BYTES (chunked bodies too)."""
+    received = 0
+    with path.open("wb") as out:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_IMPORT_BYTES:
+                raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
+            out.write(chunk)
+    return received
 
 
 async def show_activation(request: Request, state: State) -> Response:
@@ -207,7 +261,7 @@ def create_admin_app(settings: Settings) -> Starlette:
             try:
                 return await handler(request, app_state(request, State))
             except AdminError as exc:
-                return json_response({"status": "ERROR", "error": exc.error}, exc.status_code)
+                return json_response({"status": "ERROR", "error": exc.error, **exc.extra}, exc.status_code)
             except Exception:
                 log.exception("admin %s failed", request.url.path)
                 return json_response({"status": "ERROR", "error": Unavailable.error}, 503)
@@ -221,6 +275,8 @@ def create_admin_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/admin/stats", guarded(stats), methods=["GET"]),
+        Route("/admin/sims", guarded(sims), methods=["GET"]),
+        Route("/admin/earnings", guarded(earnings), methods=["GET"]),
         Route("/admin/counts", guarded(counts), methods=["GET"]),
         Route("/admin/numbers", guarded(list_numbers), methods=["GET"]),
         Route("/admin/numbers", guarded(add_numbers), methods=["POST"]),

@@ -1,5 +1,5 @@
-"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/lookup(_many),
-/v1/resolve.
+"""The pool's internal API (POOL_PORT): /v1/services, /v1/claim, /v1/settle, /v1/finish, /v1/batch (claims and
+finishes together), /v1/lookup(_many), /v1/resolve.
 
 Answers are always HTTP 200 with the pool_api result struct. Claim and finish carry their own ERROR status; services,
 lookup and resolve have no error field, so when Redis fails they answer 503 and the caller maps that to Unavailable
@@ -24,6 +24,8 @@ from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import FINISH_STATUSES, country_code
 from grizzly_common.pool_api import (
+    BatchRequest,
+    BatchResult,
     ClaimRequest,
     ClaimResult,
     FinishRequest,
@@ -32,10 +34,14 @@ from grizzly_common.pool_api import (
     LookupManyResult,
     LookupRequest,
     ResolveRequest,
+    SeenRequest,
+    SeenResult,
     ServicesRequest,
     ServicesResult,
     SettleRequest,
     SettleResult,
+    SmsSeenRequest,
+    SmsSeenResult,
 )
 from grizzly_common.redis_client import make_redis
 from grizzly_common.security import InternalAuth
@@ -74,6 +80,9 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
         sample_size=settings.sample_size,
         retention_s=settings.retention_s,
         hold_s=settings.claim_hold_s,
+        suspect_streak=settings.suspect_streak,
+        suspect_offline=settings.suspect_offline,
+        earnings_days=settings.earnings_days,
     )
 
 
@@ -154,9 +163,17 @@ async def claim(request: Request) -> Response:
     except BadBody as exc:
         metrics.CLAIMS.labels("ERROR").inc()
         return _reply(ClaimResult(status="ERROR", error=f"bad request: {exc}"))
+    return _reply(await claim_one(state, body))
+
+
+async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
+    """One claim, by /v1/claim or as part of /v1/batch (the same checks, metrics and answer)."""
     if body.upstream not in state["settings"].upstreams:  # its activations and counts are nobody's
         metrics.CLAIMS.labels("ERROR").inc()
-        return _reply(ClaimResult(status="ERROR", error="bad request: unknown upstream"))
+        return ClaimResult(status="ERROR", error="bad request: unknown upstream")
+    if any(not p.isdigit() for p in body.exclude_prefixes):
+        metrics.CLAIMS.labels("ERROR").inc()
+        return ClaimResult(status="ERROR", error="exceptionPhoneSet entries must be digits")
     operator = body.operator.strip().lower() or ANY
     try:
         claimed = await state["store"].claim(
@@ -173,21 +190,22 @@ async def claim(request: Request) -> Response:
         )
     except ClaimRefused:
         metrics.CLAIMS.labels("REFUSED").inc()
-        return _reply(ClaimResult(status="ERROR", error="claim refused: past its deadline or released"))
+        return ClaimResult(status="ERROR", error="claim refused: past its deadline or released")
     except Exception:
         log.exception("claim failed")
         metrics.CLAIMS.labels("ERROR").inc()
-        return _reply(ClaimResult(status="ERROR", error=Unavailable.error))
+        return ClaimResult(status="ERROR", error=Unavailable.error)
     if claimed is None:
         metrics.CLAIMS.labels("NO_NUMBERS").inc()
-        return _reply(ClaimResult(status="NO_NUMBERS"))
+        return ClaimResult(status="NO_NUMBERS")
     metrics.CLAIMS.labels("SUCCESS").inc()
-    log.info(
+    # DEBUG, not INFO: one line per claim costs more than the claim's own Python work; the audit trail has it
+    log.debug(
         "issued",
         extra=log_fields(activation_id=claimed.activation_id, number=claimed.number, upstream=body.upstream,
                          service=body.service),
     )  # fmt: skip
-    return _reply(ClaimResult("SUCCESS", claimed.number, claimed.activation_id, claimed.flashcall, claimed.voice))
+    return ClaimResult("SUCCESS", claimed.number, claimed.activation_id, claimed.flashcall, claimed.voice)
 
 
 async def settle(request: Request) -> Response:
@@ -226,36 +244,106 @@ async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEA
             log.exception("sweep of unconfirmed claims failed")
 
 
+async def seen(request: Request) -> Response:
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, SeenRequest)
+    except BadBody as exc:
+        return _reply(SeenResult(status="ERROR", error=f"bad request: {exc}"))
+    try:
+        known, revived = await state["store"].seen(body.devices)
+    except Exception:
+        log.exception("seen failed")
+        return _reply(SeenResult(status="ERROR", error=Unavailable.error))
+    for device in revived:
+        metrics.DEVICE_LIVENESS.labels("revived").inc()
+        log.info("device heard from again: counted again", extra=log_fields(device=device))
+    return _reply(SeenResult(status="SUCCESS", known=known, revived=len(revived)))
+
+
+async def sms_seen(request: Request) -> Response:
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, SmsSeenRequest)
+    except BadBody as exc:
+        return _reply(SmsSeenResult(status="ERROR", error=f"bad request: {exc}"))
+    try:
+        matched = await state["store"].sms_seen([(sms.number, sms.received_ms) for sms in body.sms])
+    except Exception:
+        log.exception("sms failed")
+        return _reply(SmsSeenResult(status="ERROR", error=Unavailable.error))
+    return _reply(SmsSeenResult(status="SUCCESS", matched=matched))
+
+
+async def sweep_dead(store: PoolStore, timeout_s: float, every_s: float) -> None:
+    """Forever: mark the devices with heartbeats that fell silent for timeout_s as dead (every replica may run it:
+    a device is marked once, atomically, and its next heartbeat revives it)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            while dead := await store.sweep_dead(timeout_s):
+                for device in dead:
+                    metrics.DEVICE_LIVENESS.labels("dead").inc()
+                    log.warning("device silent: not counted until it is heard from", extra=log_fields(device=device))
+        except Exception:
+            log.exception("sweep of silent devices failed")
+
+
 async def finish(request: Request) -> Response:
     state = app_state(request, State)
     try:
         body = await _decode(request, FinishRequest)
     except BadBody as exc:
         return _reply(FinishResult(status="ERROR", error=f"bad request: {exc}"))
+    return _reply(await finish_one(state, body))
+
+
+async def finish_one(state: State, body: FinishRequest) -> FinishResult:
+    """One finish, by /v1/finish or as part of /v1/batch (the same checks, metrics and answer)."""
     if body.status not in FINISH_STATUSES:
         metrics.FINISHES.labels(str(body.status), "invalid").inc()
-        return _reply(FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5"))
+        return FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5")
     if body.upstream not in state["settings"].upstreams:
-        return _reply(FinishResult(status="ERROR", error="bad request: unknown upstream"))
+        return FinishResult(status="ERROR", error="bad request: unknown upstream")
     try:
         done = await state["store"].finish(upstream=body.upstream, activation_id=body.activation_id,
                                            status=body.status)  # fmt: skip
     except Exception:
         log.exception("finish failed")
-        return _reply(FinishResult(status="ERROR", error=Unavailable.error))
+        return FinishResult(status="ERROR", error=Unavailable.error)
     metrics.FINISHES.labels(str(body.status), done.outcome).inc()
+    if done.earned_micros:
+        labels = (body.upstream, done.country, done.currency or "none")
+        (metrics.EARNED if done.earned_micros > 0 else metrics.REFUNDED).labels(*labels).inc(
+            abs(done.earned_micros) / 1_000_000
+        )
     if done.outcome == "unknown":
-        return _reply(FinishResult(status="ERROR", error="unknown activationId"))
+        return FinishResult(status="ERROR", error="unknown activationId")
     if done.outcome == "released":
         # released as never given to the platform, yet it finishes it: it did get the number (a lost confirm)
         log.warning("finish of a released activation", extra=log_fields(activation_id=body.activation_id,
                                                                         status=body.status))  # fmt: skip
-        return _reply(FinishResult(status="SUCCESS"))
-    log.info(
+        return FinishResult(status="SUCCESS")
+    log.debug(  # DEBUG: per request (see claim_one); the audit trail has it
         "finished" if done.outcome == "finished" else "finish repeated",
         extra=log_fields(activation_id=body.activation_id, status=body.status, first_status=done.first_status),
     )
-    return _reply(FinishResult(status="SUCCESS"))
+    return FinishResult(status="SUCCESS")
+
+
+async def batch(request: Request) -> Response:
+    """api-edge's concurrent claims and finishes in one call; the store runs their scripts in one Redis round trip.
+    Each is checked and answered exactly as by /v1/claim and /v1/finish, in request order."""
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, BatchRequest)
+    except BadBody as exc:
+        return json_response({"status": "ERROR", "error": f"bad request: {exc}"}, 400)
+    claims, finishes = await asyncio.gather(
+        asyncio.gather(*(claim_one(state, item) for item in body.claims)),
+        asyncio.gather(*(finish_one(state, item) for item in body.finishes)),
+    )
+    return _reply(BatchResult(claims=claims, finishes=finishes))
 
 
 async def _guarded(
@@ -304,6 +392,10 @@ def create_app(settings: Settings) -> Starlette:
             state = await stack.enter_async_context(pool_lifespan(settings))
             sweeper = asyncio.create_task(sweep_unconfirmed(state["store"], min(5.0, settings.claim_hold_s / 4)))
             stack.push_async_callback(cancel_and_wait, sweeper)
+            if settings.device_timeout_s > 0:
+                every_s = min(5.0, settings.device_timeout_s / 4)
+                liveness = asyncio.create_task(sweep_dead(state["store"], settings.device_timeout_s, every_s))
+                stack.push_async_callback(cancel_and_wait, liveness)
             yield state
 
     routes = [
@@ -311,9 +403,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/claim", claim, methods=["POST"]),
         Route("/v1/settle", settle, methods=["POST"]),
         Route("/v1/finish", finish, methods=["POST"]),
+        Route("/v1/batch", batch, methods=["POST"]),
         Route("/v1/lookup", lookup, methods=["POST"]),
         Route("/v1/lookup_many", lookup_many, methods=["POST"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
+        Route("/v1/seen", seen, methods=["POST"]),
+        Route("/v1/sms", sms_seen, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]
     auth = Middleware(

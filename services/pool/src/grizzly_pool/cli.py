@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,13 +20,23 @@ from grizzly_common import audit
 from grizzly_common.redis_client import make_redis
 from grizzly_common.settings import SettingsError, environ
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from grizzly_pool import csv_import
 from grizzly_pool.app import make_store, render_country_list
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import InventoryError, NumberRow, PoolStore, check_number
+from grizzly_pool.store import (
+    InventoryError,
+    NumberRow,
+    PoolStore,
+    check_device,
+    check_number,
+    earning_days,
+    earning_dimensions,
+    summarize_earnings,
+)
 
 app = typer.Typer(help="grizzly-partner number pool: service and inventory tools", no_args_is_help=False)
 console = Console()
@@ -103,48 +114,48 @@ def import_csv(
 ) -> None:
     """Import a CSV (header number,country,operator,device,slot[,online,flashcall,voice]).
 
-    The whole file is checked first: on a bad line nothing is imported and the line number is shown.
-    Numbers already in the pool are left as they are and counted as existing.
+    The whole file is checked first: on bad lines nothing is imported and each is shown with its line number
+    (the first 100; the rest are counted). Numbers already in the pool are left as they are and counted as existing.
+    The file is streamed twice (check, import): memory stays the same whatever its size.
     """
     settings = _settings(redis_url, prefix)
-
-    def lines() -> Iterator[str]:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from handle
-
     try:
-        total = csv_import.validate(lines())
+        total = csv_import.validate(csv_import.lines_of(path), size_hint=path.stat().st_size)
     except csv_import.CsvError as exc:
-        err.print(f"[red]nothing imported: {exc}[/red]")
+        err.print(f"[red]nothing imported: {exc.total} error{'s' * (exc.total > 1)} in {escape(path.name)}[/red]",
+                  highlight=False)  # fmt: skip
+        for message in exc.errors:
+            err.print(message, highlight=False, markup=False)
+        if exc.left_out:
+            err.print(f"... and {exc.left_out} more (only the first {len(exc.errors)} are shown)", highlight=False)
+        raise typer.Exit(1) from None
+    except UnicodeDecodeError as exc:
+        err.print(f"[red]nothing imported: {escape(path.name)} is not UTF-8 ({exc.reason} at byte {exc.start})[/red]")
         raise typer.Exit(1) from None
 
-    async def body(store: PoolStore) -> tuple[int, int, list[int]]:
-        added = existing = 0
-        conflicts: list[int] = []
+    async def body(store: PoolStore) -> csv_import.ImportReport:
         columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("import", total=total)
-            chunk: list[NumberRow] = []
-            for row in csv_import.parse(lines()):
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    report = await store.add_numbers(chunk, batch=batch)
-                    added, existing = added + report.added, existing + report.existing
-                    conflicts += report.conflicts
-                    progress.advance(task, len(chunk))
-                    chunk = []
-            if chunk:
-                report = await store.add_numbers(chunk, batch=batch)
-                added, existing = added + report.added, existing + report.existing
-                conflicts += report.conflicts
-                progress.advance(task, len(chunk))
-        return added, existing, conflicts
+            rows = csv_import.parse(csv_import.lines_of(path))
+            return await csv_import.import_rows(
+                store, rows, batch=batch, progress=lambda done: progress.advance(task, done)
+            )
 
-    added, existing, conflicts = _run(settings, body)
-    console.print(f"rows {total}: added {added}, already in the pool {existing}, slot taken {len(conflicts)}")
-    if conflicts:
-        console.print("slot taken by another number (not imported): " + " ".join(map(str, conflicts[:50])))
+    try:
+        report = _run(settings, body)
+    except csv_import.CsvError as exc:  # the file changed after it was checked
+        err.print(f"[red]stopped: {escape(str(exc))}; the rows before it were imported[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"rows {total}: added {report.added}, already in the pool {report.existing}, "
+        f"slot taken {report.conflicts_total}"
+    )
+    if report.conflicts:
+        more = report.conflicts_total - len(report.conflicts)
+        console.print("slot taken by another number (not imported): " + " ".join(map(str, report.conflicts))
+                      + (f" ... and {more} more" if more else ""))  # fmt: skip
 
 
 @app.command()
@@ -311,3 +322,76 @@ def unmatched(
     """The newest SMS/calls that arrived for a number without an open activation."""
     settings = _settings(redis_url, prefix)
     _print_json(_run(settings, lambda store: audit.read_unmatched(store.redis, count=count)))
+
+
+@app.command()
+def sims(
+    suspect: Annotated[
+        bool, typer.Option("--suspect", help="only SIMs whose streak reached POOL_SUSPECT_STREAK")
+    ] = False,
+    device: Annotated[str | None, typer.Option("--device", help="only this device's SIMs")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """SIM health: activations issued, sold, refused, cancelled, refunded, SMS, last SMS, and the streak of
+    activations that ended without an SMS."""
+    settings = _settings(redis_url, prefix)
+    name = check_device(device) if device is not None else None
+
+    async def body(store: PoolStore) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        cursor = 0
+        while len(rows) < limit:
+            cursor, page = await store.sims(suspect=suspect, device=name, cursor=cursor, count=500)
+            rows += page
+            if cursor == 0:
+                break
+        return sorted(rows, key=lambda r: (r["device"], r["number"]))[:limit]
+
+    rows = _run(settings, body)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("number", "device", "slot", "online", "issued", "sold", "refused", "cancelled", "refunded", "sms",
+                  "last SMS (UTC)", "streak", "suspect")  # fmt: skip
+    for r in rows:
+        last = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["last_sms_ms"] / 1000)) if r["last_sms_ms"] else "-"
+        table.add_row(
+            str(r["number"]), r["device"], r["slot"], "yes" if r["online"] else "no",
+            *(str(r[f]) for f in ("issued", "sold", "refused", "cancelled", "refunded", "sms")),
+            last, str(r["streak"]), "yes" if r["suspect"] else "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def earnings(
+    since: Annotated[str, typer.Option(help="the last N days, today included (e.g. 7d)")] = "7d",
+    by: Annotated[str, typer.Option(help="some of day,upstream,service,country")] = "upstream,service,country",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Earnings (sold minus refunded, per currency, never mixed), issued/sold/cancelled counts, sell-through."""
+    settings = _settings(redis_url, prefix)
+    try:
+        days = earning_days(since)
+        dimensions = earning_dimensions(by)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    rows = summarize_earnings(_run(settings, lambda store: store.earnings(days)), dimensions)
+    if as_json:
+        _print_json({"since": days[0], "until": days[-1], "by": dimensions, "rows": rows})
+        return
+    table = Table(*dimensions, "currency", "issued", "sold", "refused", "cancelled", "refunded", "sell-through",
+                  "earned", title=f"{days[0]} .. {days[-1]} (UTC)")  # fmt: skip
+    for r in rows:
+        table.add_row(
+            *(str(r[d]) for d in dimensions), r["currency"],
+            *(str(r[f]) for f in ("issued", "sold", "refused", "cancelled", "refunded")),
+            f"{r['sell_through'] * 100:.1f} %", r["amount"],
+        )  # fmt: skip
+    console.print(table)

@@ -7,7 +7,14 @@ picks, of ids it reads from a set). Every key is under the configurable prefix (
   hist:{number}       hash  per-service history, global across upstreams: b:{svc} blocked (why: 1, 3, 4),
                             c:{svc} cancels, r:{svc} refunds; kept when the number is removed
   slots:{device}      hash  slot -> number (resolve)
-  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers
+  dev:{device}        hash  online (1/0), cap (max simultaneously active modules, 0 = no limit), active, numbers,
+                            alive (0: marked dead, silent past POOL_DEVICE_TIMEOUT_S), seen_ms (last heartbeat)
+  seen                zset  device -> last heartbeat (ms), for the devices with a heartbeat source not marked dead
+  sh:{number}         hash  SIM health: issued, sold, refused, cancelled, refunded, sms, last_sms_ms, streak
+                            (activations in a row that ended without an SMS)
+  suspects            set   numbers whose streak reached POOL_SUSPECT_STREAK
+  earn:{day}          hash  "{upstream}|{service}|{country}|{currency}|{metric}" -> value, metric: issued, sold,
+                            refused, cancelled, refunded, amount (sold minus refunded, in millionths); day UTC
   groups              hash  group -> how many numbers the group holds (group = "country|operator|device")
   free:{group}        set   numbers of the group that are online and not in an open activation
   bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
@@ -50,6 +57,8 @@ _PARTS: Final[dict[str, tuple[str, ...]]] = {
     "cg": ("country",),
     "og": ("country", "operator"),
     "dg": ("device",),
+    "sh": ("number",),
+    "earn": ("day",),
     "cs": ("country", "operator"),
     "ca": ("country",),
 }
@@ -64,6 +73,8 @@ _FIXED: Final[dict[str, str]] = {
     "totals": "totals",
     "layout": "layout",
     "migrating": "layout:lock",
+    "seen": "seen",
+    "suspects": "suspects",
 }
 
 
@@ -114,6 +125,12 @@ class PoolKeys:
     def og(self, country: str, operator: str) -> str:
         return self._key("og", country, operator)
 
+    def sh(self, number: int | str) -> str:
+        return self._key("sh", number)
+
+    def earn(self, day: str) -> str:
+        return self._key("earn", day)
+
     def dg(self, device: str) -> str:
         return self._key("dg", device)
 
@@ -124,7 +141,7 @@ class PoolKeys:
         return self._key("ca", country)
 
     def fixed(self, name: str) -> str:
-        """groups, numbers, devices, held, actid, co, totals, layout, migrating"""
+        """groups, numbers, devices, held, actid, co, totals, layout, migrating, seen, suspects"""
         return self.prefix + _FIXED[name]
 
 

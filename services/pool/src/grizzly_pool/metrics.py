@@ -24,3 +24,18 @@ SCRIPT_SECONDS = Histogram(
     ["script"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+DEVICE_LIVENESS = Counter(
+    "pool_device_liveness_total",
+    "Devices marked dead (silent for POOL_DEVICE_TIMEOUT_S) or revived by a heartbeat",
+    ["event"],
+)
+EARNED = Counter(
+    "pool_earned_total",
+    "Sums of sold activations (status 3), in their currency (never add different currencies)",
+    ["upstream", "country", "currency"],
+)
+REFUNDED = Counter(
+    "pool_refunded_total",
+    "Sums of sold activations refunded later (status 5 after 3), in their currency",
+    ["upstream", "country", "currency"],
+)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from grizzly_common.settings import (
     SettingsError,
     audit_retention_s,
+    env_bool,
     env_float,
     env_int,
     env_list,
@@ -56,6 +57,11 @@ class Settings:
     redis_max_connections: int
     retention_s: int  # AUDIT_RETENTION_DAYS: finished activations, their trail and per-event keys expire after it
     claim_hold_s: float  # an api-edge claim neither confirmed nor released within this is released by the sweeper
+    # a device with heartbeats that fell silent this long counts as offline until its next one; 0 = off
+    device_timeout_s: float
+    suspect_streak: int  # activations in a row that ended without an SMS after which a SIM is suspect
+    suspect_offline: bool  # take a suspect SIM offline by itself
+    earnings_days: int  # how long a day's earnings are kept
     log_level: str
     redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
 
@@ -87,8 +93,9 @@ class Settings:
             admin_token=env_secret(env, "POOL_ADMIN_TOKEN", loopback=is_loopback(admin_host)) if require_token else "",
             api_token=env_secret(env, "POOL_API_TOKEN", loopback=is_loopback(host)) if require_token else "",
             api_next_token=next_token if require_token else "",
-            # /v1/settle carries up to 2 x SETTLE_MAX claim ids: about 1.4 MB at most
-            max_body_bytes=env_int(env, "POOL_MAX_BODY_BYTES", 2 << 20, minimum=1024),
+            # a /v1/batch of BATCH_MAX claims, each with its platform request for the audit trail (up to ~20 kB
+            # with a long exceptionPhoneSet), must fit
+            max_body_bytes=env_int(env, "POOL_MAX_BODY_BYTES", 32 << 20, minimum=1024),
             services=tuple(s.lower() for s in services),
             split_countries=frozenset(c.lower() for c in env_list(env, "POOL_SPLIT_COUNTRIES", ())),
             country_maps=maps,
@@ -98,6 +105,10 @@ class Settings:
             redis_max_connections=env_int(env, "POOL_REDIS_MAX_CONNECTIONS", 256, minimum=1),
             retention_s=audit_retention_s(env),
             claim_hold_s=env_float(env, "POOL_CLAIM_HOLD_S", 300.0, minimum=0.5),
+            device_timeout_s=env_float(env, "POOL_DEVICE_TIMEOUT_S", 300.0, minimum=0.0),
+            suspect_streak=env_int(env, "POOL_SUSPECT_STREAK", 5, minimum=1),
+            suspect_offline=env_bool(env, "POOL_SUSPECT_OFFLINE", False),
+            earnings_days=env_int(env, "POOL_EARNINGS_DAYS", 800, minimum=1),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             redis_password=env.get("REDIS_PASSWORD", "").strip(),
         )

@@ -22,13 +22,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, cast
 
+import hiredis
 import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
+from grizzly_common.coalesce import Coalescer
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
+from redis.exceptions import NoScriptError, ResponseError
 
 from grizzly_pool import metrics
 from grizzly_pool.keys import LUA as KEYS_LUA
@@ -43,7 +47,13 @@ GROUP_SAMPLE: Final = 8  # candidate groups claim.lua samples before it walks th
 CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking before the store runs it again
 RELEASE_BATCH: Final = 32  # claims per release.lua call, so no call blocks Redis for long
 SCRIPT_BATCH: Final = 32  # numbers per set_online / remove_numbers call, for the same reason
+PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
+
+
+ScriptCall = tuple[str, Sequence[str], Sequence[str | int | bytes]]  # script name, keys, args
+SIM_FIELDS: Final = ("issued", "sold", "refused", "cancelled", "refunded", "sms", "last_sms_ms", "streak")
+EARN_METRICS: Final = ("issued", "sold", "refused", "cancelled", "refunded", "amount")  # amount in millionths
 
 
 class InventoryError(ValueError):
@@ -146,6 +156,9 @@ class ClaimRefused(Exception):
 class Finished:
     outcome: str  # "unknown" | "finished" | "repeat" | "released" (never given to the platform: nothing changes)
     first_status: int = 0  # for a repeat: the status that closed the activation
+    country: str = ""  # when the earnings changed: the activation's country and currency ("" = none)
+    currency: str = ""
+    earned_micros: int = 0  # what this finish added to the earnings (a refund of a sold activation: negative)
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,68 @@ class Snapshot:
 def _counts(terms: Sequence[int]) -> tuple[int, ...]:
     """count(service) = T - D(service) (lua/pool.lua); terms = T, then D per service"""
     return tuple(max(0, int(terms[0]) - int(d)) for d in terms[1:])
+
+
+def amount_text(micros: int) -> str:
+    """millionths as a plain decimal string ("0.35", "-12", "0")"""
+    text = format(Decimal(micros).scaleb(-6).normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def summarize_earnings(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """store.earnings() rows summed over everything but `by` (a subset of day, upstream, service, country); the
+    currency is always kept apart. Adds `amount` as text and `sell_through` (sold / issued)."""
+    sums: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (*(row[name] for name in by), row["currency"])
+        total = sums.setdefault(
+            key, {**{name: row[name] for name in by}, "currency": row["currency"], **dict.fromkeys(EARN_METRICS, 0)}
+        )
+        for metric in EARN_METRICS:
+            total[metric] += row[metric]
+    out = []
+    for key in sorted(sums):
+        total = sums[key]
+        total["sell_through"] = round(total["sold"] / total["issued"], 4) if total["issued"] > 0 else 0.0
+        total["amount"] = amount_text(total["amount"])
+        out.append(total)
+    return out
+
+
+EARN_DIMENSIONS: Final = ("day", "upstream", "service", "country")
+MAX_EARN_DAYS: Final = 800
+
+
+def earning_days(since: str) -> list[str]:
+    """ "7d" (or "7") -> the last 7 UTC days, oldest first, today included."""
+    text = since.strip().lower().removesuffix("d")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_EARN_DAYS:
+        raise ValueError(f"since must be 1d-{MAX_EARN_DAYS}d")
+    today = time.time()
+    return [time.strftime("%Y-%m-%d", time.gmtime(today - 86400 * back)) for back in range(int(text) - 1, -1, -1)]
+
+
+def earning_dimensions(by: str) -> list[str]:
+    names = [name.strip() for name in by.split(",") if name.strip()]
+    unknown = [name for name in names if name not in EARN_DIMENSIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"by must name some of {', '.join(EARN_DIMENSIONS)}, each once")
+    return names
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _micros(amount: str) -> int:
+    """A decimal sum as an integer number of millionths (earnings never add floats)."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        return 0
+    if not value.is_finite() or abs(value) > 10**12:
+        return 0
+    return int((value * 1_000_000).to_integral_value())
 
 
 def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
@@ -215,6 +290,9 @@ class PoolStore:
         retention_s: int = audit.DEFAULT_RETENTION_S,  # the service passes AUDIT_RETENTION_DAYS (Settings)
         hold_s: float = 300.0,  # an api-edge claim not confirmed within this is released (POOL_CLAIM_HOLD_S)
         claim_budget: int = CLAIM_BUDGET,
+        suspect_streak: int = 5,  # activations in a row ending without an SMS that make a SIM suspect
+        suspect_offline: bool = False,  # take a SIM offline when it becomes suspect
+        earnings_days: int = 800,  # how long a day's earnings are kept
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -224,27 +302,47 @@ class PoolStore:
         self.retention_s = retention_s
         self.hold_ms = max(1, round(hold_s * 1000))
         self.claim_budget = claim_budget
+        self.suspect_streak = suspect_streak
+        self.suspect_offline = suspect_offline
+        self.earnings_ttl_s = earnings_days * 86400
+        self._earn_days: set[str] = set()  # days whose earnings key has its TTL (set once per process)
         self.keys = PoolKeys(prefix)
         self._audit_key_prefix = audit.activation_key(0, audit_prefix)[:-1]  # + the activation id
         # every script that changes a free set gets the key functions and the free-set rules of pool.lua
         pool = (KEYS_LUA, load_lua("grizzly_pool", "lua/pool.lua"))
         preludes = {"claim": (NEXT_ID_FUNCTION, *pool), "counts": (KEYS_LUA,)}
         names = ("add_numbers", "remove_numbers", "set_online", "set_device", "claim", "finish", "release", "counts",
-                 "migrate")  # fmt: skip
+                 "migrate", "seen", "sms")  # fmt: skip
         self._scripts = {
             name: redis.register_script(load_lua("grizzly_pool", f"lua/{name}.lua", *preludes.get(name, pool)))
             for name in names
         }
         self._timers = {name: metrics.SCRIPT_SECONDS.labels(name) for name in self._scripts}
+        # the hot path's scripts: concurrent calls share one Redis round trip (see _run_pipeline)
+        self._pipelined: Coalescer[ScriptCall, Any] = Coalescer(self._run_pipeline, max_batch=256, parallel=2)
         # redis-py's BlockingConnectionPool is not first-come first-served: a waiter that is woken up but loses the
         # connection to a newer task goes back to the end of the queue, so with more callers than connections some
         # wait for seconds (and time out). This FIFO gate lets at most as many calls through as there are
         # connections, so the pool itself never has to queue anyone (asyncio.Semaphore serves waiters in order).
         self._gate = asyncio.Semaphore(min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16))
 
+    async def _earn_key(self, day: str) -> str:
+        name = self.keys.earn(day)
+        if day not in self._earn_days:
+            async with self._gate:
+                await self.redis.hsetnx(name, "_", "1")  # EXPIRE needs the key to exist
+                await self.redis.expire(name, self.earnings_ttl_s)
+            self._earn_days.add(day)
+        return name
+
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         started = time.perf_counter()
         try:
+            if name in PIPELINED:
+                result = await self._pipelined((name, keys, args))
+                if isinstance(result, Exception):
+                    raise result
+                return result
             async with self._gate:
                 return await self._scripts[name](keys=list(keys), args=list(args))
         finally:
@@ -289,9 +387,59 @@ class PoolStore:
             if cursor == 0:
                 return
 
+    async def _run_pipeline(self, calls: list[ScriptCall]) -> list[Any]:
+        """Many script calls in one round trip (a non-transactional pipeline of EVALSHAs): each script is still one
+        atomic run, only the network trip is shared. Each call gets its own reply or error; a call answered NOSCRIPT
+        did not run, so it is sent again once the script is loaded (e.g. after SCRIPT FLUSH or a Redis restart)."""
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            commands = []
+            for i in todo:
+                name, keys, args = calls[i]
+                commands.append(("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args))
+            async with self._gate:
+                answers = await self._pipeline(commands)
+            missing = []
+            for i, answer in zip(todo, answers, strict=True):
+                if attempt == 0 and isinstance(answer, NoScriptError):
+                    missing.append(i)
+                else:
+                    replies[i] = answer
+            if not missing:
+                break
+            for name in sorted({calls[i][0] for i in missing}):
+                await self.redis.script_load(self._scripts[name].script)
+            todo = missing
+        return replies
+
+    async def _pipeline(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+        """Commands in one round trip on one connection, each reply (or error) in order. Packed by hiredis: redis-py's
+        own packer, in Python, took a third of the pool's CPU on the hot path. Never retried on a broken connection
+        (redis-py's pipeline is): a claim may have run, so every caller gets the error and its claim is released."""
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        try:
+            # hiredis's stub types the argument as a 1-tuple; it takes a command of any length
+            packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
+            await connection.send_packed_command(packed)
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(await connection.read_response())
+                except ResponseError as exc:  # this command's error; the connection is still in step
+                    answers.append(exc)
+            return answers
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it
+            raise
+        finally:
+            await pool.release(connection)
+
     # inventory -------------------------------------------------------------------------------------------------
-    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = 1000) -> AddReport:
-        """Add numbers in batches (one script call per batch); existing numbers are left untouched."""
+    async def add_numbers(self, rows: Iterable[NumberRow], batch: int = SCRIPT_BATCH) -> AddReport:
+        """Add numbers in batches (one script call per batch, at most SCRIPT_BATCH rows so no call holds Redis
+        long); existing numbers are left untouched."""
         report = AddReport()
         k = self.keys
         chunk: list[str | int] = []
@@ -312,7 +460,7 @@ class PoolStore:
                  int(row.online), int(row.flashcall), int(row.voice))
             )  # fmt: skip
             count += 1
-            if count % batch == 0:
+            if count % min(batch, SCRIPT_BATCH) == 0:
                 await flush()
         if chunk:
             await flush()
@@ -345,6 +493,22 @@ class PoolStore:
         args = [self.prefix, device, "" if online is None else int(online), "" if cap is None else cap]
         return bool(await self._run("set_device", [self.keys.fixed("devices")], args))
 
+    async def seen(self, devices: Sequence[str]) -> tuple[int, list[str]]:
+        """These devices sent a heartbeat now: (how many hold numbers, the ones that were dead and count again)."""
+        known, revived = 0, []
+        keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
+        for start in range(0, len(devices), SCRIPT_BATCH):
+            result = await self._run("seen", keys, [self.prefix, "seen", *devices[start : start + SCRIPT_BATCH]])
+            known += int(result[0])
+            revived += [_text(d) for d in result[1:]]
+        return known, revived
+
+    async def sweep_dead(self, timeout_s: float, limit: int = SCRIPT_BATCH) -> list[str]:
+        """Mark dead (no room, so neither counted nor claimed) up to `limit` devices silent for timeout_s."""
+        keys = [self.keys.fixed("devices"), self.keys.fixed("seen")]
+        result = await self._run("seen", keys, [self.prefix, "sweep", round(timeout_s * 1000), limit])
+        return [_text(d) for d in result]
+
     # counts ----------------------------------------------------------------------------------------------------
     async def snapshot(self, services: Sequence[str]) -> Snapshot:
         raw = await self._run("counts", [self.keys.fixed("co")], [self.prefix, *services])
@@ -372,6 +536,7 @@ class PoolStore:
         fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
         or past deadline_ms, and is held until confirm(), finish() or a release."""
         k = self.keys
+        day = _today()
         if operator == ANY:
             index, terms = k.cg(country), k.ca(country)
         else:
@@ -384,9 +549,10 @@ class PoolStore:
             self.prefix, service, upstream, sum, "" if currency is None else currency, request_json,
             int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
             self._audit_key_prefix, head, tail, claim_id, deadline_ms, self.hold_ms,
-            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31), self.claim_budget,
+            len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31), self.claim_budget, _micros(sum),
+            day,
         ]  # fmt: skip
-        keys = (k.fixed("actid"), index, terms, k.fixed("held"), k.claim(claim_id))
+        keys = (k.fixed("actid"), index, terms, k.fixed("held"), k.claim(claim_id), await self._earn_key(day))
         walk: list[str | int | bytes] = ["", "", "0"]
         while True:  # each run is atomic and bounded; a run that spends its budget says where the next resumes
             result = await self._run("claim", keys, [*args, *walk])
@@ -434,12 +600,18 @@ class PoolStore:
             self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id,
             self._audit_key_prefix + str(activation_id), self.retention_s,
             *_event_parts(_HOLE, upstream=upstream, status=status, first=_HOLE),  # event name and first: Lua's
+            self.suspect_streak, int(self.suspect_offline),
+            *_event_parts("sim_suspect", number=_HOLE, streak=self.suspect_streak, offline=_HOLE),
         ]  # fmt: skip
-        result = await self._run("finish", [self.keys.act(activation_id), self.keys.fixed("held")], args)
+        keys = [self.keys.act(activation_id), self.keys.fixed("held"), await self._earn_key(_today()),
+                self.keys.fixed("suspects")]  # fmt: skip
+        result = await self._run("finish", keys, args)
         outcome = result[0].decode()
         if outcome in ("unknown", "released"):
             return Finished(outcome)
-        return Finished(outcome, int(result[1]))
+        if len(result) == 2:
+            return Finished(outcome, int(result[1]))
+        return Finished(outcome, int(result[1]), _text(result[2]), _text(result[3]), int(result[4]))
 
     async def activation(self, activation_id: int) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.act(activation_id))
@@ -494,6 +666,67 @@ class PoolStore:
                 )
         return results
 
+    async def sms_seen(self, sms: Sequence[tuple[int, int]], slack_ms: int = 2000) -> int:
+        """SMS the pusher read ((number, received_ms) each), for SIM health; how many reached an open activation."""
+        matched = 0
+        for start in range(0, len(sms), SCRIPT_BATCH):
+            pairs = [v for entry in sms[start : start + SCRIPT_BATCH] for v in entry]
+            matched += int(await self._run("sms", [self.keys.fixed("suspects")], [self.prefix, slack_ms, *pairs]))
+        return matched
+
+    async def sims(
+        self, *, suspect: bool = False, device: str | None = None, cursor: int = 0, count: int = 200
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of SIM health rows (next cursor 0 = done): the suspects, one device's SIMs, or every number."""
+        k = self.keys
+        if device is not None:
+            numbers = sorted(int(n) for n in await self.redis.hvals(k.slots(device)))
+            next_cursor = 0
+        else:
+            source = k.fixed("suspects") if suspect else k.fixed("numbers")
+            next_cursor, page = await self.redis.sscan(source, cursor, count=count)
+            numbers = sorted(int(n) for n in page)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hgetall(k.sh(number))
+                pipe.hmget(k.num(number), ["device", "slot", "online", "act"])
+                pipe.sismember(k.fixed("suspects"), str(number))
+            raw = await pipe.execute()
+        rows = []
+        for i, number in enumerate(numbers):
+            health, (dev, slot, online, act), is_suspect = raw[3 * i : 3 * i + 3]
+            if dev is None or (suspect and not is_suspect):
+                continue
+            fields = {_text(f): int(v) for f, v in health.items()}
+            rows.append({
+                "number": number, "device": _text(dev), "slot": _text(slot or b""), "online": online == b"1",
+                "busy": bool(act), "suspect": bool(is_suspect),
+                **{name: fields.get(name, 0) for name in SIM_FIELDS},
+            })  # fmt: skip
+        return int(next_cursor), rows
+
+    async def earnings(self, days: Sequence[str]) -> list[dict[str, Any]]:
+        """Per day, upstream, service, country and currency: issued, sold, refused, cancelled, refunded and the
+        amount (sold minus refunded, as a decimal string in the activation's currency)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self.keys.earn(day))
+            raw = await pipe.execute()
+        rows: dict[tuple[str, ...], dict[str, Any]] = {}
+        for day, fields in zip(days, raw, strict=True):
+            for name, value in fields.items():
+                parts = _text(name).split("|")
+                if len(parts) != 5 or parts[4] not in EARN_METRICS:
+                    continue
+                upstream, service, country, currency, metric = parts
+                row = rows.setdefault(
+                    (day, upstream, service, country, currency),
+                    {"day": day, "upstream": upstream, "service": service, "country": country, "currency": currency,
+                     **dict.fromkeys(EARN_METRICS, 0)},
+                )  # fmt: skip
+                row[metric] += int(value)
+        return [rows[key] for key in sorted(rows)]
+
     async def resolve(self, device: str, slot: str) -> ResolveResult:
         async with self._gate:
             number = await self.redis.hget(self.keys.slots(device), slot)
@@ -535,15 +768,17 @@ class PoolStore:
         device_rows: dict[str, dict[str, Any]] = {}
         cursor = 0
         while True:
-            cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=500)
+            cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=200)
             devices = sorted(_text(d) for d in page)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for device in devices:
-                    pipe.hmget(self.keys.dev(device), ["online", "cap", "active", "numbers"])
+                    pipe.hmget(self.keys.dev(device), ["online", "cap", "active", "numbers", "alive", "seen_ms"])
                 rows = await pipe.execute()
-            for device, (online, cap, active, held) in zip(devices, rows, strict=True):
+            for device, (online, cap, active, held, alive, seen) in zip(devices, rows, strict=True):
                 device_rows[device] = {
                     "online": online in (None, b"1"),
+                    "alive": alive != b"0",  # False: silent past POOL_DEVICE_TIMEOUT_S (counts as offline)
+                    "seen_ms": int(seen or 0),  # last heartbeat; 0 = the device has no heartbeat source
                     "cap": int(cap or 0),
                     "active": int(active or 0),
                     "numbers": int(held or 0),

@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from grizzly_common.errors import DecodeError
 from grizzly_common.events import InboundMessage, PushTask, decode_inbound
 from grizzly_common.logging import log_fields
-from grizzly_common.pool_api import LookupResult
+from grizzly_common.pool_api import LOOKUP_MANY_MAX, LookupResult, SmsSeen, SmsSeenRequest, SmsSeenResult
 from grizzly_common.pool_client import PoolUnavailable
 
 from grizzly_pusher import metrics
@@ -99,9 +99,23 @@ class InboundConsumer:
                 except DecodeError as exc:
                     entry = _Entry(record, None, exc)
                 by_number[(tp, record.key)].append(entry)
-        found = await self._lookup_batch(numbers)
+        sms = [(e.message.number, e.message.ingested_at_ms) for es in by_number.values() for e in es if e.message]
+        found, _ = await asyncio.gather(self._lookup_batch(numbers), self._report_sms(sms))
         results = await asyncio.gather(*(self._process_in_order(entries, found) for entries in by_number.values()))
         return all(results)
+
+    async def _report_sms(self, sms: list[tuple[int, int]]) -> None:
+        """SIM health in the pool (each SIM's SMS count and last SMS; the open activation got one), before any of
+        these SMS is pushed, so the platform's FINISH cannot overtake it. Best effort: delivery never waits for it
+        to succeed. A batch read again after a crash is counted again."""
+        size = LOOKUP_MANY_MAX
+        for start in range(0, len(sms), size):
+            request = SmsSeenRequest([SmsSeen(n, at) for n, at in sms[start : start + size]])
+            try:
+                await self.pusher.pool.call("/v1/sms", request, SmsSeenResult)
+            except PoolUnavailable as exc:
+                metrics.SIM_REPORTS_FAILED.inc()
+                log.debug("SIM health report failed", extra=log_fields(error=str(exc)))
 
     async def _lookup_batch(self, numbers: list[int]) -> dict[int, LookupResult] | PoolUnavailable:
         """Every number of the batch in one pool request (a few, for a large batch), before any push starts."""

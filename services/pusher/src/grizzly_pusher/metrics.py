@@ -44,3 +44,6 @@ END_TO_END_LAG = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400),
 )
 CONSUMER_LAG = Gauge("pusher_kafka_consumer_lag", "Kafka highwater minus position", ["topic", "partition"])
+SIM_REPORTS_FAILED = Counter(
+    "pusher_sim_reports_failed_total", "Batches of SMS the pool could not be told about (SIM health only)"
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from grizzly_common.pool_client import PoolClient
 
+from grizzly_edge.batching import PoolBatcher
 from grizzly_edge.claims import ClaimSettler
 
 
@@ -18,6 +19,7 @@ class Call:
     body: bytes  # decompressed JSON body (contains the key: never log or store it as is)
     pool: PoolClient
     claims: ClaimSettler  # GET_NUMBER confirms or releases each claim through it
+    batcher: PoolBatcher  # claims and finishes go to the pool through it, coalesced with concurrent ones
     disconnected: Callable[[], Awaitable[bool]]  # the platform has hung up (it will not see the answer)
 
 

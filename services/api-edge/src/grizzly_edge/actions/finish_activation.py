@@ -10,7 +10,7 @@ from grizzly_edge.actions import Answer, Call
 
 async def handle(call: Call) -> Answer:
     request = decode_finish(call.body)
-    result = await call.pool.finish(
+    result = await call.batcher.finish(
         pool_api.FinishRequest(upstream=call.upstream, activation_id=request.activationId, status=request.status)
     )
     if result.status == "SUCCESS":

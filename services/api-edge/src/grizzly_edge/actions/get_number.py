@@ -1,15 +1,15 @@
 """GET_NUMBER: claim one free number from the pool. NO_NUMBERS is a result, not an error.
 
-One pool call per request. Its claim carries a fresh claim id and a deadline; a number the platform gets is
-confirmed, any other outcome of a sent claim (timeout, pool error, a failure here, the platform already gone)
-releases the claim id, both in the background (grizzly_edge.claims), so a number claimed for an answer the platform
-never saw goes back.
+One claim per request, sent to the pool together with the concurrent ones (grizzly_edge.batching). Its claim
+carries a fresh claim id and a deadline; a number the platform gets is confirmed, any other outcome of a sent claim
+(timeout, pool error, a failure here, the platform already gone) releases the claim id, both in the background
+(grizzly_edge.claims), so a number claimed for an answer the platform never saw goes back.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 
 import orjson
 from grizzly_common import pool_api
@@ -27,7 +27,7 @@ from grizzly_common.messages import (
 
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.claims import deadline_ms
-from grizzly_edge.metrics import NUMBERS_ISSUED
+from grizzly_edge.metrics import numbers_issued
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,11 @@ async def handle(call: Call) -> Answer:
         currency=request.currency,
         exclude_prefixes=normalize_prefixes(request.exceptionPhoneSet),
         request_json=audit_json(call.body),
-        claim_id=uuid.uuid4().hex,
+        claim_id=os.urandom(16).hex(),  # as random as uuid4, without building a UUID
         deadline_ms=deadline_ms(call.pool.timeout_s),
     )
     try:
-        result = await call.pool.claim(claim)
+        result = await call.batcher.claim(claim)
         if result.status == "SUCCESS":
             answer = Answer(
                 "SUCCESS", get_number_success(result.number, result.activation_id, result.flashcall, result.voice)
@@ -66,7 +66,7 @@ async def handle(call: Call) -> Answer:
                 log.info("platform hung up before the number", extra=log_fields(activation_id=result.activation_id))
                 raise Unavailable()
             call.claims.confirm(result.activation_id)
-            NUMBERS_ISSUED.labels(call.upstream, claim.service).inc()
+            numbers_issued(call.upstream, claim.service).inc()
             return answer
     except BaseException:  # a timeout, a lost answer, this task cancelled: the pool may have claimed all the same
         call.claims.release(claim.claim_id)

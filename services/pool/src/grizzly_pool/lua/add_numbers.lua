@@ -32,13 +32,14 @@ for i = 2, #ARGV, 8 do
         'online', online, 'flashcall', flashcall, 'voice', voice, 'act', '')
       redis.call('HSET', slots_key, slot, number)
       redis.call('SADD', KEYS[2], number)
-      redis.call('SADD', KEYS[3], device)
-      redis.call('HINCRBY', KEYS[1], group, 1)
-      redis.call('SADD', key.dg(device), group)
+      if redis.call('SADD', KEYS[3], device) == 1 then
+        -- a new device (or one removed before, whose hash may still count open activations)
+        redis.call('HSETNX', dev_key, 'online', '1')
+        redis.call('HSETNX', dev_key, 'cap', '0')
+        redis.call('HSETNX', dev_key, 'active', '0')
+      end
+      if redis.call('HINCRBY', KEYS[1], group, 1) == 1 then redis.call('SADD', key.dg(device), group) end
       redis.call('HINCRBY', key.fixed('co'), country .. '|' .. operator, 1)
-      redis.call('HSETNX', dev_key, 'online', '1')
-      redis.call('HSETNX', dev_key, 'cap', '0')
-      redis.call('HSETNX', dev_key, 'active', '0')
       redis.call('HINCRBY', dev_key, 'numbers', 1)
       -- a re-added number keeps its per-service history, so add_free counts it as blocked where it is blocked
       if online == '1' then add_free(t, group, number) end

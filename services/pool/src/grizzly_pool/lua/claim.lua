@@ -7,6 +7,7 @@
 -- KEYS[4]  held                    {prefix}held: zset, activation id -> when it is released unless api-edge
 --          confirms it first (ms, Redis clock; see release.lua)
 -- KEYS[5]  claim record            {prefix}claim:{claim id}: the activation id of this claim, or "released"
+-- KEYS[6]  earnings of the day     {prefix}earn:{day}: the claim counts as issued there (release.lua takes it back)
 -- ARGV[1] key prefix   ARGV[2] service   ARGV[3] upstream   ARGV[4] sum (decimal text)   ARGV[5] currency ('' = none)
 -- ARGV[6] request JSON (key-free)   ARGV[7] now (ms)   ARGV[8] sample size (SRANDMEMBER count, numbers)
 -- ARGV[9] group sample size (SRANDMEMBER count on the index)
@@ -19,12 +20,14 @@
 -- ARGV[16] number of excluded prefixes n, ARGV[17..16+n] the prefixes (digit strings, any length)
 -- ARGV[17+n] random seed (the order groups are tried in; from the caller, so a seeded test replays exactly)
 -- ARGV[18+n] budget: the most Redis calls this run may spend looking (so no run blocks Redis for long)
--- ARGV[19+n] where a walk resumes: '' = first run; else the index SSCAN cursor of the page to (re)read
--- ARGV[20+n] the group whose free set the last run was scanning ('' = none)   ARGV[21+n] its SSCAN cursor
--- ARGV[22+n..] the groups of that index page the last run finished with (skipped)
+-- ARGV[19+n] sum in millionths (integer, for the earnings)   ARGV[20+n] the day of KEYS[6] (UTC, YYYY-MM-DD)
+-- ARGV[21+n] where a walk resumes: '' = first run; else the index SSCAN cursor of the page to (re)read
+-- ARGV[22+n] the group whose free set the last run was scanning ('' = none)   ARGV[23+n] its SSCAN cursor
+-- ARGV[24+n..] the groups of that index page the last run finished with (skipped)
 -- Also touched (key.* from grizzly_pool.keys, built from the chosen group, number and new id; no Redis Cluster):
 -- per group free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read),
--- act:{id} (created), the audit list of the activation (no TTL while open), and what remove_free and the tracker
+-- act:{id} (created), sh:{number} (issued), the audit list of the activation (no TTL while open), and what
+-- remove_free and the tracker
 -- touch (pool.lua: totals, dg:{device}, the count terms cs:/ca:, the indexes cg:/og:).
 -- Constraints (the same as the counts): device online, device below its module cap, number free and online
 -- (= member of the free set), service not blocked for the number, no excluded prefix.
@@ -44,9 +47,10 @@ for i = 1, nprefixes do prefixes[i] = ARGV[16 + i] end
 local base = 16 + nprefixes
 math.randomseed(tonumber(ARGV[base + 1]))
 local units = tonumber(ARGV[base + 2])
-local walk_cursor, resume_group, resume_cursor = ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+local sum_u, day = ARGV[base + 3], ARGV[base + 4]
+local walk_cursor, resume_group, resume_cursor = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
 local done = {}
-for i = base + 6, #ARGV do done[ARGV[i]] = true end
+for i = base + 8, #ARGV do done[ARGV[i]] = true end
 local blocked_field = 'b:' .. service
 
 local now_ms = 0
@@ -87,7 +91,10 @@ local function claim(group, dev_key, number)
   -- country, operator, device: the group finish.lua and release.lua give the number back to
   redis.call('HSET', act_key, 'number', number, 'upstream', upstream, 'service', service,
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open')
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day)
+  redis.call('HINCRBY', key.sh(number), 'issued', 1)
+  local currency = ARGV[5] == '' and 'none' or ARGV[5]
+  redis.call('HINCRBY', KEYS[6], upstream .. '|' .. service .. '|' .. f[1] .. '|' .. currency .. '|issued', 1)
   redis.call('RPUSH', ARGV[10] .. id, ARGV[11] .. number .. ARGV[12])
   if claim_id ~= '' then
     redis.call('HSET', act_key, 'claim', claim_id)
@@ -103,7 +110,7 @@ local function viable(group)
   local size = redis.call('SCARD', key.free(group))
   local _, _, device = split_group(group)
   local dev_key = key.dev(device)
-  local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active')
+  local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active', 'alive')
   local left = room(dev)
   if size == 0 or left == 0 then
     set_indexed(key, group, false)

@@ -11,7 +11,7 @@
 --   totals                `free`: how many numbers are free (the size of every free set together)
 -- `key` is pool_keys(prefix); a group is "country|operator|device".
 --
--- The counts are kept per device, as its contribution to each row. With L the device's room (0 when offline,
+-- The counts are kept per device, as its contribution to each row. With L the device's room (0 when offline or dead,
 -- cap - active when capped, unbounded when cap is 0), F the size of a group's free set and B(s) its blocked-free
 -- counter for service s, a group gives its split row min(F, L) - [min(F, L) - min(F - B(s), L)] and the device
 -- gives its country's `any` row the same with F and B summed over its groups of that country. The first part
@@ -21,9 +21,10 @@
 -- online device contributes F - B(s) per group, additively, so only the groups that changed are read; a capped or
 -- offline one is read whole (its room is shared by all its groups).
 
--- a device's room (the most activations it can take now); nil = no limit
+-- a device's room (the most activations it can take now); nil = no limit. dev = HMGET online, cap, active, alive:
+-- offline by the operator (online 0) or by its heartbeats (alive 0, seen.lua) gives no room
 local function room(dev)
-  if dev[1] == '0' then return 0 end
+  if dev[1] == '0' or dev[4] == '0' then return 0 end
   local cap = tonumber(dev[2] or '0')
   if cap <= 0 then return nil end
   return math.max(0, cap - tonumber(dev[3] or '0'))
@@ -107,7 +108,7 @@ end
 function Tracker:touch(device, group, whole)
   local d = self.devices[device]
   if not d then
-    local dev = redis.call('HMGET', self.key.dev(device), 'online', 'cap', 'active')
+    local dev = redis.call('HMGET', self.key.dev(device), 'online', 'cap', 'active', 'alive')
     local left = room(dev)
     d = {whole = whole or left ~= nil, groups = {}}
     self.devices[device] = d
@@ -127,7 +128,7 @@ end
 function Tracker:commit()
   local key = self.key
   for device, d in pairs(self.devices) do
-    local dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active')
+    local dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active', 'alive')
     local left = room(dev)
     if d.whole then
       for _, g in ipairs(members(key, device)) do d.groups[g] = true end

@@ -15,6 +15,7 @@
 -- ARGV[7], ARGV[8] the audit event before and after the number (grizzly_common.audit format)
 -- ARGV[9..] mode "claims": claim ids
 -- Also touched (key.* from grizzly_pool.keys, built from the ids; no Redis Cluster): claim:{claim id}, act:{id},
+-- sh:{number} and earn:{day of the claim} (issued taken back),
 -- the activation's audit list, and what free_number and the tracker touch (pool.lua: dev:, num:, hist: (read),
 -- free:, bf:, totals, cs:, ca:, cg:, og:).
 -- Returns the number of activations released.
@@ -27,8 +28,15 @@ local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function release(id)
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end  -- confirmed, finished or released already
   local act_key = key.act(id)
-  local a = redis.call('HMGET', act_key, 'status', 'number', 'country', 'operator', 'device')
+  local a = redis.call('HMGET', act_key, 'status', 'number', 'country', 'operator', 'device', 'upstream', 'service',
+    'currency', 'day')
   if a[1] ~= 'open' then return 0 end
+  -- never given to the platform: not issued (claim.lua counted it)
+  redis.call('HINCRBY', key.sh(a[2]), 'issued', -1)
+  if a[9] then
+    local currency = (a[8] or '') == '' and 'none' or a[8]
+    redis.call('HINCRBY', key.earn(a[9]), a[6] .. '|' .. a[7] .. '|' .. a[3] .. '|' .. currency .. '|issued', -1)
+  end
   redis.call('HSET', act_key, 'status', 'released', 'finished_ms', now_ms)
   free_number(t, id, a[2], a[3], a[4], a[5])
   local audit_key = ARGV[5] .. id

@@ -1,0 +1,94 @@
+"""wrk as the load generator (when it is installed): C, so it takes far less of the 2 cores than bench/loadgen.py.
+
+The same spec as bench/loadgen.py (url, mode "post" or "cycle", concurrency, duration_s, warmup_s, body / key,
+country, operator, services, finish_status) and a summary with the same fields, plus the generator's own CPU share
+(user + system seconds of the wrk process over the wall time), so a ratio between two targets can be read fairly.
+Requests count GET_NUMBER and FINISH_ACTIVATION alike (in "cycle" mode they alternate).
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCRIPT = Path(__file__).with_name("wrk.lua")
+THREADS = 2
+
+
+def available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _command(spec: dict[str, Any], duration_s: float) -> list[str]:
+    if spec.get("mode", "post") == "post":
+        args = ["post", spec["body"]]
+    else:
+        args = [
+            "cycle",
+            spec["key"],
+            spec["country"],
+            spec["operator"],
+            str(spec.get("finish_status", 4)),
+            *spec.get("services", ["tg"]),
+        ]
+    connections = spec["concurrency"]
+    return [
+        "wrk",
+        f"-t{min(THREADS, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration_s))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(SCRIPT),
+        spec["url"],
+        "--",
+        *args,
+    ]
+
+
+def _wrk(spec: dict[str, Any], duration_s: float) -> tuple[dict[str, Any], float, float]:
+    """One wrk run: its done() JSON, wall seconds, CPU seconds of the wrk process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the services are not reaped meanwhile: wrk's alone
+    started = time.perf_counter()
+    done = subprocess.run(_command(spec, duration_s), capture_output=True, timeout=duration_s + 60, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    out = done.stdout
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no result: {out.decode(errors='replace')[-2000:]}")
+    return orjson.loads(lines[-1]), wall, cpu
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("warmup_s", 0) > 0:
+        _wrk(spec, spec["warmup_s"])
+    result, wall, cpu = _wrk(spec, spec["duration_s"])
+    elapsed = result["duration_us"] / 1e6
+    requests = result["requests"]
+    ops = requests / elapsed if elapsed > 0 else 0.0
+    return {
+        "ops": requests,
+        "errors": result["errors"] + result["other"] + result["socket_errors"] + result["timeouts"],
+        "elapsed_s": round(elapsed, 3),
+        "ops_per_s": round(ops, 1),
+        "p50_ms": round(result["p50_us"] / 1000, 3),
+        "p99_ms": round(result["p99_us"] / 1000, 3),
+        "max_ms": round(result["max_us"] / 1000, 3),
+        "mean_ms": round(result["mean_us"] / 1000, 3),
+        "no_numbers": result["no_numbers"],
+        # Little's law: with every client always waiting, the mean latency the throughput allows
+        "floor_ms": round(spec["concurrency"] / ops * 1000, 3) if ops else 0.0,
+        "loadgen_cpu": round(cpu / wall, 2) if wall > 0 else 0.0,  # cores the generator used
+        "generator": "wrk",
+    }
