@@ -322,9 +322,9 @@ def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
         return int(services(stack_env)[0]["operatorMap"]["any"]["tg"])
 
     def seen(*devices: str) -> dict[str, Any]:
-        return httpx.post(
-            f"{internal(stack_env)}/v1/seen", json={"devices": list(devices)}, headers=token(stack_env), timeout=10
-        ).json()  # type: ignore[no-any-return]
+        url = f"{internal(stack_env)}/v1/seen"
+        answer: dict[str, Any] = httpx.post(url, json={"devices": list(devices)}, headers=token(stack_env)).json()
+        return answer
 
     assert seen("dev0", "gw-unknown") == {"status": "SUCCESS", "known": 1, "revived": 0, "error": ""}
     assert tg() == 6
