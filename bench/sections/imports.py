@@ -24,11 +24,12 @@ from bench.stats import Row
 
 SECTION = "CSV bulk import"
 SLOTS = 256  # SIM slots per bank (device)
-# country -> (number prefix, operators); banks go round the countries, most of them in the first
+# country -> (mobile number prefix, digits after it, operators); banks go round the countries, most of them in the
+# first. Every number is a valid mobile number of its country (the pool checks them: POOL_NUMBER_CHECK)
 COUNTRIES = {
-    "ru": ("79", ("mts", "beeline", "megafon", "tele2")),
-    "kz": ("77", ("kcell", "beeline", "tele2", "altel")),
-    "uz": ("998", ("ucell", "beeline", "uzmobile", "mobiuz")),
+    "ru": ("79", 9, ("mts", "beeline", "megafon", "tele2")),
+    "kz": ("77", 9, ("kcell", "beeline", "tele2", "altel")),
+    "uz": ("99890", 7, ("ucell", "beeline", "uzmobile", "mobiuz")),
 }
 BANK_COUNTRY = ("ru", "ru", "ru", "ru", "ru", "ru", "kz", "uz")
 RSS_RATIO_TARGET = 1.2
@@ -44,10 +45,10 @@ def write_farm_csv(path: Path, count: int) -> Path:
         for bank_start in range(0, count, SLOTS):
             bank = bank_start // SLOTS
             country = BANK_COUNTRY[bank % len(BANK_COUNTRY)]
-            prefix, operators = COUNTRIES[country]
+            prefix, digits, operators = COUNTRIES[country]
             lines = []
             for slot in range(min(SLOTS, count - bank_start)):
-                number = f"{prefix}{bank_start + slot:09d}"
+                number = f"{prefix}{bank_start + slot:0{digits}d}"
                 lines.append(f"{number},{country},{operators[slot % 4]},bank{bank:06d},{slot},{int(slot % 16 == 0)}\n")
             out.write("".join(lines))
     return path

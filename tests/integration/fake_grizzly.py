@@ -173,7 +173,8 @@ class FakeGrizzly:
 
 @dataclass
 class FakePool:
-    """The pool's POST /v1/lookup and /v1/lookup_many (pool_api) and GET /healthz, from a dict.
+    """The pool's POST /v1/lookup and /v1/lookup_many (pool_api) and GET /healthz, from a dict; POST /v1/seen is
+    recorded, /v1/resolve finds nothing.
 
     Only for pusher tests that must not depend on the pool service; Kafka and Redis are always real.
     """
@@ -182,6 +183,7 @@ class FakePool:
     activations: dict[int, tuple[int, str, int]] = field(default_factory=dict)  # number -> (id, upstream, created)
     down: bool = False  # answer 503 to everything
     lookups: int = 0
+    seen: list[list[str]] = field(default_factory=list)  # the devices of each POST /v1/seen (heartbeats)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -221,6 +223,14 @@ class FakePool:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if pool.down:
                     self._reply(503, {"status": "unavailable"})
+                    return
+                if self.path == "/v1/seen":
+                    devices = json.loads(raw)["devices"]
+                    pool.seen.append(devices)
+                    self._reply(200, {"status": "SUCCESS", "known": len(devices), "revived": 0})
+                    return
+                if self.path == "/v1/resolve":
+                    self._reply(200, {"found": False})
                     return
                 pool.lookups += 1
                 if self.path == "/v1/lookup_many":

@@ -183,6 +183,7 @@ def compose_env(ports: dict[str, str], images: dict[str, str], **overrides: str)
         "INGEST_TOKEN": INGEST_TOKEN,
         "POOL_API_TOKEN": "compose-pool-api-token-0001",
         "PUSHER_RETRY_S": "1",
+        "POOL_NUMBER_CHECK": "off",  # Ofcom drama numbers (reserved, invalid by the phone-number plan)
         **overrides,
     }
 

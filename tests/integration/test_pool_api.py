@@ -381,3 +381,38 @@ def test_pool_cli_sims_and_earnings(start_service: Start, stack_env: dict[str, s
     url, headers = admin(stack_env)
     reply = httpx.get(f"{url}/admin/earnings", params={"since": "0d"}, headers=headers)
     assert reply.status_code == 400 and reply.json()["error"] == "since must be 1d-800d"
+
+
+def test_numbers_are_checked_against_the_phone_number_plan_and_the_rows_country(
+    start_service: Start, stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    start_service("pool", POOL_NUMBER_CHECK="strict", POOL_NUMBER_REGIONS="16:GB")
+    url, headers = admin(stack_env)
+    good = {"number": 79001234567, "country": "ru", "operator": "mts", "device": "d1", "slot": "1"}
+    rows = [
+        good,
+        {**good, "number": 74951234567, "slot": "2"},  # a Moscow landline
+        {**good, "number": 447400123456, "slot": "3"},  # a UK mobile in a Russian row
+        {**good, "number": 447700900123, "country": "16", "slot": "4"},  # a drama number: not a valid number
+        {**good, "number": 77011234567, "slot": "5"},  # +7, but Kazakhstan's
+    ]
+    reply = httpx.post(f"{url}/admin/numbers", json={"numbers": rows}, headers=headers)
+    assert reply.status_code == 400
+    assert reply.json()["errors"] == [
+        "numbers[1]: number 74951234567 is not a mobile number (fixed_line)",
+        "numbers[2]: number 447400123456 has calling code +44, but country ru is RU (+7)",
+        "numbers[3]: number 447700900123 is not a valid phone number (+44 7700900123)",
+        "numbers[4]: number 77011234567 is a number of KZ, but country ru is RU",
+    ]
+    assert httpx.get(f"{url}/admin/stats", headers=headers).json()["numbers"] == 0  # nothing added
+    text = "number,country,operator,device,slot\n79001234567,ru,mts,d1,1\n447400123456,16,ee,d1,2\n"
+    text += "447400123457,ru,ee,d1,3\n"
+    reply = import_csv(stack_env, text)
+    assert reply.status_code == 400 and reply.json()["errors"] == [
+        "line 4: number 447400123457 has calling code +44, but country ru is RU (+7)"
+    ]
+    assert import_csv(stack_env, text.rsplit("447400123457", 1)[0]).json()["added"] == 2
+    env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"], "POOL_NUMBER_CHECK": "strict"}
+    done = subprocess.run([sys.executable, "-m", "grizzly_pool", "add", "74951234567", "ru", "mts", "d1", "9"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0 and "is not a mobile number" in done.stderr

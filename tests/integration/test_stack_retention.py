@@ -24,9 +24,9 @@ CYCLES = 120
 RETENTION_S = 4
 
 
-# state of the farm, not of events: a number's history (which services it was sold or cancelled for), a group's
-# blocked counters, the claim index marker and id counters
-STATE = ("gp:hist:", "gp:bf:", "gp:gix:", "gp:actid", "ingest:next-id")
+# state of the farm, not of events: a number's history (which services it was sold or cancelled for) and health, a
+# group's blocked counters and count terms, the day's earnings (kept POOL_EARNINGS_DAYS), id counters
+STATE = ("gp:hist:", "gp:sh:", "gp:suspects", "gp:bf:", "gp:cs:", "gp:ca:", "gp:earn:", "gp:actid", "ingest:next-id")
 
 
 def keys_of(client: redis_sync.Redis) -> set[str]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from grizzly_ingest.errors import BadInput, BadSignature, StaleTimestamp
-from grizzly_ingest.webhooks.android import expected_signature, parse, verify_signature
+from grizzly_ingest.webhooks.android import expected_signature, parse, ping_device, verify_signature
 
 SECRET = "android-signing-key"
 BODY = json.dumps(
@@ -68,3 +68,10 @@ def test_wrong_types_are_bad_input() -> None:
     event["payload"]["message"] = 5
     with pytest.raises(BadInput):
         parse(json.dumps(event).encode())
+
+
+def test_system_ping_names_its_device_other_events_do_not() -> None:
+    ping = {"deviceId": "pixel-7", "event": "system:ping", "payload": {"health": {"status": "pass"}}}
+    assert ping_device(json.dumps(ping).encode()) == "pixel-7"
+    assert ping_device(json.dumps(dict(ping, event="sms:sent")).encode()) is None
+    assert ping_device(json.dumps(dict(ping, deviceId="")).encode()) is None

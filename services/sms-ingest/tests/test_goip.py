@@ -5,7 +5,7 @@ import json
 
 import pytest
 from grizzly_ingest.errors import BadInput
-from grizzly_ingest.webhooks.goip import parse, parse_content
+from grizzly_ingest.webhooks.goip import is_port_status, parse, parse_content
 
 
 def b64(text: str) -> str:
@@ -64,3 +64,8 @@ def test_other_types_are_ignored() -> None:
 def test_malformed_rows_are_bad_input(rows: list[list[object]]) -> None:
     with pytest.raises(BadInput):
         parse("dev1", json.dumps({"type": "recv-sms", "sms": rows}).encode())
+
+
+def test_port_status_push_is_recognised() -> None:
+    assert is_port_status(json.dumps({"type": "port-status", "port": "1.01", "status": 3}).encode())
+    assert not is_port_status(json.dumps({"type": "recv-sms", "sms": []}).encode())

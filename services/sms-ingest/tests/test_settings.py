@@ -54,3 +54,21 @@ def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
 
 def test_number_map_parser() -> None:
     assert parse_number_map("X", "") == {}
+
+
+def test_goip_udp_is_off_by_default_and_its_passwords_never_shown() -> None:
+    assert Settings.from_env(BASE).goip_udp_port == 0 and Settings.from_env(BASE).seen_interval_s == 1.0
+    settings = Settings.from_env(
+        dict(BASE, INGEST_GOIP_UDP_PORT="44444", INGEST_GOIP_LINES="goip1:secret-pw-9:bank-a:1,goip2:s:e:c:bank-a:")
+    )
+    assert settings.goip_udp_port == 44444 and settings.goip_lines["goip2"].password == "s:e:c"
+    assert settings.goip_lines["goip1"].device == "bank-a" and settings.goip_lines["goip2"].slot == ""
+    assert "secret-pw-9" not in repr(settings) and "goip1" not in repr(settings)
+
+
+def test_goip_port_without_lines_or_a_bad_line_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="INGEST_GOIP_LINES is empty"):
+        Settings.from_env(dict(BASE, INGEST_GOIP_UDP_PORT="44444"))
+    with pytest.raises(SettingsError, match="INGEST_GOIP_LINES") as info:
+        Settings.from_env(dict(BASE, INGEST_GOIP_UDP_PORT="44444", INGEST_GOIP_LINES="goip1:secret-pw-9"))
+    assert "secret-pw-9" not in str(info.value)

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from grizzly_pool import csv_import
 from grizzly_pool.app import State, pool_lifespan, render_country_list
+from grizzly_pool.phones import PhoneCheck, phone_check
 from grizzly_pool.settings import Settings
 from grizzly_pool.store import (
     InventoryError,
@@ -158,12 +159,29 @@ async def show_number(request: Request, state: State) -> Response:
 
 async def add_numbers(request: Request, state: State) -> Response:
     body: AddBody = _json(await request.body(), AddBody)
-    try:
-        rows = [NumberRow.checked(n.number, n.country, n.operator, n.device, str(n.slot), n.online, n.flashcall,
-                                  n.voice) for n in body.numbers]  # fmt: skip
-    except InventoryError as exc:
-        raise AdminError(400, str(exc)) from None
+    phones = state_phones(state)
+    rows, errors = [], []
+    for index, n in enumerate(body.numbers):
+        try:
+            row = NumberRow.checked(n.number, n.country, n.operator, n.device, str(n.slot), n.online, n.flashcall,
+                                    n.voice)  # fmt: skip
+            if phones is not None:
+                phones.check(row.number, row.country)
+            rows.append(row)
+        except InventoryError as exc:
+            errors.append(f"numbers[{index}]: {exc}")
+    if errors:  # one bad row: nothing added, every bad row named
+        return json_response(
+            {"status": "ERROR", "error": f"nothing added: {errors[0]}", "errors": errors[: csv_import.MAX_ERRORS],
+             "error_count": len(errors)},
+            400,
+        )  # fmt: skip
     return json_response({"status": "SUCCESS", **asdict(await state["store"].add_numbers(rows))})
+
+
+def state_phones(state: State) -> PhoneCheck | None:
+    settings = state["settings"]
+    return phone_check(settings.number_check, settings.number_regions)
 
 
 async def remove_numbers(request: Request, state: State) -> Response:
@@ -203,7 +221,7 @@ async def import_csv(request: Request, state: State) -> Response:
         path = Path(folder, "import.csv")
         try:
             size = await _spool(request, path)
-            rows = await asyncio.to_thread(csv_import.validate, csv_import.lines_of(path), size)
+            rows = await asyncio.to_thread(csv_import.validate, csv_import.lines_of(path), size, state_phones(state))
         except csv_import.CsvError as exc:
             raise AdminError(400, f"nothing imported: {exc}", errors=list(exc.errors), error_count=exc.total) from None
         except UnicodeDecodeError:

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from grizzly_pool import csv_import
 from grizzly_pool.app import make_store, render_country_list
+from grizzly_pool.phones import phone_check
 from grizzly_pool.settings import Settings
 from grizzly_pool.store import (
     InventoryError,
@@ -120,7 +121,8 @@ def import_csv(
     """
     settings = _settings(redis_url, prefix)
     try:
-        total = csv_import.validate(csv_import.lines_of(path), size_hint=path.stat().st_size)
+        phones = phone_check(settings.number_check, settings.number_regions)
+        total = csv_import.validate(csv_import.lines_of(path), size_hint=path.stat().st_size, phones=phones)
     except csv_import.CsvError as exc:
         err.print(f"[red]nothing imported: {exc.total} error{'s' * (exc.total > 1)} in {escape(path.name)}[/red]",
                   highlight=False)  # fmt: skip
@@ -176,6 +178,9 @@ def add(
 
     async def body(store: PoolStore) -> Any:
         row = NumberRow.checked(number, country, operator, device, slot, not offline, flashcall, voice)
+        phones = phone_check(settings.number_check, settings.number_regions)
+        if phones is not None:
+            phones.check(row.number, row.country)
         return await store.add_numbers([row])
 
     report = _run(settings, body)

@@ -23,6 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
+from grizzly_pool.phones import PhoneCheck
 from grizzly_pool.store import AddReport, InventoryError, NumberRow, PoolStore, check_number, check_slot
 
 REQUIRED = ("number", "country", "operator", "device", "slot")
@@ -106,8 +107,9 @@ def _place(country: str, operator: str, device: str) -> tuple[str, str, str]:
 _slot = lru_cache(maxsize=4096)(check_slot)
 
 
-def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, NumberRow | str]]:
+def read_rows(lines: Iterable[str], phones: PhoneCheck | None = None) -> Iterator[tuple[int, NumberRow | str]]:
     """(line number, row) for each data line, or (line number, what is wrong with it); blank lines are skipped.
+    With `phones`, each number is also checked against the phone-number plan and the row's country.
 
     Raises CsvError only for the header, which decides how every other line reads.
     """
@@ -134,8 +136,10 @@ def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, NumberRow | str]]:
         try:
             online, flashcall, voice = _flags(flags, fields) if flags else defaults
             country, operator, device = _place(country, operator, device)
-            yield line, NumberRow(check_number(number), country, operator, device, _slot(slot),
-                                  online, flashcall, voice)  # fmt: skip
+            checked = check_number(number)
+            if phones is not None:
+                phones.check(checked, country)
+            yield line, NumberRow(checked, country, operator, device, _slot(slot), online, flashcall, voice)
         except InventoryError as exc:
             yield line, str(exc)
 
@@ -154,8 +158,9 @@ def parse(lines: Iterable[str]) -> Iterator[NumberRow]:
         yield row
 
 
-def validate(lines: Iterable[str], size_hint: int = 0) -> int:
-    """Check a whole file (also numbers and device slots twice in it); returns the row count.
+def validate(lines: Iterable[str], size_hint: int = 0, phones: PhoneCheck | None = None) -> int:
+    """Check a whole file (also numbers and device slots twice in it, and with `phones` each number against the
+    phone-number plan); returns the row count. The import that follows reads the file again without `phones`.
 
     Raises CsvError naming every bad line (the first MAX_ERRORS of them). size_hint: the file's size in bytes, which
     sets the number of buckets so that each stays near BUCKET_BYTES of the file; a file within one bucket is checked
@@ -170,7 +175,7 @@ def validate(lines: Iterable[str], size_hint: int = 0) -> int:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="grizzly-csv-"))
             files = [stack.enter_context(Path(folder, str(i)).open("w+", encoding="utf-8", newline="\n"))
                      for i in range(buckets)]  # fmt: skip
-        count = _split(read_rows(lines), files, errors)
+        count = _split(read_rows(lines, phones), files, errors)
         for bucket in files:
             bucket.seek(0)
             _duplicates(bucket, errors)

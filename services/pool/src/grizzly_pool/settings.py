@@ -62,6 +62,8 @@ class Settings:
     suspect_streak: int  # activations in a row that ended without an SMS after which a SIM is suspect
     suspect_offline: bool  # take a suspect SIM offline by itself
     earnings_days: int  # how long a day's earnings are kept
+    number_check: bool  # numbers must be valid mobile numbers of their row's country (grizzly_pool.phones)
+    number_regions: dict[str, str]  # our country code -> ISO region, for codes that are not one
     log_level: str
     redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
 
@@ -109,6 +111,26 @@ class Settings:
             suspect_streak=env_int(env, "POOL_SUSPECT_STREAK", 5, minimum=1),
             suspect_offline=env_bool(env, "POOL_SUSPECT_OFFLINE", False),
             earnings_days=env_int(env, "POOL_EARNINGS_DAYS", 800, minimum=1),
+            number_check=_number_check(env),
+            number_regions=_number_regions(env),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             redis_password=env.get("REDIS_PASSWORD", "").strip(),
         )
+
+
+def _number_check(env: Mapping[str, str]) -> bool:
+    value = env.get("POOL_NUMBER_CHECK", "strict").strip().lower()
+    if value not in ("strict", "off"):
+        raise SettingsError(f"POOL_NUMBER_CHECK must be strict or off, got {value[:16]!r}")
+    return value == "strict"
+
+
+def _number_regions(env: Mapping[str, str]) -> dict[str, str]:
+    """POOL_NUMBER_REGIONS="16:GB,0:RU": our country code -> ISO 3166 region of its numbers"""
+    regions: dict[str, str] = {}
+    for pair in env_list(env, "POOL_NUMBER_REGIONS", ()):
+        ours, _, region = pair.partition(":")
+        if not ours.strip() or len(region.strip()) != 2 or not region.strip().isalpha():
+            raise SettingsError(f"POOL_NUMBER_REGIONS: {pair[:32]!r} is not ours:REGION (e.g. 16:GB)")
+        regions[ours.strip().lower()] = region.strip().upper()
+    return regions

@@ -1,5 +1,6 @@
 """grizzly-pusher: consume inbound messages from Kafka and deliver PUSH_SMS / PUSH_CALL / PUSH_CALL_RECORD.
-Settings come from the environment only (docs/configuration.md)."""
+Settings come from the environment only (docs/configuration.md).
+`grizzly-pusher parked --help`: list, show, re-push and delete parked records."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["parked"]:
+        from grizzly_pusher.cli import app as tools
+
+        tools(args=args, prog_name="grizzly-pusher")
+        return
     parse_args("grizzly-pusher", "grizzly-pusher", __doc__, argv)
     settings = settings_or_exit("grizzly-pusher", "pusher", Settings.from_env)
     signal.signal(signal.SIGTERM, _after_graceful_shutdown)

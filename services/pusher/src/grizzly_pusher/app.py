@@ -23,8 +23,10 @@ from grizzly_common.web import app_state, health_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from grizzly_pusher.admin import admin_routes
 from grizzly_pusher.consumer import InboundConsumer
 from grizzly_pusher.delivery import Pusher
+from grizzly_pusher.parked import ParkedStore
 from grizzly_pusher.retrier import Retrier
 from grizzly_pusher.settings import Settings
 from grizzly_pusher.store import PushStore
@@ -37,6 +39,7 @@ class State(TypedDict):
     redis: aioredis.Redis
     pool: PoolClient
     consumer: AIOKafkaConsumer
+    parked: ParkedStore
 
 
 def crashed(app: Starlette) -> bool:
@@ -127,7 +130,8 @@ def create_app(settings: Settings) -> Starlette:
                 log.info("pusher stopped")
 
             stack.push_async_callback(stop_loops)  # first, before the consumer leaves and the clients close
-            yield {"settings": settings, "redis": redis, "pool": pool, "consumer": consumer}
+            parked = ParkedStore(redis, audit_retention_s=settings.audit_retention_s)
+            yield {"settings": settings, "redis": redis, "pool": pool, "consumer": consumer, "parked": parked}
 
     async def check_redis(request: Request) -> None:
         if not await app_state(request, State)["redis"].ping():
@@ -141,4 +145,5 @@ def create_app(settings: Settings) -> Starlette:
         await app_state(request, State)["pool"].healthy()
 
     routes = health_routes({"redis": check_redis, "kafka": check_kafka, "pool": check_pool})
+    routes += admin_routes(settings.admin_token, State)
     return Starlette(routes=routes, lifespan=lifespan)

@@ -25,7 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 from grizzly_common import audit
-from grizzly_common.events import InboundMessage, PushTask
+from grizzly_common.events import InboundMessage, PushTask, encode
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import push_call_body, push_sms_body, push_succeeded
 from grizzly_common.pool_api import LookupResult
@@ -35,7 +35,7 @@ from msgspec.structs import replace
 
 from grizzly_pusher import metrics
 from grizzly_pusher.settings import Settings
-from grizzly_pusher.store import PushStore, Status, now_ms
+from grizzly_pusher.store import PushStore, Status, now_ms, task_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -266,6 +266,13 @@ class Pusher:
                 age_s=int(age_s),
                 last_result=result.result,
                 last_error=result.error,
+            )
+            # kept in pusher:parked first (an operator can re-push it), then the entry goes
+            parked = encode(replace(task, attempt=attempt))
+            error = f"{result.result}: {result.error or ''}"[:500]
+            tid = task_id(task.upstream, message.sms_id)
+            await self._until_done(
+                lambda: self.store.park_raw(parked, task_id=tid, reason="max_retry_age", error=error)
             )
             await self._until_done(lambda: self.store.done(task, token, event=event))
             await self._until_done(lambda: self.store.done(task, "", event=gave_up))  # no token: the event only

@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from grizzly_ingest import metrics
+from grizzly_ingest import goip_server, metrics
 from grizzly_ingest.errors import DeadlineExceeded, IngestError
+from grizzly_ingest.heartbeat import Heartbeats
 from grizzly_ingest.publisher import Publisher
 from grizzly_ingest.resolver import Resolver
 from grizzly_ingest.settings import Settings
@@ -95,8 +96,15 @@ def create_app(settings: Settings) -> Starlette:
             resolver = Resolver(settings.device_numbers, pool)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
             stack.push_async_callback(cancel_and_wait, sweeper)
+            heartbeats = Heartbeats(pool, settings.seen_interval_s)
+            beating = asyncio.create_task(heartbeats.run(), name="heartbeats")
+            stack.push_async_callback(cancel_and_wait, beating)
+            ingest = Ingest(settings=settings, publisher=publisher, resolver=resolver, heartbeats=heartbeats)
+            if settings.goip_udp_port:
+                udp = await goip_server.start(ingest, heartbeats)
+                stack.push_async_callback(udp.aclose)  # before the publisher closes: its sends settle first
             log.info("sms-ingest started", extra=log_fields(topic=topics.inbound, port=settings.port))
-            yield {"ingest": Ingest(settings=settings, publisher=publisher, resolver=resolver)}
+            yield {"ingest": ingest}
 
     async def kafka_ready(request: Request) -> None:
         state = app_state(request, State)["ingest"]
@@ -111,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/call", guarded("generic", generic.call, settings.request_deadline_s), methods=["POST"]),
         Route("/v1/android", guarded("android", android.webhook, settings.request_deadline_s), methods=["POST"]),
         Route("/v1/goip/{device}", guarded("goip", goip.webhook, settings.request_deadline_s), methods=["POST"]),
+        Route("/v1/goip/lines", guarded("goip", goip_server.status_endpoint, settings.request_deadline_s)),
         *health_routes({"kafka": kafka_ready, "redis": redis_ready}),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -18,3 +18,13 @@ PUBLISH_SECONDS = Histogram(
     "Time from send to the Kafka acknowledgement",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+HEARTBEATS = Counter(
+    "ingest_heartbeats_total", "Device heartbeats: queued for the pool, dropped (queue full) or invalid", ["result"]
+)
+HEARTBEAT_FLUSHES = Counter("ingest_heartbeat_flushes_total", "POST /v1/seen calls to the pool", ["result"])
+GOIP_DATAGRAMS = Counter(
+    "ingest_goip_datagrams_total",
+    "GoIP SMS-server datagrams by outcome (keepalive, receive, duplicate, event, malformed, unauthorized, ...)",
+    ["result"],
+)
+GOIP_PENDING = Gauge("ingest_goip_pending", "GoIP datagrams being handled (bounded by INGEST_GOIP_MAX_PENDING)")

@@ -18,6 +18,7 @@ from grizzly_common.settings import (
     topic_durability,
 )
 
+from grizzly_ingest.goip_protocol import Line, parse_lines
 from grizzly_ingest.text import normalise_number
 
 
@@ -67,6 +68,11 @@ class Settings:
     publish_timeout_s: float = 10.0
     request_deadline_s: float = 5.0  # every request is answered within this (503 when the work is not done)
     redis_prefix: str = ""
+    seen_interval_s: float = 1.0  # heartbeats go to the pool's /v1/seen at most this often
+    goip_udp_port: int = 0  # the GoIP SMS-server protocol (UDP); 0 = off
+    goip_lines: Mapping[str, Line] = field(default_factory=dict, repr=False)  # by SMS-server id; holds passwords
+    goip_sim_ttl_s: int = 600  # a line's keepalive data (number, signal, IMEI, ...) is kept this long
+    goip_max_pending: int = 1000  # datagrams handled at once; beyond, they are dropped (the device resends)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -88,6 +94,13 @@ class Settings:
         numbers.update(parse_number_map("INGEST_ANDROID_NUMBERS", env_str(env, "INGEST_ANDROID_NUMBERS", "")))
         multipart_timeout = env_int(env, "INGEST_MULTIPART_TIMEOUT_S", 120, minimum=1)
         pool_url = env_str(env, "INGEST_POOL_URL", "").rstrip("/")
+        goip_udp_port = env_int(env, "INGEST_GOIP_UDP_PORT", 0, minimum=0)
+        try:
+            goip_lines = parse_lines("INGEST_GOIP_LINES", env.get("INGEST_GOIP_LINES", ""))
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        if goip_udp_port and not goip_lines:
+            raise SettingsError("INGEST_GOIP_UDP_PORT is set but INGEST_GOIP_LINES is empty: no GoIP could log in")
         return cls(
             port=env_int(env, "INGEST_PORT", 8083, minimum=1),
             host=host,
@@ -117,4 +130,9 @@ class Settings:
             publish_timeout_s=env_float(env, "INGEST_PUBLISH_TIMEOUT_S", 10.0, minimum=0.5),
             request_deadline_s=env_float(env, "INGEST_REQUEST_DEADLINE_S", 5.0, minimum=0.5),
             redis_prefix=env_str(env, "INGEST_REDIS_PREFIX", ""),
+            seen_interval_s=env_float(env, "INGEST_SEEN_INTERVAL_S", 1.0, minimum=0.05),
+            goip_udp_port=goip_udp_port,
+            goip_lines=goip_lines,
+            goip_sim_ttl_s=env_int(env, "INGEST_GOIP_SIM_TTL_S", 600, minimum=30),
+            goip_max_pending=env_int(env, "INGEST_GOIP_MAX_PENDING", 1000, minimum=1),
         )

@@ -4,7 +4,8 @@ Register a webhook for the "sms:received" event pointing here; set the app's sig
 INGEST_ANDROID_SECRET (unset: the endpoint refuses every request). Each request carries X-Timestamp (unix seconds) and
 X-Signature = hex HMAC-SHA256(key, raw body + X-Timestamp). The receiving number is the one configured for
 (deviceId, simNumber) in INGEST_ANDROID_NUMBERS / INGEST_DEVICE_NUMBERS, else the pool's /v1/resolve.
-Other events (sms:sent, sms:delivered, system:ping, ...) are acknowledged and ignored.
+Other events (sms:sent, sms:delivered, ...) are acknowledged and ignored; system:ping marks the device seen
+(the pool's device liveness, through heartbeat.py).
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def verify_signature(
         raise StaleTimestamp()
 
 
+def ping_device(body: bytes) -> str | None:
+    """The device of a system:ping event (the app's heartbeat), else None."""
+    event = decode_json(body, AndroidEvent)
+    if event.event != "system:ping":
+        return None
+    return fields.label("deviceId", event.deviceId) or None
+
+
 def parse(body: bytes) -> Incoming | None:
     """The message of an sms:received event; None for every other event."""
     event = decode_json(body, AndroidEvent)
@@ -97,6 +106,9 @@ async def webhook(request: Request) -> Response:
     )
     message = parse(body)
     if message is None:
+        device = ping_device(body)
+        if device:
+            state.heartbeats.seen(device)
         return json_response({"status": "SUCCESS", "ignored": True})
     accepted = await publish(state, message)
     return json_response({"status": "SUCCESS", **accepted.as_dict()})

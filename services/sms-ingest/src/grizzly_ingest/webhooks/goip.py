@@ -6,7 +6,8 @@ token or as the password of Basic auth (a URL http://gw:<token>@host/v1/goip/<de
 
 dr_flag 1 is a delivery report (skipped). The content is base64 of the text, either the bare body or header
 lines (Sender:, Receiver:, SMSC:, SCTS:, Slot:) then a blank line then the body. An empty recipient is resolved
-from (device, port). Other types ("port-status", "keepalive", ...) are acknowledged and ignored.
+from (device, port). A "port-status" push marks the device seen (the pool's device liveness, through heartbeat.py);
+other types ("keepalive", ...) are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _receiver_number(value: str) -> int | None:
     return None
 
 
+def is_port_status(body: bytes) -> bool:
+    return decode_json(body, GoipPush).type == "port-status"
+
+
 def parse(device: str, body: bytes) -> tuple[list[Incoming], int]:
     """The SMS of one push (delivery reports skipped) and how many rows were skipped."""
     push = decode_json(body, GoipPush)
@@ -133,7 +138,10 @@ async def webhook(request: Request) -> Response:
     device = fields.label("device", request.path_params["device"])
     if not device:
         raise BadInput("device missing from the path")
-    messages, skipped = parse(device, await read_body(request, settings.max_body_bytes))
+    body = await read_body(request, settings.max_body_bytes)
+    messages, skipped = parse(device, body)
+    if not messages and not skipped and is_port_status(body):
+        state.heartbeats.seen(device)
     # resolve everything first: an unknown slot refuses the whole push before anything is published
     resolved = [
         m if m.number is not None else replace(m, number=await state.resolver.resolve(m.device, m.slot))
