@@ -109,6 +109,9 @@ class BenchEnv:
             "POOL_ADMIN_PORT": str(free_port()),
             "POOL_ADMIN_TOKEN": "bench-admin-token-0001",
             "EDGE_PORT": str(free_port()),
+            "EDGE_OPS_PORT": "0",  # /readyz on EDGE_PORT, where the bench waits for it
+            "EDGE_RATE_LIMIT_RPS": "0",  # the load comes from one address
+            "POOL_API_TOKEN": "bench-pool-api-token-0001",
             "EDGE_POOL_URL": f"http://127.0.0.1:{pool_port}",
             "INGEST_PORT": str(free_port()),
             "INGEST_TOKEN": "bench-ingest-token-0001",

@@ -33,6 +33,7 @@ REQUIRED = {
     "UPSTREAM_GRIZZLY_KEY": SECRET,
     "UPSTREAM_GRIZZLY_PUSH_URL": "http://127.0.0.1:9/agent/api/sms",
     "POOL_ADMIN_TOKEN": SECRET,
+    "POOL_API_TOKEN": SECRET + "-pool",
     "INGEST_TOKEN": SECRET,
     "SIM_KEY": SECRET,
 }

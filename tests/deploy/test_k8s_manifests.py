@@ -27,7 +27,8 @@ K8S_VERSIONS = ("1.28", kubernetes_validate.latest_version())
 
 SERVICES = ("api-edge", "pool", "sms-ingest", "pusher")  # Deployment name = services/<dir> = image name
 PORT_VARS = {"api-edge": "EDGE_PORT", "pool": "POOL_PORT", "sms-ingest": "INGEST_PORT", "pusher": "PUSHER_PORT"}
-EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT"}
+EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT", ("api-edge", "ops"): "EDGE_OPS_PORT"}
+PROBE_PORT_VARS = {"api-edge": "EDGE_OPS_PORT"}  # health off the partner URL
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
 RENDERINGS = {
     "base": (BASE, ()),
@@ -139,7 +140,7 @@ def test_each_service_has_a_deployment_and_a_service_selecting_it(rendering: str
 def test_probes_hit_healthz_and_readyz_on_the_service_port(service: str) -> None:
     deployment = one("base", "Deployment", service)
     ctr = container(deployment)
-    app_port = int(env_value("base", deployment, PORT_VARS[service]) or 0)
+    app_port = int(env_value("base", deployment, PROBE_PORT_VARS.get(service, PORT_VARS[service])) or 0)
     liveness, readiness = ctr["livenessProbe"]["httpGet"], ctr["readinessProbe"]["httpGet"]
     assert liveness["path"] == "/healthz"
     assert readiness["path"] == "/readyz"
@@ -407,3 +408,32 @@ def test_staging_pins_images_namespace_and_its_own_topics() -> None:
     assert set(staging) == set(base), "the overlay patches values, it adds no keys"
     # the base stays as written: rendering the overlay did not modify it
     assert all("namespace" not in obj["metadata"] for obj in _render("base"))
+
+
+def _policy_ports(policy: Obj) -> dict[int, list[Any]]:
+    """port -> the `from` peers allowed to reach it ([] = anyone)."""
+    found: dict[int, list[Any]] = {}
+    for rule in policy["spec"].get("ingress", []):
+        for port in rule.get("ports", []):
+            found.setdefault(int(port["port"]), []).extend(rule.get("from", []))
+    return found
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_network_policies_let_only_the_callers_reach_each_port(rendering: str) -> None:
+    policies = {obj["metadata"]["name"]: obj for obj in objects(rendering, "NetworkPolicy")}
+    deny = policies["grizzly-default-deny"]["spec"]
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "grizzly-partner"}}
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    pool = _policy_ports(policies["pool"])
+    callers = {peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name") for peer in pool[8081]}
+    assert callers == {"api-edge", "sms-ingest", "pusher", None}  # None: the metrics scraper
+    assert [peer["podSelector"]["matchLabels"] for peer in pool[8082]] == [{"grizzly-partner/pool-admin": "true"}]
+    edge = _policy_ports(policies["api-edge"])
+    assert edge[8080] == [] and edge[8085] and all("podSelector" in peer for peer in edge[8085])
+    assert all(_policy_ports(policies["pusher"])[8084])
+    # every port a Deployment listens on is covered by the policy of its pods
+    for deployment in objects(rendering, "Deployment"):
+        name = deployment["metadata"]["name"]
+        ports = {p["containerPort"] for p in container(deployment)["ports"]}
+        assert ports == set(_policy_ports(policies[name])), name

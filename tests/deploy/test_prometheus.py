@@ -141,10 +141,11 @@ def test_pod_annotations_point_at_the_metrics_port() -> None:
         template = obj["spec"]["template"]
         annotations = template["metadata"]["annotations"]
         [container] = template["spec"]["containers"]
-        http = [p["containerPort"] for p in container["ports"] if p["name"] == "http"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == "/metrics"
-        assert [int(annotations["prometheus.io/port"])] == http, obj["metadata"]["name"]
+        # the ops port where there is one (api-edge: metrics never on the partner URL)
+        assert int(annotations["prometheus.io/port"]) == ports.get("ops", ports["http"]), obj["metadata"]["name"]
         assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "grizzly-partner"
 
 

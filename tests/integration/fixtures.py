@@ -123,9 +123,12 @@ def stack_env(redis_url: str, kafka_broker: Broker, topic_prefix: str, fake_griz
         # phone-number plan calls invalid; test_pool_api checks the default (strict) on its own
         "POOL_NUMBER_CHECK": "off",
         "EDGE_PORT": str(free_port()),
+        "EDGE_OPS_PORT": str(free_port()),
+        "POOL_API_TOKEN": "test-pool-api-token-0001",
         "EDGE_POOL_URL": f"http://127.0.0.1:{pool_port}",
         "INGEST_PORT": str(free_port()),
         "INGEST_TOKEN": "test-ingest-token-0001",
+        "INGEST_GOIP_TOKEN": "test-goip-token-0001",
         "INGEST_POOL_URL": f"http://127.0.0.1:{pool_port}",
         "PUSHER_PORT": str(free_port()),
         "PUSHER_POOL_URL": f"http://127.0.0.1:{pool_port}",
@@ -151,6 +154,8 @@ def start_service(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
         module, port_var = SERVICE_MODULES[name]
         env = dict(stack_env, **overrides)
         process = ServiceProcess(module, env, int(env[port_var]), tmp_path / f"{name}-{len(started)}.log")
+        if name == "edge" and int(env.get("EDGE_OPS_PORT", "0")):
+            process.ready_port = int(env["EDGE_OPS_PORT"])
         started.append(process)
         process.start()
         return process

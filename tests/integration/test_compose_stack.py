@@ -155,6 +155,7 @@ PORT_VARIABLES = (
     "POOL_PORT",
     "POOL_ADMIN_PORT",
     "EDGE_PORT",
+    "EDGE_OPS_PORT",
     "INGEST_PORT",
     "PUSHER_PORT",
 )
@@ -180,6 +181,7 @@ def compose_env(ports: dict[str, str], images: dict[str, str], **overrides: str)
         "UPSTREAM_GRIZZLY_KEY": KEY,
         "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
         "INGEST_TOKEN": INGEST_TOKEN,
+        "POOL_API_TOKEN": "compose-pool-api-token-0001",
         "PUSHER_RETRY_S": "1",
         "POOL_NUMBER_CHECK": "off",  # Ofcom drama numbers (reserved, invalid by the phone-number plan)
         **overrides,

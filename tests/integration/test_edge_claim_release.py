@@ -106,7 +106,11 @@ class Stack:
     def __init__(self, env: dict[str, str], link: SlowLink) -> None:
         self.link = link
         self.edge = httpx.Client(base_url=f"http://127.0.0.1:{env['EDGE_PORT']}", timeout=10)
-        self.pool = httpx.Client(base_url=f"http://127.0.0.1:{env['POOL_PORT']}", timeout=10)
+        self.pool = httpx.Client(
+            base_url=f"http://127.0.0.1:{env['POOL_PORT']}",
+            headers={"X-Internal-Token": env["POOL_API_TOKEN"]},
+            timeout=10,
+        )
         self.redis = redis.Redis.from_url(env["REDIS_URL"])
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:

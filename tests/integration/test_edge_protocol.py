@@ -43,8 +43,9 @@ async def _seed(redis_url: str) -> None:
 
 
 class Edge:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ops_port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.ops = f"http://127.0.0.1:{ops_port}"  # health and metrics
         self.http = httpx.Client(timeout=10)
 
     def post(self, body: dict[str, Any] | bytes, path: str = "/", **headers: str) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def stack(
     asyncio.run(_seed(stack_env["REDIS_URL"]))
     pool = start_service("pool", POOL_COUNTRY_MAP_GRIZZLY="ru:0", POOL_SERVICES="tg,wa")
     start_service("edge")
-    edge = Edge(int(stack_env["EDGE_PORT"]))
+    edge = Edge(int(stack_env["EDGE_PORT"]), int(stack_env["EDGE_OPS_PORT"]))
     yield edge, pool
     edge.http.close()
 
@@ -167,4 +168,12 @@ def test_pool_down_is_error_200(stack: tuple[Edge, ServiceProcess]) -> None:
     pool.terminate()
     answer = edge.post(GET_NUMBER)
     assert answer["status"] == "ERROR" and "temporarily unavailable" in answer["error"]
-    assert edge.http.get(edge.base + "/readyz").status_code == 503
+    assert edge.http.get(edge.ops + "/readyz").status_code == 503
+
+
+def test_health_and_metrics_only_on_the_ops_port(stack: tuple[Edge, ServiceProcess]) -> None:
+    edge, _ = stack
+    for path in ("/metrics", "/readyz", "/healthz"):
+        assert edge.http.get(edge.base + path).status_code == 404
+        assert edge.http.get(edge.ops + path).status_code == 200
+    assert edge.http.post(edge.ops + "/", content=orjson.dumps(GET_NUMBER)).status_code == 404

@@ -15,7 +15,7 @@ import redis
 from grizzly_testkit.infra import LocalKafka, ServiceProcess, free_port
 
 from tests.integration.fake_grizzly import FakePool
-from tests.integration.test_ingest_webhooks import TOKEN, android_post, read_topic, url, wait_records
+from tests.integration.test_ingest_webhooks import GOIP_AUTH, TOKEN, android_post, read_topic, url, wait_records
 
 Start = Callable[..., ServiceProcess]
 PASSWORD = "goip-line-pass-01"
@@ -222,7 +222,7 @@ def test_heartbeats_reach_the_pool_coalesced(
     ping = {"deviceId": "pixel-7", "event": "system:ping", "id": "e1", "webhookId": "w1", "payload": {"health": {}}}
     assert android_post(stack_env, ping).json()["ignored"] is True
     ejoin = {"type": "port-status", "port": "1.01", "status": 3}
-    reply = httpx.post(url(stack_env, "/v1/goip/ejoin-1"), json=ejoin, headers={"Authorization": f"Bearer {TOKEN}"})
+    reply = httpx.post(url(stack_env, "/v1/goip/ejoin-1"), json=ejoin, headers=GOIP_AUTH)  # its own secret
     assert reply.status_code == 200
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -303,7 +303,8 @@ def test_a_keepalive_or_ping_makes_a_dead_device_count_again_in_the_real_pool(
     pool_url = f"http://127.0.0.1:{stack_env['POOL_PORT']}"
 
     def tg() -> int:
-        reply = httpx.post(f"{pool_url}/v1/services", json={"upstream": "grizzly"}, timeout=10).json()
+        internal = {"X-Internal-Token": stack_env["POOL_API_TOKEN"]}
+        reply = httpx.post(f"{pool_url}/v1/services", json={"upstream": "grizzly"}, headers=internal, timeout=10).json()
         return int(reply["countryList"][0]["operatorMap"]["any"]["tg"]) if reply["countryList"] else 0
 
     def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> bool:

@@ -22,6 +22,8 @@ from grizzly_testkit.infra import ServiceProcess
 
 TOKEN = "test-ingest-token-0001"
 ANDROID_SECRET = "android-signing-key-0001"
+GOIP_TOKEN = "test-goip-token-0001"  # INGEST_GOIP_TOKEN of the fixtures' stack
+GOIP_AUTH = {"Authorization": f"Bearer {GOIP_TOKEN}"}
 NUMBER = 447700900123
 
 
@@ -243,14 +245,13 @@ def test_goip_push_skips_reports_parses_headers_and_resolves_port(ingest: dict[s
         [1, "1A", 1735725601, "+15550002222", "", b64("delivery report")],
         [0, "2A", 1735725602, "+15550001111", "", b64(headered)],
     ]
-    reply = httpx.post(url(ingest, f"/v1/goip/goip-a?token={TOKEN}"), json=goip_push(rows), timeout=30)
+    basic = httpx.BasicAuth("goip-a", GOIP_TOKEN)  # a gateway given the URL http://goip-a:<token>@host/...
+    reply = httpx.post(url(ingest, "/v1/goip/goip-a"), json=goip_push(rows), auth=basic, timeout=30)
     assert reply.status_code == 200, reply.text
     assert reply.json()["skipped"] == 1 and len(reply.json()["accepted"]) == 2
-    retry = httpx.post(
-        url(ingest, "/v1/goip/goip-a"), json=goip_push(rows), headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    retry = httpx.post(url(ingest, "/v1/goip/goip-a"), json=goip_push(rows), headers=GOIP_AUTH)
     assert all(a["duplicate"] for a in retry.json()["accepted"])
-    status = httpx.post(url(ingest, f"/v1/goip/goip-a?token={TOKEN}"), json={"type": "port-status", "port": "1A"})
+    status = httpx.post(url(ingest, "/v1/goip/goip-a"), json={"type": "port-status", "port": "1A"}, headers=GOIP_AUTH)
     assert status.status_code == 200
     records = sorted(read_topic(ingest), key=lambda r: r.slot)
     assert [(r.number, r.slot, r.phone_from, r.text) for r in records] == [
@@ -281,11 +282,14 @@ def test_bad_input_to_every_endpoint_is_clear_4xx_and_publishes_nothing(ingest: 
         (android_post(ingest, android_event("x"), secret="not-the-right-secret"), 401),
         (android_post(ingest, android_event("x"), skew_s=3600), 401),
         (httpx.post(url(ingest, "/v1/android"), json=android_event("x")), 401),
-        (httpx.post(url(ingest, "/v1/goip/goip-a?token=bad-token-00000"), json=goip_push([])), 401),
-        (httpx.post(url(ingest, f"/v1/goip/goip-a?token={TOKEN}"), content=b"[1,2"), 400),
-        (httpx.post(url(ingest, f"/v1/goip/goip-a?token={TOKEN}"), json=goip_push([[0, "1A", 1, "s"]])), 400),
+        (httpx.post(url(ingest, "/v1/goip/goip-a"), json=goip_push([]), headers=auth), 401),  # not its secret
+        (httpx.post(url(ingest, f"/v1/goip/goip-a?token={GOIP_TOKEN}"), json=goip_push([])), 401),  # query string
+        (httpx.post(url(ingest, "/v1/goip/goip-a"), content=b"[1,2", headers=GOIP_AUTH), 400),
+        (httpx.post(url(ingest, "/v1/goip/goip-a"), json=goip_push([[0, "1A", 1, "s"]]), headers=GOIP_AUTH), 400),
         (
-            httpx.post(url(ingest, f"/v1/goip/goip-a?token={TOKEN}"), json=goip_push([[0, "1A", 1, "s", "", "%%%"]])),
+            httpx.post(
+                url(ingest, "/v1/goip/goip-a"), json=goip_push([[0, "1A", 1, "s", "", "%%%"]]), headers=GOIP_AUTH
+            ),
             400,
         ),
     ]
@@ -377,10 +381,10 @@ def test_goip_and_android_slots_resolved_through_the_pool(start_service: Start, 
     assert httpx.post(admin, json={"numbers": numbers}, headers=headers, timeout=30).status_code == 200
     start_service("ingest", INGEST_ANDROID_SECRET=ANDROID_SECRET)
     rows = [[0, "3.01", 1735725600, "Telegram", "", b64("Code 11")], [0, "9.01", 1735725600, "X", "", b64("?")]]
-    unknown = httpx.post(url(stack_env, f"/v1/goip/ejoin-7?token={TOKEN}"), json=goip_push(rows), timeout=30)
+    unknown = httpx.post(url(stack_env, "/v1/goip/ejoin-7"), json=goip_push(rows), headers=GOIP_AUTH, timeout=30)
     assert unknown.status_code == 422  # port 9.01 is not in the pool: nothing of this push is published
     assert read_topic(stack_env) == []
-    reply = httpx.post(url(stack_env, f"/v1/goip/ejoin-7?token={TOKEN}"), json=goip_push(rows[:1]), timeout=30)
+    reply = httpx.post(url(stack_env, "/v1/goip/ejoin-7"), json=goip_push(rows[:1]), headers=GOIP_AUTH, timeout=30)
     assert reply.status_code == 200, reply.text
     event = android_event("Code 22", sim=2)
     event["deviceId"] = "pixel-9"

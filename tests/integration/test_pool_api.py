@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,11 @@ Start = Callable[..., ServiceProcess]
 
 def internal(env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{env['POOL_PORT']}"
+
+
+def token(env: dict[str, str]) -> dict[str, str]:
+    """What every caller of the internal API sends."""
+    return {"X-Internal-Token": env["POOL_API_TOKEN"]}
 
 
 def admin(env: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -39,7 +44,7 @@ def import_csv(env: dict[str, str], text: str) -> httpx.Response:
 
 
 def services(env: dict[str, str], upstream: str = "grizzly") -> list[dict[str, Any]]:
-    reply = httpx.post(f"{internal(env)}/v1/services", json={"upstream": upstream}, timeout=10)
+    reply = httpx.post(f"{internal(env)}/v1/services", json={"upstream": upstream}, headers=token(env), timeout=10)
     assert reply.status_code == 200
     return reply.json()["countryList"]  # type: ignore[no-any-return]
 
@@ -63,7 +68,9 @@ def test_pool_concurrent_claims_give_exactly_the_reported_count(
 
     async def burst() -> list[dict[str, Any]]:
         limits = httpx.Limits(max_connections=50)
-        async with httpx.AsyncClient(base_url=internal(stack_env), limits=limits, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=internal(stack_env), limits=limits, headers=token(stack_env), timeout=30
+        ) as client:
             replies = await asyncio.gather(*(client.post("/v1/claim", json=claim_body()) for _ in range(200)))
         return [r.json() for r in replies]
 
@@ -82,30 +89,31 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
     start_service("pool")
     import_csv(stack_env, csv_text(1))
     base = internal(stack_env)
+    http = httpx.Client(headers=token(stack_env), timeout=10)
     before_ms = int(time.time() * 1000)
-    got = httpx.post(f"{base}/v1/claim", json=claim_body()).json()
+    got = http.post(f"{base}/v1/claim", json=claim_body()).json()
     assert got["status"] == "SUCCESS" and got["number"] == 79000000000 and got["flashcall"] is True
-    lookup = httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json()
+    lookup = http.post(f"{base}/v1/lookup", json={"number": 79000000000}).json()
     created = lookup.pop("created_ms")  # when it was opened: the pusher never gives it an SMS from before
     assert before_ms - 1000 <= created <= int(time.time() * 1000) + 1000
     assert lookup == {"found": True, "activation_id": got["activation_id"], "upstream": "grizzly", "service": "tg"}
     lookup["created_ms"] = created
     missing = {"found": False, "activation_id": 0, "upstream": "", "service": "", "created_ms": 0}
-    many = httpx.post(f"{base}/v1/lookup_many", json={"numbers": [79000000000, 79000000099, 79000000000]}).json()
+    many = http.post(f"{base}/v1/lookup_many", json={"numbers": [79000000000, 79000000099, 79000000000]}).json()
     assert many == {"results": [lookup, missing, lookup]}
-    assert httpx.post(f"{base}/v1/lookup_many", json={"numbers": [1] * 1001}).status_code == 400
-    assert httpx.post(f"{base}/v1/resolve", json={"device": "dev0", "slot": "0"}).json() == {
+    assert http.post(f"{base}/v1/lookup_many", json={"numbers": [1] * 1001}).status_code == 400
+    assert http.post(f"{base}/v1/resolve", json={"device": "dev0", "slot": "0"}).json() == {
         "found": True, "number": 79000000000}  # fmt: skip
-    assert httpx.post(f"{base}/v1/claim", json=claim_body()).json()["status"] == "NO_NUMBERS"
+    assert http.post(f"{base}/v1/claim", json=claim_body()).json()["status"] == "NO_NUMBERS"
     finish = {"upstream": "grizzly", "activation_id": got["activation_id"], "status": 3}
     for _ in range(2):
-        reply = httpx.post(f"{base}/v1/finish", json=finish)
+        reply = http.post(f"{base}/v1/finish", json=finish)
         assert reply.status_code == 200 and reply.json() == {"status": "SUCCESS", "error": ""}
-    foreign = httpx.post(f"{base}/v1/finish", json={**finish, "upstream": "other"}).json()
-    assert foreign == {"status": "ERROR", "error": "unknown activationId"}
-    unknown = httpx.post(f"{base}/v1/finish", json={**finish, "activation_id": 42}).json()
+    foreign = http.post(f"{base}/v1/finish", json={**finish, "upstream": "other"}).json()
+    assert foreign == {"status": "ERROR", "error": "bad request: unknown upstream"}  # not one of UPSTREAMS
+    unknown = http.post(f"{base}/v1/finish", json={**finish, "activation_id": 42}).json()
     assert unknown == {"status": "ERROR", "error": "unknown activationId"}
-    assert httpx.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == missing
+    assert http.post(f"{base}/v1/lookup", json={"number": 79000000000}).json() == missing
     # sold for tg: not offered for tg again, still for wa
     assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 0
     assert services(stack_env)[0]["operatorMap"]["any"]["wa"] == 1
@@ -113,6 +121,7 @@ def test_pool_finish_is_idempotent_and_unknown_activation_is_error(
     trail = httpx.get(f"{url}/admin/activations/{got['activation_id']}", headers=headers).json()
     assert [e["event"] for e in trail["events"]] == ["issued", "finish", "finish_repeat"]
     assert trail["activation"]["sum"] == "0.35" and trail["activation"]["request"] == '{"action":"GET_NUMBER"}'
+    http.close()
 
 
 def test_pool_country_alias_and_operator_split(start_service: Start, stack_env: dict[str, str]) -> None:
@@ -122,10 +131,13 @@ def test_pool_country_alias_and_operator_split(start_service: Start, stack_env: 
     assert services(stack_env) == [
         {"country": "0", "operatorMap": {"beeline": {"tg": 3, "wa": 3}, "mts": {"tg": 2, "wa": 2}}}
     ]
-    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(country="0", operator="beeline")).json()
+    got = httpx.post(
+        f"{internal(stack_env)}/v1/claim", json=claim_body(country="0", operator="beeline"), headers=token(stack_env)
+    ).json()
     assert got["status"] == "SUCCESS" and got["number"] >= 79100000000
     excluded = claim_body(country="0", operator="any", exclude_prefixes=["7910", "790000000"])
-    assert httpx.post(f"{internal(stack_env)}/v1/claim", json=excluded).json()["status"] == "NO_NUMBERS"
+    refused = httpx.post(f"{internal(stack_env)}/v1/claim", json=excluded, headers=token(stack_env))
+    assert refused.json()["status"] == "NO_NUMBERS"
 
 
 def test_pool_admin_wrong_token_is_401_json(start_service: Start, stack_env: dict[str, str]) -> None:
@@ -245,6 +257,61 @@ def test_pool_health_routes(start_service: Start, stack_env: dict[str, str], pat
     assert httpx.get(internal(stack_env) + path).json()["status"] == "ok"
 
 
+def test_pool_internal_api_needs_the_token_and_caps_bodies(start_service: Start, stack_env: dict[str, str]) -> None:
+    start_service("pool", POOL_MAX_BODY_BYTES="4096", POOL_API_NEXT_TOKEN="test-next-pool-token-0001")
+    import_csv(stack_env, csv_text(1))
+    url = f"{internal(stack_env)}/v1/claim"
+    for accepted in (stack_env["POOL_API_TOKEN"], "test-next-pool-token-0001"):  # a changeover: both work
+        services_call = httpx.post(f"{internal(stack_env)}/v1/services", json={"upstream": "grizzly"},
+                                   headers={"X-Internal-Token": accepted})  # fmt: skip
+        assert services_call.status_code == 200
+    for headers in ({}, {"X-Internal-Token": "wrong-token-0000"}, {"X-Internal-Token": ""}):
+        assert httpx.post(url, json=claim_body(), headers=headers).status_code == 401
+    finish = {"upstream": "grizzly", "activation_id": 1, "status": 1}
+    assert httpx.post(f"{internal(stack_env)}/v1/finish", json=finish).status_code == 401
+    big = {**claim_body(), "request_json": "x" * 5000}
+    assert httpx.post(url, json=big, headers=token(stack_env)).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while read
+        yield b'{"upstream": "grizzly", "request_json": "'
+        for _ in range(10):
+            yield b"x" * 1000
+
+    assert httpx.post(url, content=chunks(), headers=token(stack_env)).status_code == 413
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1  # nothing refused took the number
+    assert httpx.post(url, json=claim_body(), headers=token(stack_env)).json()["status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"service": "t|g"},
+        {"service": "tg\u0000"},
+        {"operator": "any any"},
+        {"country": ""},
+        {"currency": 2**64 - 1},
+        {"sum": "0.123456"},
+        {"sum": "1e5"},
+        {"exclude_prefixes": ["79x"]},
+        {"upstream": "smshub"},  # not in UPSTREAMS
+        {"request_json": "x" * (1 << 20 | 1)},
+    ],
+)
+def test_pool_refuses_names_and_amounts_outside_the_bounds(
+    start_service: Start, stack_env: dict[str, str], change: dict[str, Any]
+) -> None:
+    start_service("pool", POOL_MAX_BODY_BYTES=str(4 << 20))
+    import_csv(stack_env, csv_text(1))
+    reply = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(**change), headers=token(stack_env))
+    assert reply.status_code == 200 and reply.json()["status"] == "ERROR", reply.text
+    finish = {"upstream": "grizzly", "activation_id": 1, "status": 2}
+    assert (
+        httpx.post(f"{internal(stack_env)}/v1/finish", json=finish, headers=token(stack_env)).json()["status"]
+        == "ERROR"
+    )
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1
+
+
 def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
     start_service: Start, stack_env: dict[str, str]
 ) -> None:
@@ -255,7 +322,9 @@ def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
         return int(services(stack_env)[0]["operatorMap"]["any"]["tg"])
 
     def seen(*devices: str) -> dict[str, Any]:
-        return httpx.post(f"{internal(stack_env)}/v1/seen", json={"devices": list(devices)}, timeout=10).json()  # type: ignore[no-any-return]
+        url = f"{internal(stack_env)}/v1/seen"
+        answer: dict[str, Any] = httpx.post(url, json={"devices": list(devices)}, headers=token(stack_env)).json()
+        return answer
 
     assert seen("dev0", "gw-unknown") == {"status": "SUCCESS", "known": 1, "revived": 0, "error": ""}
     assert tg() == 6
@@ -263,7 +332,7 @@ def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
     while tg() != 3 and time.monotonic() < deadline:  # dev0 fell silent; dev1 never sent one: never swept
         time.sleep(0.1)
     assert tg() == 3
-    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body()).json()
+    got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(), headers=token(stack_env)).json()
     assert got["status"] == "SUCCESS" and (got["number"] - 79000000000) % 2 == 1  # only dev1's numbers
     url, headers = admin(stack_env)
     dev0 = httpx.get(f"{url}/admin/stats", headers=headers).json()["devices"]["dev0"]
@@ -271,7 +340,9 @@ def test_device_silent_past_the_timeout_is_not_counted_until_its_next_heartbeat(
     assert seen("dev0") == {"status": "SUCCESS", "known": 1, "revived": 1, "error": ""}
     assert tg() == 5  # dev0 back, one of dev1's numbers busy
     assert 'pool_device_liveness_total{event="dead"} 1.0' in httpx.get(f"{internal(stack_env)}/metrics").text
-    bad = httpx.post(f"{internal(stack_env)}/v1/seen", json={"devices": ["bad\u0000name"]}).json()
+    bad = httpx.post(
+        f"{internal(stack_env)}/v1/seen", json={"devices": ["bad\u0000name"]}, headers=token(stack_env)
+    ).json()
     assert bad["status"] == "ERROR" and bad["error"].startswith("bad request")
 
 
@@ -279,9 +350,14 @@ def test_pool_cli_sims_and_earnings(start_service: Start, stack_env: dict[str, s
     start_service("pool", POOL_SUSPECT_STREAK="2")
     assert import_csv(stack_env, csv_text(1)).json()["added"] == 1
     for service, status in (("tg", 4), ("wa", 4), ("vk", 3)):
-        got = httpx.post(f"{internal(stack_env)}/v1/claim", json=claim_body(service=service)).json()
+        got = httpx.post(
+            f"{internal(stack_env)}/v1/claim", json=claim_body(service=service), headers=token(stack_env)
+        ).json()
         finish = {"upstream": "grizzly", "activation_id": got["activation_id"], "status": status}
-        assert httpx.post(f"{internal(stack_env)}/v1/finish", json=finish).json()["status"] == "SUCCESS"
+        assert (
+            httpx.post(f"{internal(stack_env)}/v1/finish", json=finish, headers=token(stack_env)).json()["status"]
+            == "SUCCESS"
+        )
     env = {**os.environ, "REDIS_URL": stack_env["REDIS_URL"], "COLUMNS": "200"}
 
     def cli(*args: str) -> Any:

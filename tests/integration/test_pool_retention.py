@@ -63,7 +63,11 @@ def test_pool_finished_activations_expire_after_the_retention_open_ones_stay(
     asyncio.run(_seed(stack_env["REDIS_URL"]))
     start_service("pool", AUDIT_RETENTION_DAYS=str(RETENTION_S / 86400), POOL_CANCEL_LIMIT="100000")
     client = redis.Redis.from_url(stack_env["REDIS_URL"])
-    http = httpx.Client(base_url=f"http://127.0.0.1:{stack_env['POOL_PORT']}", timeout=10)
+    http = httpx.Client(
+        base_url=f"http://127.0.0.1:{stack_env['POOL_PORT']}",
+        headers={"X-Internal-Token": stack_env["POOL_API_TOKEN"]},
+        timeout=10,
+    )
     try:
         _finish(http, _claim(http)["activation_id"], 4)  # creates the id counter and index marker once
         baseline = _settled(client, set(), RETENTION_S + 5)

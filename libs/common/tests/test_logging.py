@@ -60,3 +60,29 @@ def test_secrets_in_messages_are_redacted(text: str) -> None:
 def test_tracebacks_are_redacted() -> None:
     entry = line("failed", exc=True)
     assert "ValueError" in str(entry["exc"]) and "s3cr3t" not in str(entry["exc"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pushing with Bearer s3cr3t-value-0001",
+        "redis://:s3cr3t-value@redis:6379/0",
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzM2NyM3QifQ.c2lnbmF0dXJl",
+        "hex " + "5" * 64,
+        "b64 s3cr3t" + "A" * 60,
+    ],
+)
+def test_values_shaped_like_a_secret_are_redacted_whatever_they_are_called(text: str) -> None:
+    assert "s3cr3t" not in redact(text) and "5" * 40 not in redact(text) and "eyJ" not in redact(text)
+
+
+def test_nested_and_string_fields_are_redacted_too() -> None:
+    entry = line(
+        "x", fields={"request": {"action": "GET_NUMBER", "key": "s3cr3t-value"}, "error": "Bearer s3cr3t-value"}
+    )
+    assert entry["request"] == {"action": "GET_NUMBER", "key": "***"} and entry["error"] == "Bearer ***"
+
+
+def test_ids_and_numbers_are_kept() -> None:
+    text = "claim 0123456789abcdef0123456789abcdef number 79001234567 path /usr/lib/python3.11/site-packages/x.py"
+    assert redact(text) == text

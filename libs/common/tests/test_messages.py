@@ -200,3 +200,40 @@ def test_push_sms_body_types_and_reply() -> None:
     assert push_succeeded(b'{"status":"SUCCESS"}')
     assert not push_succeeded(b'{"status":"ERROR","error":"x"}')
     assert not push_succeeded(b"<html>")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"service": "t|g"},
+        {"service": "tg\u0000"},
+        {"operator": "mts beeline"},
+        {"country": "ru:0"},
+        {"country": -1},
+        {"service": "x" * 33},
+        {"currency": 2**64 - 1},
+        {"currency": -1},
+        {"sum": 0.123456},
+        {"sum": 1e-7},
+        {"sum": 1e13},
+        {"exceptionPhoneSet": ["7" * 16]},
+        {"exceptionPhoneSet": ["7"] * 1001},
+    ],
+)
+def test_get_number_fields_outside_the_bounds_are_bad_requests(change: dict[str, object]) -> None:
+    with pytest.raises(BadRequest, match="invalid field"):
+        request = decode_get_number(dumps({**GET_NUMBER, **change}))
+        normalize_prefixes(request.exceptionPhoneSet)
+
+
+def test_get_number_codes_are_trimmed_and_amounts_kept_exact() -> None:
+    request = decode_get_number(dumps({**GET_NUMBER, "operator": " mts ", "service": "tg ", "sum": 12.3456}))
+    assert (request.operator, request.service, str(as_decimal(request.sum))) == ("mts", "tg", "12.3456")
+    assert decode_get_number(dumps({**GET_NUMBER, "currency": 643})).currency == 643
+    assert str(as_decimal(decode_get_number(dumps({**GET_NUMBER, "sum": -0.0})).sum)) == "0"
+
+
+def test_deeply_nested_json_is_a_bad_request_not_a_recursion_error() -> None:
+    deep = b'{"action": "GET_NUMBER", "key": "k", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        decode_envelope(deep)

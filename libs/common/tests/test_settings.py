@@ -13,6 +13,7 @@ from grizzly_common.settings import (
     env_list,
     env_secret,
     env_str,
+    is_loopback,
     topic_durability,
     upstreams_from_env,
 )
@@ -55,6 +56,29 @@ def test_placeholder_secrets_are_refused_without_echoing_them(value: str | None)
     with pytest.raises(SettingsError, match="S_KEY") as raised:
         env_secret(env, "S_KEY")
     assert not value or value not in str(raised.value).replace("S_KEY", "")
+
+
+@pytest.mark.parametrize("value", ["REPLACE_ME_random_admin_token", "replace-me-please"])
+def test_example_values_of_the_repository_are_never_secrets(value: str) -> None:
+    for loopback in (False, True):
+        with pytest.raises(SettingsError, match="S_KEY"):
+            env_secret({"S_KEY": value}, "S_KEY", loopback=loopback)
+
+
+def test_local_dev_values_only_on_loopback() -> None:
+    env = {"S_KEY": "local-dev-admin-token"}
+    with pytest.raises(SettingsError, match="S_KEY.*loopback"):
+        env_secret(env, "S_KEY")
+    assert env_secret(env, "S_KEY", loopback=True) == "local-dev-admin-token"
+
+
+@pytest.mark.parametrize(
+    ("where", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True), ("http://127.0.0.1:8081", True),
+     ("0.0.0.0", False), ("10.0.0.5", False), ("http://pool:8081", False), ("", False), ("https://[::1]:1/", True)],
+)  # fmt: skip
+def test_is_loopback(where: str, loopback: bool) -> None:
+    assert is_loopback(where) is loopback
 
 
 def test_upstreams_each_with_its_own_key() -> None:

@@ -25,12 +25,14 @@ class FakePool:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.tokens: list[str] = []  # X-Internal-Token of each request
         self.reset()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def reset(self) -> None:
         self.requests.clear()
+        self.tokens.clear()
         self.services = pool_api.ServicesResult(countryList=[])
         self.claim = pool_api.ClaimResult(status="NO_NUMBERS")
         self.finish = pool_api.FinishResult(status="SUCCESS")
@@ -44,6 +46,7 @@ class FakePool:
         def endpoint(path: str, answer: str) -> Route:
             async def handle(request: Request) -> Response:
                 self.requests.append((path, msgspec.json.decode(await request.body())))
+                self.tokens.append(request.headers.get("x-internal-token", ""))
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 if self.claim_delay_s and path == "/v1/claim":

@@ -34,6 +34,8 @@ def make_settings(pool_url: str, **env: str) -> Settings:
         "UPSTREAM_SMSHUB_KEY": OTHER_KEY,
         "EDGE_POOL_URL": pool_url,
         "EDGE_MAX_BODY_BYTES": "4096",
+        "EDGE_OPS_PORT": "0",  # health and metrics on the TestClient's one port
+        "POOL_API_TOKEN": "edge-unit-pool-token",
     }
     return Settings.from_env({**base, **env})
 

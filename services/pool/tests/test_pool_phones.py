@@ -46,7 +46,7 @@ def test_invalid_landline_and_foreign_numbers_are_refused_naming_why(number: int
 
 
 def test_settings_read_the_mode_and_the_regions() -> None:
-    base = {"POOL_ADMIN_TOKEN": "admin-token-0001"}
+    base = {"POOL_ADMIN_TOKEN": "admin-token-0001", "POOL_API_TOKEN": "pool-api-token-0001"}
     settings = Settings.from_env({**base, "POOL_NUMBER_REGIONS": "16:gb, 0:RU"})
     assert settings.number_check is True and settings.number_regions == {"16": "GB", "0": "RU"}
     assert Settings.from_env({**base, "POOL_NUMBER_CHECK": "off"}).number_check is False

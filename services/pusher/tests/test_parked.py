@@ -45,7 +45,7 @@ def test_an_undecodable_entry_says_it_cannot_be_repushed() -> None:
 
 
 def test_admin_token_is_optional_secret_and_never_in_repr() -> None:
-    env = {"UPSTREAM_GRIZZLY_KEY": "k" * 16}
+    env = {"UPSTREAM_GRIZZLY_KEY": "k" * 16, "POOL_API_TOKEN": "pool-api-token-0001"}
     assert Settings.from_env(env).admin_token == ""
     settings = Settings.from_env({**env, "PUSHER_ADMIN_TOKEN": "s3cret-admin-token"})
     assert settings.admin_token == "s3cret-admin-token" and "s3cret" not in repr(settings)

@@ -103,8 +103,9 @@ def test_only_status_success_counts(status: int, reply: bytes, result: str) -> N
 
 
 def test_settings_defaults_and_errors_name_the_variable() -> None:
-    env = {"UPSTREAM_GRIZZLY_KEY": KEY}
+    env = {"UPSTREAM_GRIZZLY_KEY": KEY, "POOL_API_TOKEN": "pusher-unit-pool-token"}
     settings = Settings.from_env(env)
+    assert "pusher-unit-pool-token" not in repr(settings)
     assert (settings.retry_s, settings.concurrency, settings.group_id) == (10.0, 64, "grizzly-pusher")
     assert settings.ledger_ttl_s == 30 * 86400 and settings.max_retry_age_s == 86400
     assert KEY not in repr(settings)
@@ -240,7 +241,8 @@ def test_only_failures_of_the_record_itself_are_parked(error: Exception, transie
 
 
 def test_the_ledger_outlives_every_retry() -> None:
-    env = {"UPSTREAM_GRIZZLY_KEY": KEY, "PUSHER_LEDGER_TTL_S": "3600", "PUSHER_MAX_RETRY_AGE_S": "7200"}
+    env = {"UPSTREAM_GRIZZLY_KEY": KEY, "POOL_API_TOKEN": "pusher-unit-pool-token", "PUSHER_LEDGER_TTL_S": "3600",
+           "PUSHER_MAX_RETRY_AGE_S": "7200"}  # fmt: skip
     with pytest.raises(SettingsError, match="PUSHER_LEDGER_TTL_S"):
         Settings.from_env(env)
 

@@ -11,7 +11,7 @@ def test_defaults() -> None:
     settings = Settings.from_env(BASE)
     assert settings.port == 8083 and settings.dedupe_ttl_s == 7 * 86400 and settings.multipart_timeout_s == 120
     assert settings.max_body_bytes == 1 << 20 and settings.topic_partitions == 12 and settings.android_max_skew_s == 300
-    assert settings.android_secret == settings.token and settings.request_deadline_s == 5.0
+    assert settings.android_secret == settings.goip_token == "" and settings.request_deadline_s == 5.0
     assert "a-real-token-123" not in repr(settings)
 
 
@@ -40,6 +40,10 @@ def test_number_maps_merge() -> None:
         (dict(BASE, INGEST_ANDROID_NUMBERS="px:1"), "INGEST_ANDROID_NUMBERS"),
         (dict(BASE, INGEST_DEVICE_NUMBERS="px:1=12ab"), "INGEST_DEVICE_NUMBERS"),
         (dict(BASE, INGEST_ANDROID_SECRET="short"), "INGEST_ANDROID_SECRET"),
+        (dict(BASE, INGEST_GOIP_TOKEN="REPLACE_ME_goip"), "INGEST_GOIP_TOKEN"),
+        (dict(BASE, INGEST_GOIP_TOKEN="a-real-token-123"), "INGEST_GOIP_TOKEN"),  # the same as INGEST_TOKEN
+        (dict(BASE, INGEST_POOL_URL="http://pool:8081"), "POOL_API_TOKEN"),
+        ({"INGEST_TOKEN": "local-dev-ingest-token"}, "INGEST_TOKEN"),  # an example value on 0.0.0.0
         (dict(BASE, INGEST_REQUEST_DEADLINE_S="0.1"), "INGEST_REQUEST_DEADLINE_S"),
     ],
 )

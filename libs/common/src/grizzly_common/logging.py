@@ -22,10 +22,35 @@ _SECRET_PATTERN = re.compile(
 )
 _SECRET_FIELD = re.compile(rf"(?i)(?:^|_)(?:{_SECRET_NAMES})(?:$|_)")  # a structured field named like a secret
 _REDACTED = r"\1***"
+# Values shaped like a credential, whatever they are called: a scheme's token, a URL's password, a JWT, a long
+# hex or base64 run (a uuid's 32 hex digits stay: claim ids are not secrets).
+_SECRET_SHAPES = (
+    (re.compile(r"(?i)\b((?:bearer|basic|hmac)\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
+    (re.compile(r"(://[^/\s:@]*:)[^/\s@]+@"), r"\1***@"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "***"),
+    (re.compile(r"\b[A-Fa-f0-9]{40,}\b"), "***"),
+    (re.compile(r"(?<![A-Za-z0-9+_-])[A-Za-z0-9+_-]{48,}={0,2}"), "***"),  # not across "/": file paths stay
+)
 
 
 def redact(text: str) -> str:
-    return _SECRET_PATTERN.sub(_REDACTED, text)
+    text = _SECRET_PATTERN.sub(_REDACTED, text)
+    for shape, replacement in _SECRET_SHAPES:
+        text = shape.sub(replacement, text)
+    return text
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """A structured field's value: strings redacted by shape, nested fields named like a secret dropped."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 4:
+        return value
+    if isinstance(value, dict):
+        return {k: "***" if _SECRET_FIELD.search(str(k)) else _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for name, value in fields.items():
-                entry[name] = "***" if _SECRET_FIELD.search(name) else value
+                entry[name] = "***" if _SECRET_FIELD.search(name) else _scrub(value)
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()

@@ -8,6 +8,7 @@ the platform may add fields at any time.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -19,6 +20,15 @@ from grizzly_common.errors import BadRequest
 ULONG_MAX: Final = 9_223_372_036_854_775_807
 FINISH_STATUSES: Final = frozenset({1, 3, 4, 5})
 # 1: do not offer this number for this service again; 3: sold; 4: cancelled; 5: refunded
+
+# Bounds of GET_NUMBER's fields (the pool's grizzly_common.pool_api refuses the same): codes end up in Redis key
+# names and metric labels, so no NUL, |, space or other separator; `cur` promises 2 decimals, 4 are accepted.
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+MAX_SUM: Final = 10**12
+SUM_DECIMALS: Final = 4
+MAX_CURRENCY: Final = 999  # ISO 4217 numeric codes have 3 digits
+MAX_EXCLUDED: Final = 1000  # exceptionPhoneSet entries
+MAX_PREFIX_DIGITS: Final = 15  # E.164
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -49,6 +59,8 @@ T = TypeVar("T")
 def _decode(body: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=kind)
+    except RecursionError:  # msgspec recurses per nesting level, even through fields it skips
+        raise BadRequest("body is not valid JSON (nested too deeply)") from None
     except msgspec.ValidationError as exc:
         text = str(exc)
         if text.startswith("Expected `object`") and " - at `$" not in text:
@@ -68,8 +80,22 @@ def decode_get_number(body: bytes) -> GetNumberRequest:
     request = _decode(body, GetNumberRequest)
     if not request.service or not request.operator or request.country == "":
         raise BadRequest("country, operator and service must not be empty")
-    if not math.isfinite(request.sum) or request.sum < 0:
-        raise BadRequest("invalid field: sum must be a finite number >= 0")
+    for name, value in (("country", request.country), ("operator", request.operator), ("service", request.service)):
+        if not _CODE.fullmatch(str(value).strip()):
+            raise BadRequest(f"invalid field: {name} must be 1-32 letters, digits, '_', '-' or '.'")
+    if not math.isfinite(request.sum) or not 0 <= request.sum < MAX_SUM:
+        raise BadRequest(f"invalid field: sum must be a finite number >= 0 and < {MAX_SUM}")
+    exponent = as_decimal(request.sum).as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -SUM_DECIMALS:
+        raise BadRequest(f"invalid field: sum has more than {SUM_DECIMALS} decimals")
+    if request.currency is not None and not 0 <= request.currency <= MAX_CURRENCY:
+        raise BadRequest("invalid field: currency must be an ISO 4217 numeric code (0..999)")
+    if len(request.exceptionPhoneSet) > MAX_EXCLUDED:
+        raise BadRequest(f"invalid field: exceptionPhoneSet has more than {MAX_EXCLUDED} entries")
+    if request.sum == 0 and math.copysign(1.0, request.sum) < 0:  # -0.0 would be stored as "-0.0"
+        request = msgspec.structs.replace(request, sum=0)
+    if request.operator != request.operator.strip() or request.service != request.service.strip():
+        request = msgspec.structs.replace(request, operator=request.operator.strip(), service=request.service.strip())
     return request
 
 
@@ -94,7 +120,7 @@ def normalize_prefixes(entries: list[str | int]) -> list[str]:
         if isinstance(entry, bool):
             raise BadRequest("invalid field: exceptionPhoneSet entries must be digits")
         digits = str(entry).strip().lstrip("+")
-        if not (digits.isascii() and digits.isdigit()):
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_PREFIX_DIGITS:
             raise BadRequest(f"invalid field: exceptionPhoneSet entry {str(entry)[:32]!r} is not digits")
         prefixes.append(digits)
     return prefixes

@@ -11,16 +11,28 @@ from typing import Annotated, Any
 
 import msgspec
 
+# What may reach Redis key names and metric labels. api-edge checks the platform's values against the same bounds
+# (grizzly_common.messages) and answers the ERROR envelope; the pool refuses anything else at decoding.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z"  # a service, operator or country code
+Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
+Upstream = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+\Z")]
+Sum = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?\Z")]  # decimal text, at most 4 places
+Currency = Annotated[int, msgspec.Meta(ge=0, le=999)]  # ISO 4217 numeric
+Prefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}\Z")]
+MAX_PREFIXES = 1000  # exceptionPhoneSet entries per claim
+MAX_REQUEST_JSON = 1 << 20  # the audit copy of the platform's request
+Label = Annotated[str, msgspec.Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*\Z")]  # device, SIM slot
+
 
 class ServicesRequest(msgspec.Struct, frozen=True):
-    upstream: str
+    upstream: Upstream
 
 
 class ServicesResult(msgspec.Struct, frozen=True):
     countryList: list[dict[str, Any]]  # noqa: N815 - rendered as-is into the protocol answer
 
 
-ClaimId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+ClaimId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z")]
 SETTLE_MAX = 10_000  # ids per list in one /v1/settle
 
 
@@ -28,14 +40,15 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     """A claim with api-edge's claim id (for /v1/settle) and its deadline (ms since the epoch): past the deadline
     the edge has answered the platform without this claim, so the pool refuses it. Empty / 0: an untracked claim."""
 
-    upstream: str
-    country: str
-    operator: str
-    service: str
-    sum: str  # decimal as text: never a float in storage
-    currency: int | None
-    exclude_prefixes: list[str]
-    request_json: str  # the platform's request without its key, kept for the audit trail
+    upstream: Upstream
+    country: Code
+    operator: Code
+    service: Code
+    sum: Sum  # decimal as text: never a float in storage
+    currency: Currency | None
+    exclude_prefixes: Annotated[list[Prefix], msgspec.Meta(max_length=MAX_PREFIXES)]
+    # the platform's request without its key, kept for the audit trail
+    request_json: Annotated[str, msgspec.Meta(max_length=MAX_REQUEST_JSON)]
     claim_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[A-Za-z0-9_-]*$")] = ""
     deadline_ms: int = 0
 
@@ -63,9 +76,9 @@ class ClaimResult(msgspec.Struct, frozen=True):
 
 
 class FinishRequest(msgspec.Struct, frozen=True):
-    upstream: str
-    activation_id: int
-    status: int
+    upstream: Upstream
+    activation_id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    status: Annotated[int, msgspec.Meta(ge=1, le=5)]  # the pool answers ERROR to 2 (FINISH statuses: 1, 3, 4, 5)
 
 
 class FinishResult(msgspec.Struct, frozen=True):
@@ -91,7 +104,7 @@ class BatchResult(msgspec.Struct, frozen=True):
 
 
 class LookupRequest(msgspec.Struct, frozen=True):
-    number: int
+    number: Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 
 
 class LookupResult(msgspec.Struct, frozen=True):
@@ -107,8 +120,8 @@ class LookupResult(msgspec.Struct, frozen=True):
 class ResolveRequest(msgspec.Struct, frozen=True):
     """Which number sits in this device's SIM slot (sources such as GoIP or Android report the slot, not the number)."""
 
-    device: str
-    slot: str
+    device: Label
+    slot: Label
 
 
 class ResolveResult(msgspec.Struct, frozen=True):
@@ -122,7 +135,7 @@ LOOKUP_MANY_MAX = 1000  # numbers per POST /v1/lookup_many
 class LookupManyRequest(msgspec.Struct, frozen=True):
     """POST /v1/lookup_many: the open activations of many numbers in one round trip (the pusher, per Kafka batch)."""
 
-    numbers: Annotated[list[int], msgspec.Meta(max_length=LOOKUP_MANY_MAX)]
+    numbers: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=10**15)]], msgspec.Meta(max_length=LOOKUP_MANY_MAX)]
 
 
 class LookupManyResult(msgspec.Struct, frozen=True):

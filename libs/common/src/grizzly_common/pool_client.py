@@ -18,6 +18,7 @@ import msgspec
 from grizzly_common import pool_api
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
+from grizzly_common.security import INTERNAL_TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,15 @@ class PoolUnavailable(Unavailable):
 
 
 class PoolClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float | None = None) -> None:
-        """timeout_s: the most one call waits (None: the session's own total timeout)."""
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, *, token: str = "", timeout_s: float | None = None
+    ) -> None:
+        """token: POOL_API_TOKEN, sent on every call. timeout_s: the most one call waits (None: the session's own
+        total timeout)."""
         self._session = session
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers[INTERNAL_TOKEN_HEADER] = token
         self._base_url = base_url.rstrip("/")
         # aiohttp reads timeout=None as "no timeout": without our own, each call uses the session's
         self._timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else session.timeout
@@ -63,7 +70,7 @@ class PoolClient:
             async with self._session.post(
                 self._base_url + path,
                 data=data,
-                headers={"Content-Type": "application/json"},
+                headers=self._headers,
                 timeout=timeout or self._timeout,
             ) as reply:
                 return reply.status, await reply.read()

@@ -8,8 +8,9 @@ from types import ModuleType
 import redis.asyncio as aioredis
 
 
-def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> aioredis.Redis:
-    """A client whose pool waits for a free connection instead of raising "Too many connections".
+def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0, password: str = "") -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of raising "Too many connections". password:
+    REDIS_PASSWORD (from the Secret; a password written in the URL wins).
 
     redis-py's default asyncio pool raises MaxConnectionsError under load; a blocking pool
     bounds the connections and queues the rest for up to timeout_s.
@@ -21,6 +22,7 @@ def make_redis(url: str, max_connections: int = 64, timeout_s: float = 5.0) -> a
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
+        password=password or None,
     )
     # from_pool: the client owns the pool, so aclose() also disconnects every pooled connection
     return aioredis.Redis.from_pool(pool)

@@ -6,12 +6,18 @@ in ``main()``; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 # Values that are never accepted as a secret: they come from copied examples, not from an operator.
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "password", "key"})
+# The repository's own example values: REPLACE_ME_... (deploy/k8s) is never a secret; local-dev-... (scripts/stack.sh)
+# only on a service that listens on, or talks to, this machine's loopback alone.
+_EXAMPLE_PREFIXES = ("replace_me", "replace-me")
+_LOCAL_PREFIXES = ("local-dev-",)
 
 
 class SettingsError(ValueError):
@@ -73,13 +79,30 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tup
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
-def env_secret(env: Mapping[str, str], name: str) -> str:
-    """A required secret. The value itself never appears in an error message."""
+def is_loopback(host_or_url: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost, given as a host or as a URL's host."""
+    host = urlsplit(host_or_url).hostname if "://" in host_or_url else host_or_url.strip("[]")
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_secret(env: Mapping[str, str], name: str, *, loopback: bool = False) -> str:
+    """A required secret. The value itself never appears in an error message. `loopback`: the service only listens
+    on (or only sends this secret to) 127.0.0.1, where the local-dev-... example values are allowed."""
     value = _raw(env, name)
     if value is None:
         raise SettingsError(f"{name} is required")
-    if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 8:
+    lowered = value.lower()
+    if lowered in _PLACEHOLDER_SECRETS or len(value) < 8 or lowered.startswith(_EXAMPLE_PREFIXES):
         raise SettingsError(f"{name} looks like a placeholder; set a real secret of at least 8 characters")
+    if lowered.startswith(_LOCAL_PREFIXES) and not loopback:
+        raise SettingsError(f"{name} is a local-dev example value: allowed only on loopback; set a real secret")
     return value
 
 
@@ -123,35 +146,48 @@ class Upstream:
     user_agent: str
     gzip: bool  # SMSHUB-family platforms want gzip request bodies on pushes
     push_timeout_s: float
+    # during a key changeover: the key the platform switches to, accepted beside `key` (pushes keep `key`)
+    next_key: str = field(repr=False, default="")
 
 
 DEFAULT_PUSH_URL = "https://api.grizzlysms.com/agent/api/sms"  # third-party evidence; confirm with support
 DEFAULT_USER_AGENT = "grizzly-partner/0.1"
 
 
-def upstreams_from_env(env: Mapping[str, str]) -> tuple[Upstream, ...]:
-    """UPSTREAMS=grizzly,smshub then UPSTREAM_<NAME>_KEY / _PUSH_URL / _GZIP / _USER_AGENT / _PUSH_TIMEOUT_S."""
+def upstreams_from_env(env: Mapping[str, str], *, listen_host: str | None = None) -> tuple[Upstream, ...]:
+    """UPSTREAMS=grizzly,smshub then UPSTREAM_<NAME>_KEY / _PUSH_URL / _GZIP / _USER_AGENT / _PUSH_TIMEOUT_S.
+
+    listen_host: where the reader of the keys listens (api-edge: platforms send the key there); None (the pusher):
+    the key goes to each upstream's push URL. Example keys are refused unless that is loopback."""
     names = env_list(env, "UPSTREAMS", ("grizzly",))
     if not names:
         raise SettingsError("UPSTREAMS names no upstream")
     upstreams = []
     for name in names:
-        if not name.replace("_", "").replace("-", "").isalnum():
-            raise SettingsError(f"UPSTREAMS: {name!r} is not a valid upstream name (letters, digits, - and _)")
+        if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 32 or not name.isascii():
+            raise SettingsError(
+                f"UPSTREAMS: {name!r} is not a valid upstream name (at most 32 letters, digits, - and _)"
+            )
         prefix = "UPSTREAM_" + name.upper().replace("-", "_") + "_"
+        push_url = env_str(env, prefix + "PUSH_URL", DEFAULT_PUSH_URL)
+        loopback = is_loopback(listen_host or push_url)
+        next_key = env.get(prefix + "NEXT_KEY", "").strip()  # optional
+        if next_key:
+            next_key = env_secret(env, prefix + "NEXT_KEY", loopback=loopback)
         upstreams.append(
             Upstream(
                 name=name,
-                key=env_secret(env, prefix + "KEY"),
-                push_url=env_str(env, prefix + "PUSH_URL", DEFAULT_PUSH_URL),
+                key=env_secret(env, prefix + "KEY", loopback=loopback),
+                push_url=push_url,
                 user_agent=env_str(env, prefix + "USER_AGENT", DEFAULT_USER_AGENT),
                 gzip=env_bool(env, prefix + "GZIP", False),
                 push_timeout_s=env_float(env, prefix + "PUSH_TIMEOUT_S", 5.0, minimum=0.1),
+                next_key=next_key,
             )
         )
-    keys = [u.key for u in upstreams]
+    keys = [k for u in upstreams for k in (u.key, u.next_key) if k]
     if len(set(keys)) != len(keys):
-        raise SettingsError("two upstreams share one KEY: every upstream needs its own protocol key")
+        raise SettingsError("two upstreams share one KEY (or NEXT_KEY): every upstream needs its own protocol key")
     return tuple(upstreams)
 
 

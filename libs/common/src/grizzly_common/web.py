@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -95,9 +96,31 @@ def health_routes(checks: Mapping[str, ReadinessCheck], timeout_s: float = 2.0) 
     ]
 
 
-def serve(app: object, host: str, port: int, log_level: str = "warning") -> None:
-    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, docs/benchmarks.md)."""
-    uvicorn.run(
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (uvicorn listens on it); IPv6 when the host is an IPv6 address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_config(
+    app: object,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    *,
+    ssl_certfile: str = "",
+    ssl_keyfile: str = "",
+    forwarded_allow_ips: str = "",
+) -> uvicorn.Config:
+    """uvicorn with uvloop + httptools (2.7x the plain asyncio/h11 stack, docs/benchmarks.md), its loggers left to
+    grizzly_common.logging (uvicorn's own handlers would print past the redaction). ssl_certfile/ssl_keyfile: TLS on
+    every listener. forwarded_allow_ips: proxies whose X-Forwarded-For is believed (the client address allowlists
+    and rate limits see); "" believes none."""
+    config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -105,5 +128,42 @@ def serve(app: object, host: str, port: int, log_level: str = "warning") -> None
         http="httptools",
         log_level=log_level.lower(),
         access_log=False,
+        log_config=None,
         timeout_graceful_shutdown=20,
+        ssl_certfile=ssl_certfile or None,
+        ssl_keyfile=ssl_keyfile or None,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
     )
+    # access_log=False leaves uvicorn.access without handlers and not propagating: Python's last-resort handler
+    # would print its warnings raw on stderr
+    logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
+    return config
+
+
+def serve(
+    app: object,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    *,
+    also: tuple[str, int] | None = None,
+    ssl_certfile: str = "",
+    ssl_keyfile: str = "",
+    forwarded_allow_ips: str = "",
+) -> None:
+    """Run `app` (server_config). also: a second (host, port) the same app listens on (api-edge's health and metrics
+    port; the app tells the two apart by scope["server"])."""
+    config = server_config(
+        app,
+        host,
+        port,
+        log_level,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
+    if also is None:
+        uvicorn.Server(config).run()
+        return
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port), listening_socket(*also)])

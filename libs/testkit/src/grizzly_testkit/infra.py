@@ -346,6 +346,7 @@ class ServiceProcess:
     port: int  # the port its /readyz answers on
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    ready_port: int | None = None  # where /readyz answers when not on `port` (api-edge's ops port)
 
     def start(self, timeout_s: float = 60.0) -> None:
         env = dict(os.environ, **self.env)
@@ -353,7 +354,7 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen([sys.executable, "-m", self.module], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
-        url = f"http://127.0.0.1:{self.port}/readyz"
+        url = f"http://127.0.0.1:{self.ready_port or self.port}/readyz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.module} exited with {self.process.returncode}:\n{self.log_tail()}")

@@ -13,7 +13,16 @@ from grizzly_edge.settings import Settings
 def main(argv: list[str] | None = None) -> None:
     parse_args("grizzly-edge", "grizzly-api-edge", __doc__, argv)
     settings = settings_or_exit("grizzly-edge", "api-edge", Settings.from_env)
-    serve(create_app(settings), settings.host, settings.port, settings.log_level)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        also=(settings.ops_host, settings.ops_port) if settings.ops_port else None,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypedDict
 
 import aiohttp
-from grizzly_common.errors import BadRequest, PartnerError
+from grizzly_common.errors import BadRequest, PartnerError, WrongKey
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
 from grizzly_common.pool_client import PoolClient
+from grizzly_common.security import client_host
 from grizzly_common.web import app_state, cancel_and_wait, health_routes, read_limited_body
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +29,7 @@ from grizzly_edge.batching import PoolBatcher
 from grizzly_edge.body import accepts_gzip, compress, decode_content
 from grizzly_edge.claims import ClaimSettler
 from grizzly_edge.dispatch import route
+from grizzly_edge.guard import FORBIDDEN_SOURCE, EdgeGuard, SourceAccess
 from grizzly_edge.metrics import request_seconds, results
 from grizzly_edge.settings import Settings
 
@@ -93,6 +96,7 @@ def error_answer(exc: Exception, action: str) -> Answer:
 
 def create_app(settings: Settings) -> Starlette:
     keys = KeyRing(settings.upstreams)
+    access = SourceAccess(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -102,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
             )
-            pool = PoolClient(session, settings.pool_url)
+            pool = PoolClient(session, settings.pool_url, token=settings.pool_token)
             claims = ClaimSettler(pool)
             stack.push_async_callback(claims.drain, timeout_s=5.0)  # after the settler stopped: what is left
             settler = asyncio.create_task(claims.run())
@@ -124,6 +128,8 @@ def create_app(settings: Settings) -> Starlette:
             raw = await read_limited_body(request, settings.max_body_bytes)
             body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
             target = route(body, keys)
+            if not access.upstream_allows(target.upstream, client_host(request.scope)):
+                raise WrongKey(FORBIDDEN_SOURCE)  # this upstream's key from outside its CIDRs
             action = target.action
             state = app_state(request, State)
             call = Call(target.upstream, body, state["pool"], state["claims"], state["batcher"], hung_up(request))
@@ -150,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(EdgeGuard, settings=settings, access=access)],
         exception_handlers={
             HTTPException: on_http_error,
             PartnerError: on_partner_error,

@@ -1,4 +1,5 @@
-"""Which upstream sent this request: the `key` compared in constant time against every configured key."""
+"""Which upstream sent this request: the `key` compared in constant time against every configured key (each
+upstream's current key and, during a changeover, its next one)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from grizzly_common.settings import Upstream
 
 class KeyRing:
     def __init__(self, upstreams: tuple[Upstream, ...]) -> None:
-        self._keys = [(u.name, u.key.encode()) for u in upstreams]
+        self._keys = [(u.name, key.encode()) for u in upstreams for key in (u.key, u.next_key) if key]
 
     def __repr__(self) -> str:
-        return f"KeyRing({[name for name, _ in self._keys]})"  # never the keys
+        return f"KeyRing({sorted({name for name, _ in self._keys})})"  # never the keys
 
     def upstream_for(self, key: str) -> str | None:
         """The matching upstream's name, or None. Every key is compared (no early exit), so the time taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import uvicorn
 from grizzly_common.entry import settings_or_exit
@@ -26,6 +27,8 @@ async def _serve_both(settings: Settings) -> None:
             log_config=None,  # keep grizzly_common's JSON logging
             timeout_graceful_shutdown=20,
         )
+        # uvicorn.access, left without handlers by access_log=False, must not reach Python's raw last-resort handler
+        logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
         return uvicorn.Server(config)
 
     await migrate_at_start(settings)

@@ -44,9 +44,11 @@ from grizzly_common.pool_api import (
     SmsSeenResult,
 )
 from grizzly_common.redis_client import make_redis
+from grizzly_common.security import InternalAuth
 from grizzly_common.web import app_state, cancel_and_wait, health_routes, json_response
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -86,7 +88,9 @@ def make_store(settings: Settings, redis: aioredis.Redis) -> PoolStore:
 
 @contextlib.asynccontextmanager
 async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
-    redis = make_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = make_redis(
+        settings.redis_url, max_connections=settings.redis_max_connections, password=settings.redis_password
+    )
     try:
         yield {"redis": redis, "store": make_store(settings, redis), "settings": settings}
     finally:
@@ -96,7 +100,7 @@ async def pool_lifespan(settings: Settings) -> AsyncIterator[State]:
 async def migrate_at_start(settings: Settings) -> None:
     """Once per process, before either API serves: a pool written by an older version gets its count terms and
     claim indexes (PoolStore.migrate)."""
-    redis = make_redis(settings.redis_url, max_connections=2)
+    redis = make_redis(settings.redis_url, max_connections=2, password=settings.redis_password)
     try:
         if await make_store(settings, redis).migrate():
             log.info("built the count terms and claim indexes from the inventory (upgrade)")
@@ -164,6 +168,9 @@ async def claim(request: Request) -> Response:
 
 async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
     """One claim, by /v1/claim or as part of /v1/batch (the same checks, metrics and answer)."""
+    if body.upstream not in state["settings"].upstreams:  # its activations and counts are nobody's
+        metrics.CLAIMS.labels("ERROR").inc()
+        return ClaimResult(status="ERROR", error="bad request: unknown upstream")
     if any(not p.isdigit() for p in body.exclude_prefixes):
         metrics.CLAIMS.labels("ERROR").inc()
         return ClaimResult(status="ERROR", error="exceptionPhoneSet entries must be digits")
@@ -296,6 +303,8 @@ async def finish_one(state: State, body: FinishRequest) -> FinishResult:
     if body.status not in FINISH_STATUSES:
         metrics.FINISHES.labels(str(body.status), "invalid").inc()
         return FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5")
+    if body.upstream not in state["settings"].upstreams:
+        return FinishResult(status="ERROR", error="bad request: unknown upstream")
     try:
         done = await state["store"].finish(upstream=body.upstream, activation_id=body.activation_id,
                                            status=body.status)  # fmt: skip
@@ -402,4 +411,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/sms", sms_seen, methods=["POST"]),
         *health_routes({"redis": _redis_ping}),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error})
+    auth = Middleware(
+        InternalAuth,
+        token=settings.api_token,
+        next_token=settings.api_next_token,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[auth], exception_handlers={Exception: _internal_error}
+    )

@@ -63,7 +63,7 @@ def _settings(redis_url: str | None = None, prefix: str | None = None) -> Settin
 
 def _run(settings: Settings, body: Callable[[PoolStore], Awaitable[T]]) -> T:
     async def main() -> T:
-        redis = make_redis(settings.redis_url, max_connections=4)
+        redis = make_redis(settings.redis_url, max_connections=4, password=settings.redis_password)
         try:
             return await body(make_store(settings, redis))
         finally:

@@ -14,6 +14,7 @@ from grizzly_common.settings import (
     env_list,
     env_secret,
     env_str,
+    is_loopback,
 )
 
 DEFAULT_SERVICES = ("tg", "wa", "vk", "ok", "go", "fb", "ig", "ds", "dr", "ot")
@@ -44,6 +45,9 @@ class Settings:
     admin_host: str
     admin_port: int
     admin_token: str = field(repr=False)
+    api_token: str = field(repr=False)  # POOL_API_TOKEN: every caller of the internal API sends it
+    api_next_token: str = field(repr=False)  # POOL_API_NEXT_TOKEN: accepted beside it during a changeover
+    max_body_bytes: int  # an internal API request body larger than this is refused (413) before it is read whole
     services: tuple[str, ...]
     split_countries: frozenset[str]  # countries reported per operator; every other country is reported as `any`
     country_maps: dict[str, dict[str, str]]  # upstream -> {our country -> upstream's country code}
@@ -61,6 +65,7 @@ class Settings:
     number_check: bool  # numbers must be valid mobile numbers of their row's country (grizzly_pool.phones)
     number_regions: dict[str, str]  # our country code -> ISO region, for codes that are not one
     log_level: str
+    redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_token: bool = True) -> Settings:
@@ -75,14 +80,24 @@ class Settings:
         for service in services:
             if not service.isalnum():
                 raise SettingsError(f"POOL_SERVICES: {service!r} is not a service code (letters and digits)")
+        host = env_str(env, "POOL_HOST", "0.0.0.0")  # a container's service port
+        next_token = env.get("POOL_API_NEXT_TOKEN", "").strip()  # optional
+        if next_token and require_token:
+            next_token = env_secret(env, "POOL_API_NEXT_TOKEN", loopback=is_loopback(host))
+        admin_host = env_str(env, "POOL_ADMIN_HOST", "0.0.0.0")
         return cls(
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             key_prefix=env.get("POOL_KEY_PREFIX", "gp:"),
-            host=env_str(env, "POOL_HOST", "0.0.0.0"),  # a container's service port
+            host=host,
             port=env_int(env, "POOL_PORT", 8081, minimum=1),
-            admin_host=env_str(env, "POOL_ADMIN_HOST", "0.0.0.0"),
+            admin_host=admin_host,
             admin_port=env_int(env, "POOL_ADMIN_PORT", 8082, minimum=1),
-            admin_token=env_secret(env, "POOL_ADMIN_TOKEN") if require_token else "",
+            admin_token=env_secret(env, "POOL_ADMIN_TOKEN", loopback=is_loopback(admin_host)) if require_token else "",
+            api_token=env_secret(env, "POOL_API_TOKEN", loopback=is_loopback(host)) if require_token else "",
+            api_next_token=next_token if require_token else "",
+            # a /v1/batch of BATCH_MAX claims, each with its platform request for the audit trail (up to ~20 kB
+            # with a long exceptionPhoneSet), must fit
+            max_body_bytes=env_int(env, "POOL_MAX_BODY_BYTES", 32 << 20, minimum=1024),
             services=tuple(s.lower() for s in services),
             split_countries=frozenset(c.lower() for c in env_list(env, "POOL_SPLIT_COUNTRIES", ())),
             country_maps=maps,
@@ -99,6 +114,7 @@ class Settings:
             number_check=_number_check(env),
             number_regions=_number_regions(env),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            redis_password=env.get("REDIS_PASSWORD", "").strip(),
         )
 
 

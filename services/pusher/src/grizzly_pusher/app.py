@@ -76,7 +76,9 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
-            redis = make_redis(settings.redis_url, max_connections=settings.concurrency * 2 + 16)
+            redis = make_redis(
+                settings.redis_url, max_connections=settings.concurrency * 2 + 16, password=settings.redis_password
+            )
             stack.push_async_callback(redis.aclose)  # make_redis: the client owns its pool and closes it
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 16, ttl_dns_cache=300)
             session = aiohttp.ClientSession(connector=connector)
@@ -101,7 +103,7 @@ def create_app(settings: Settings) -> Starlette:
                 ledger_ttl_s=settings.ledger_ttl_s,
                 audit_retention_s=settings.audit_retention_s,
             )
-            pool = PoolClient(session, settings.pool_url, timeout_s=settings.pool_timeout_s)
+            pool = PoolClient(session, settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s)
             pusher = Pusher(settings, redis, session, store, pool)
             inbound = InboundConsumer(consumer, pusher, topics.inbound)
             inbound.subscribe()

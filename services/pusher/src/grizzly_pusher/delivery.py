@@ -191,6 +191,7 @@ class Pusher:
                 data=body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=upstream.push_timeout_s),
+                allow_redirects=False,  # the key is in the body: a redirect must not carry it elsewhere
             ) as reply:
                 raw = await reply.content.read(MAX_REPLY_BYTES)
                 result = classify(reply.status, raw)

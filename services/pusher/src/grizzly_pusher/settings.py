@@ -14,6 +14,7 @@ from grizzly_common.settings import (
     env_int,
     env_secret,
     env_str,
+    is_loopback,
     topic_durability,
     upstreams_from_env,
 )
@@ -41,6 +42,8 @@ class Settings:
     shutdown_grace_s: float  # SIGTERM: in-flight pushes get this long to finish before they are handed back
     retry_poll_s: float  # how often the retry schedule is polled for due tasks
     audit_retention_s: int  # AUDIT_RETENTION_DAYS: the audit events the pusher appends expire after this
+    pool_token: str = field(repr=False, default="")  # POOL_API_TOKEN, sent to the pool's internal API
+    redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
     admin_token: str = field(default="", repr=False)  # PUSHER_ADMIN_TOKEN: the /admin routes; "" = they are off
 
     @property
@@ -62,15 +65,19 @@ class Settings:
             raise SettingsError(
                 f"PUSHER_LEDGER_TTL_S ({ledger_ttl_s}) must be at least PUSHER_MAX_RETRY_AGE_S ({max_retry_age_s})"
             )
+        pool_url = env_str(env, "PUSHER_POOL_URL", "http://127.0.0.1:8081").rstrip("/")
+        host = env_str(env, "PUSHER_HOST", "0.0.0.0")  # a container listens on all interfaces
         return cls(
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             kafka_bootstrap=env_str(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=env_str(env, "KAFKA_TOPIC_PREFIX", ""),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             upstreams=upstreams,
-            host=env_str(env, "PUSHER_HOST", "0.0.0.0"),  # a container listens on all interfaces
+            host=host,
             port=env_int(env, "PUSHER_PORT", 8084, minimum=1),
-            pool_url=env_str(env, "PUSHER_POOL_URL", "http://127.0.0.1:8081").rstrip("/"),
+            pool_url=pool_url,
+            pool_token=env_secret(env, "POOL_API_TOKEN", loopback=is_loopback(pool_url)),
+            redis_password=env.get("REDIS_PASSWORD", "").strip(),
             pool_timeout_s=env_float(env, "PUSHER_POOL_TIMEOUT_S", 3.0, minimum=0.1),
             retry_s=env_float(env, "PUSHER_RETRY_S", 10.0, minimum=0.1),
             concurrency=env_int(env, "PUSHER_CONCURRENCY", 64, minimum=1),
@@ -83,7 +90,9 @@ class Settings:
             shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
             retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
             audit_retention_s=audit_retention_s(env),
-            admin_token=env_secret(env, "PUSHER_ADMIN_TOKEN") if env.get("PUSHER_ADMIN_TOKEN", "").strip() else "",
+            admin_token=env_secret(env, "PUSHER_ADMIN_TOKEN", loopback=is_loopback(host))
+            if env.get("PUSHER_ADMIN_TOKEN", "").strip()
+            else "",
         )
 
     def upstream(self, name: str) -> Upstream | None:

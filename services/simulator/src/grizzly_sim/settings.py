@@ -13,6 +13,7 @@ from grizzly_common.settings import (
     env_list,
     env_secret,
     env_str,
+    is_loopback,
 )
 
 from grizzly_sim.checks import parse_dial_codes
@@ -85,6 +86,7 @@ class Settings:
         if fail_mode not in ("error", "http500"):
             raise SettingsError(f"SIM_FAIL_MODE must be error or http500, got {fail_mode!r}")
         ingest_url = env_str(env, "SIM_INGEST_URL", "")
+        partner_url = env_str(env, "SIM_PARTNER_URL", "http://127.0.0.1:8080/")
         try:
             dial_codes = parse_dial_codes(env_list(env, "SIM_COUNTRY_CODES", ()))
         except ValueError as exc:
@@ -92,8 +94,8 @@ class Settings:
         return cls(
             host=env_str(env, "SIM_HOST", "0.0.0.0"),
             port=env_int(env, "SIM_PORT", 8090, minimum=1),
-            partner_url=env_str(env, "SIM_PARTNER_URL", "http://127.0.0.1:8080/"),
-            key=env_secret(env, "SIM_KEY"),
+            partner_url=partner_url,
+            key=env_secret(env, "SIM_KEY", loopback=is_loopback(partner_url)),  # local-dev keys to loopback only
             seed=seed,
             poll_min_s=poll_min,
             poll_max_s=poll_max,
@@ -115,7 +117,7 @@ class Settings:
             exit_finish_status=_exit_status(env),
             count_check=env_bool(env, "SIM_COUNT_CHECK", True),
             ingest_url=ingest_url,
-            ingest_token=env_secret(env, "SIM_INGEST_TOKEN") if ingest_url else "",
+            ingest_token=env_secret(env, "SIM_INGEST_TOKEN", loopback=is_loopback(ingest_url)) if ingest_url else "",
             sms_deadline_s=env_float(env, "SIM_SMS_DEADLINE_S", 60.0, minimum=0.1),
             dial_codes=dial_codes,
             log_level=env_str(env, "LOG_LEVEL", "INFO"),

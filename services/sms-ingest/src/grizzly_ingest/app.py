@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Starlette:
             await ensure_topics(
                 settings.kafka_bootstrap, [topics.inbound], settings.topic_partitions, settings.topic_durability
             )
-            redis = make_redis(settings.redis_url)
+            redis = make_redis(settings.redis_url, password=settings.redis_password)
             stack.push_async_callback(redis.aclose)  # make_redis: the client owns its pool and closes it
             producer = make_producer(settings.kafka_bootstrap, "grizzly-ingest")
             await producer.start()
@@ -90,7 +90,9 @@ def create_app(settings: Settings) -> Starlette:
             if settings.pool_url:
                 session = aiohttp.ClientSession()
                 stack.push_async_callback(session.close)
-                pool = PoolClient(session, settings.pool_url, timeout_s=settings.pool_timeout_s)
+                pool = PoolClient(
+                    session, settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s
+                )
             resolver = Resolver(settings.device_numbers, pool)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
             stack.push_async_callback(cancel_and_wait, sweeper)

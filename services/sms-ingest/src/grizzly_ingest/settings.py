@@ -14,6 +14,7 @@ from grizzly_common.settings import (
     env_int,
     env_secret,
     env_str,
+    is_loopback,
     topic_durability,
 )
 
@@ -48,11 +49,14 @@ class Settings:
     kafka_bootstrap: str
     topic_prefix: str
     log_level: str
-    token: str = field(repr=False)  # INGEST_TOKEN: Bearer token of the generic and GoIP endpoints
-    android_secret: str = field(repr=False)  # signing key of the Android app's webhooks (defaults to the token)
+    token: str = field(repr=False)  # INGEST_TOKEN: Bearer token of the generic endpoints (/v1/sms, /v1/call)
+    android_secret: str = field(repr=False)  # signing key of the Android app's webhooks; "": endpoint off
+    goip_token: str = field(repr=False, default="")  # INGEST_GOIP_TOKEN: GoIP/Ejoin pushes; "": endpoint off
     android_max_skew_s: int = 300
     pool_url: str = ""  # where /v1/resolve answers (device, slot) -> number; "" = static maps only
     pool_timeout_s: float = 2.0
+    pool_token: str = field(repr=False, default="")  # POOL_API_TOKEN (when INGEST_POOL_URL is set)
+    redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
     device_numbers: Mapping[tuple[str, str], int] = field(default_factory=dict)
     topic_partitions: int = 4
     topic_durability: TopicDurability = LOCAL_DURABILITY
@@ -72,13 +76,24 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        token = env_secret(env, "INGEST_TOKEN")
+        host = env_str(env, "INGEST_HOST", "0.0.0.0")
+        loopback = is_loopback(host)
+        token = env_secret(env, "INGEST_TOKEN", loopback=loopback)
+        # each source its own secret: a leaked gateway password does not let anyone post as another source
         android_secret = env.get("INGEST_ANDROID_SECRET", "").strip()
         if android_secret:
-            android_secret = env_secret(env, "INGEST_ANDROID_SECRET")
+            android_secret = env_secret(env, "INGEST_ANDROID_SECRET", loopback=loopback)
+        goip_token = env.get("INGEST_GOIP_TOKEN", "").strip()
+        if goip_token:
+            goip_token = env_secret(env, "INGEST_GOIP_TOKEN", loopback=loopback)
+        if len({token, android_secret, goip_token} - {""}) != len(
+            [s for s in (token, android_secret, goip_token) if s]
+        ):
+            raise SettingsError("INGEST_TOKEN, INGEST_ANDROID_SECRET and INGEST_GOIP_TOKEN must differ from each other")
         numbers = parse_number_map("INGEST_DEVICE_NUMBERS", env_str(env, "INGEST_DEVICE_NUMBERS", ""))
         numbers.update(parse_number_map("INGEST_ANDROID_NUMBERS", env_str(env, "INGEST_ANDROID_NUMBERS", "")))
         multipart_timeout = env_int(env, "INGEST_MULTIPART_TIMEOUT_S", 120, minimum=1)
+        pool_url = env_str(env, "INGEST_POOL_URL", "").rstrip("/")
         goip_udp_port = env_int(env, "INGEST_GOIP_UDP_PORT", 0, minimum=0)
         try:
             goip_lines = parse_lines("INGEST_GOIP_LINES", env.get("INGEST_GOIP_LINES", ""))
@@ -88,15 +103,18 @@ class Settings:
             raise SettingsError("INGEST_GOIP_UDP_PORT is set but INGEST_GOIP_LINES is empty: no GoIP could log in")
         return cls(
             port=env_int(env, "INGEST_PORT", 8083, minimum=1),
-            host=env_str(env, "INGEST_HOST", "0.0.0.0"),
+            host=host,
             redis_url=env_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             kafka_bootstrap=env_str(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=env_str(env, "KAFKA_TOPIC_PREFIX", ""),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             token=token,
-            android_secret=android_secret or token,
+            android_secret=android_secret,
+            goip_token=goip_token,
             android_max_skew_s=env_int(env, "INGEST_ANDROID_MAX_SKEW_S", 300, minimum=1),
-            pool_url=env_str(env, "INGEST_POOL_URL", "").rstrip("/"),
+            pool_url=pool_url,
+            redis_password=env.get("REDIS_PASSWORD", "").strip(),
+            pool_token=env_secret(env, "POOL_API_TOKEN", loopback=is_loopback(pool_url)) if pool_url else "",
             pool_timeout_s=env_float(env, "INGEST_POOL_TIMEOUT_S", 2.0, minimum=0.1),
             device_numbers=numbers,
             topic_partitions=env_int(env, "INGEST_TOPIC_PARTITIONS", 12, minimum=1),

@@ -13,7 +13,7 @@ import os
 
 import orjson
 from grizzly_common import pool_api
-from grizzly_common.errors import Unavailable
+from grizzly_common.errors import BadRequest, Unavailable
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import (
     NO_NUMBERS_BODY,
@@ -34,9 +34,12 @@ log = logging.getLogger(__name__)
 
 def audit_json(body: bytes) -> str:
     """The platform's request as received, minus its key: what the audit trail keeps."""
-    request = orjson.loads(body)
-    request.pop("key", None)
-    return orjson.dumps(request).decode()
+    try:
+        request = orjson.loads(body)
+        request.pop("key", None)
+        return orjson.dumps(request).decode()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # nested past orjson's limits, which msgspec's exceed
+        raise BadRequest("body is not valid JSON (nested too deeply)") from None
 
 
 async def handle(call: Call) -> Answer:

@@ -1,7 +1,7 @@
 """SMS Gateway for Android (capcom6/android-sms-gateway) webhooks: POST /v1/android.
 
 Register a webhook for the "sms:received" event pointing here; set the app's signing key to
-INGEST_ANDROID_SECRET (or INGEST_TOKEN). Each request carries X-Timestamp (unix seconds) and
+INGEST_ANDROID_SECRET (unset: the endpoint refuses every request). Each request carries X-Timestamp (unix seconds) and
 X-Signature = hex HMAC-SHA256(key, raw body + X-Timestamp). The receiving number is the one configured for
 (deviceId, simNumber) in INGEST_ANDROID_NUMBERS / INGEST_DEVICE_NUMBERS, else the pool's /v1/resolve.
 Other events (sms:sent, sms:delivered, ...) are acknowledged and ignored; system:ping marks the device seen
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from grizzly_ingest import fields
-from grizzly_ingest.errors import BadInput, BadSignature, StaleTimestamp
+from grizzly_ingest.errors import BadInput, BadSignature, StaleTimestamp, Unauthorized
 from grizzly_ingest.model import Incoming
 from grizzly_ingest.webhooks.base import decode_json, publish, read_body, state_of
 
@@ -94,6 +94,8 @@ def parse(body: bytes) -> Incoming | None:
 async def webhook(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
+    if not settings.android_secret:
+        raise Unauthorized("this source is not enabled")  # INGEST_ANDROID_SECRET unset: an empty HMAC key is no key
     body = await read_body(request, settings.max_body_bytes)
     verify_signature(
         settings.android_secret,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import TypeVar
 
@@ -25,18 +27,26 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise TooLarge(f"request body larger than {limit} bytes") from None
 
 
-def supplied_token(request: Request, *, allow_query: bool = False) -> str:
+def supplied_token(request: Request, *, allow_basic: bool = False) -> str:
+    """Authorization: Bearer <token>, or (allow_basic: a gateway that can only be given a URL, as
+    http://<any-user>:<token>@host/...) Basic with the token as the password. Never a query string: proxies and
+    access logs keep those."""
+    if "token" in request.query_params:
+        raise Unauthorized("a token in the query string is refused: send it in the Authorization header")
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if allow_query:
-        return request.query_params.get("token", "")
+    if allow_basic and scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
     return ""
 
 
 def check_token(supplied: str, expected: str) -> None:
     """Constant-time comparison; the token itself never appears in an error or a log."""
-    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
+    if not expected or not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
         raise Unauthorized()
 
 

@@ -1,4 +1,5 @@
-"""GoIP / Ejoin-style gateways pushing received SMS as JSON: POST /v1/goip/{device}?token=INGEST_TOKEN (or Bearer).
+"""GoIP / Ejoin-style gateways pushing received SMS as JSON: POST /v1/goip/{device} with INGEST_GOIP_TOKEN as a Bearer
+token or as the password of Basic auth (a URL http://gw:<token>@host/v1/goip/<device>); never in the query string.
 
 {"type": "recv-sms", "sms_num": 1,
  "sms": [[dr_flag, "port", timestamp, "sender", "recipient", "<base64 content>"], ...]}
@@ -133,7 +134,7 @@ def parse(device: str, body: bytes) -> tuple[list[Incoming], int]:
 async def webhook(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
-    check_token(supplied_token(request, allow_query=True), settings.token)
+    check_token(supplied_token(request, allow_basic=True), settings.goip_token)
     device = fields.label("device", request.path_params["device"])
     if not device:
         raise BadInput("device missing from the path")
