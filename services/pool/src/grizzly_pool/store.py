@@ -48,7 +48,7 @@ CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking bef
 # items per script run, so that no run holds Redis for more than about half a millisecond (bench: scale section)
 RELEASE_BATCH: Final = 4  # claims released (each frees its number and rewrites its device's count terms)
 SCRIPT_BATCH: Final = 16  # numbers removed, set online or offline, SMS reported
-ADD_BATCH: Final = 24  # rows added (a new number costs less than a removed one)
+ADD_BATCH: Final = 16  # rows added
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
