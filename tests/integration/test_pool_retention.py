@@ -43,8 +43,10 @@ def _finish(http: httpx.Client, activation_id: int, status: int) -> None:
 
 
 def _keys(client: redis.Redis) -> set[str]:
-    """Every key except hist:{number} (per-number history, at most one per number, kept on purpose)."""
-    return {k.decode() for k in client.scan_iter(count=1000) if b":hist:" not in k}
+    """Every key except per-number state kept on purpose (hist:{number} history, sh:{number} SIM health: at most one
+    each per number) and the day's earnings (earn:{day}, kept POOL_EARNINGS_DAYS)."""
+    farm = (b":hist:", b":sh:", b":earn:", b":suspects")
+    return {k.decode() for k in client.scan_iter(count=1000) if not any(part in k for part in farm)}
 
 
 def _settled(client: redis.Redis, expected: set[str], timeout_s: float) -> set[str]:
@@ -86,6 +88,7 @@ def test_pool_finished_activations_expire_after_the_retention_open_ones_stay(
         kept = {f"gp:act:{a}" for a in still_open} | {f"audit:act:{a}" for a in still_open}
         assert _settled(client, baseline | kept, 30) == baseline | kept
         assert sum(1 for _ in client.scan_iter(match="gp:hist:*")) <= len(NUMBERS)
+        assert sum(1 for _ in client.scan_iter(match="gp:sh:*")) <= len(NUMBERS)
         memory_after = client.info("memory")["used_memory"]
         log.info("%d activations: keys %d -> %d -> %d, used_memory %d -> %d -> %d", cycles, len(baseline),
                  len(grown), len(baseline | kept), memory_before, memory_peak, memory_after)  # fmt: skip
