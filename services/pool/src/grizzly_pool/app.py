@@ -59,6 +59,7 @@ from grizzly_pool.store import ANY, RELEASE_BATCH, ClaimRefused, PoolStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R", bound=msgspec.Struct)
 _encoder = msgspec.json.Encoder()
 
 
@@ -209,24 +210,17 @@ async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
 
 
 async def settle(request: Request) -> Response:
-    state = app_state(request, State)
-    try:
-        body = await _decode(request, SettleRequest)
-    except BadBody as exc:
-        return _reply(SettleResult(status="ERROR", error=f"bad request: {exc}"))
-    store = state["store"]
-    try:
+    async def call(store: PoolStore, body: SettleRequest) -> SettleResult:
         held = await store.confirm(body.confirm)
         released = await store.release_claims(body.release)
-    except Exception:
-        log.exception("settle failed")
-        return _reply(SettleResult(status="ERROR", error=Unavailable.error))
-    metrics.CONFIRMS.labels("yes").inc(held)
-    metrics.CONFIRMS.labels("no").inc(len(body.confirm) - held)
-    metrics.RELEASES.labels("edge").inc(released)
-    if released:
-        log.info("released claims", extra=log_fields(claims=len(body.release), released=released))
-    return _reply(SettleResult(status="SUCCESS", released=released))
+        metrics.CONFIRMS.labels("yes").inc(held)
+        metrics.CONFIRMS.labels("no").inc(len(body.confirm) - held)
+        metrics.RELEASES.labels("edge").inc(released)
+        if released:
+            log.info("released claims", extra=log_fields(claims=len(body.release), released=released))
+        return SettleResult(status="SUCCESS", released=released)
+
+    return await _answered(request, SettleRequest, SettleResult, call)
 
 
 async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEASE_BATCH) -> None:
@@ -245,34 +239,22 @@ async def sweep_unconfirmed(store: PoolStore, every_s: float, batch: int = RELEA
 
 
 async def seen(request: Request) -> Response:
-    state = app_state(request, State)
-    try:
-        body = await _decode(request, SeenRequest)
-    except BadBody as exc:
-        return _reply(SeenResult(status="ERROR", error=f"bad request: {exc}"))
-    try:
-        known, revived = await state["store"].seen(body.devices)
-    except Exception:
-        log.exception("seen failed")
-        return _reply(SeenResult(status="ERROR", error=Unavailable.error))
-    for device in revived:
-        metrics.DEVICE_LIVENESS.labels("revived").inc()
-        log.info("device heard from again: counted again", extra=log_fields(device=device))
-    return _reply(SeenResult(status="SUCCESS", known=known, revived=len(revived)))
+    async def call(store: PoolStore, body: SeenRequest) -> SeenResult:
+        known, revived = await store.seen(body.devices)
+        for device in revived:
+            metrics.DEVICE_LIVENESS.labels("revived").inc()
+            log.info("device heard from again: counted again", extra=log_fields(device=device))
+        return SeenResult(status="SUCCESS", known=known, revived=len(revived))
+
+    return await _answered(request, SeenRequest, SeenResult, call)
 
 
 async def sms_seen(request: Request) -> Response:
-    state = app_state(request, State)
-    try:
-        body = await _decode(request, SmsSeenRequest)
-    except BadBody as exc:
-        return _reply(SmsSeenResult(status="ERROR", error=f"bad request: {exc}"))
-    try:
-        matched = await state["store"].sms_seen([(sms.number, sms.received_ms) for sms in body.sms])
-    except Exception:
-        log.exception("sms failed")
-        return _reply(SmsSeenResult(status="ERROR", error=Unavailable.error))
-    return _reply(SmsSeenResult(status="SUCCESS", matched=matched))
+    async def call(store: PoolStore, body: SmsSeenRequest) -> SmsSeenResult:
+        matched = await store.sms_seen([(sms.number, sms.received_ms) for sms in body.sms])
+        return SmsSeenResult(status="SUCCESS", matched=matched)
+
+    return await _answered(request, SmsSeenRequest, SmsSeenResult, call)
 
 
 async def sweep_dead(store: PoolStore, timeout_s: float, every_s: float) -> None:
@@ -344,6 +326,23 @@ async def batch(request: Request) -> Response:
         asyncio.gather(*(finish_one(state, item) for item in body.finishes)),
     )
     return _reply(BatchResult(claims=claims, finishes=finishes))
+
+
+async def _answered(
+    request: Request, kind: type[T], result: Callable[..., R], call: Callable[[PoolStore, T], Awaitable[R]]
+) -> Response:
+    """Decode, call, answer: a bad body or a failure is `result`'s own ERROR status at HTTP 200 (the caller retries
+    what it reads as unavailable)."""
+    state = app_state(request, State)
+    try:
+        body = await _decode(request, kind)
+    except BadBody as exc:
+        return _reply(result(status="ERROR", error=f"bad request: {exc}"))
+    try:
+        return _reply(await call(state["store"], body))
+    except Exception:
+        log.exception("%s failed", request.url.path)
+        return _reply(result(status="ERROR", error=Unavailable.error))
 
 
 async def _guarded(
