@@ -2,8 +2,10 @@
 services/*/tests share them). Add fixtures used only here below."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from grizzly_testkit.infra import LocalKafka
 
 from tests.integration.fake_grizzly import FakePool
 
@@ -15,3 +17,12 @@ def fake_pool() -> Iterator[FakePool]:
     pool.start()
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker this test may stop and start (never the shared one)."""
+    broker = LocalKafka(tmp_path / "kafka")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -7,7 +7,6 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -235,14 +234,6 @@ def test_heartbeats_reach_the_pool_coalesced(
 
 
 # Kafka down ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    broker = LocalKafka(tmp_path / "kafka")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
 @pytest.mark.slow
 def test_kafka_down_no_ack_then_the_resent_receive_is_acked_and_published_once(
     start_service: Start, stack_env: dict[str, str], goip_port: int, own_broker: LocalKafka

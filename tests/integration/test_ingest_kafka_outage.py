@@ -8,9 +8,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,15 +18,6 @@ from grizzly_common.events import InboundMessage, Topics, decode_inbound
 from grizzly_testkit.infra import LocalKafka, ServiceProcess
 
 TOKEN = "test-ingest-token-0001"
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker this test may stop and start (never the shared one)."""
-    broker = LocalKafka(tmp_path / "kafka")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 async def _read_all(bootstrap: str, topic: str) -> list[InboundMessage]:

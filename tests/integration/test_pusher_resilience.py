@@ -186,15 +186,6 @@ def test_two_pushers_in_one_group_deliver_everything_once(
     assert second.terminate() == 0 and first.terminate() == 0
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker this test may stop and start (never the shared one)."""
-    broker = LocalKafka(tmp_path / "kafka")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
 @pytest.mark.slow
 def test_kafka_broker_restart_mid_burst_loses_nothing(
     pusher: Callable[..., ServiceProcess],
