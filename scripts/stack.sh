@@ -37,7 +37,7 @@ export PUSHER_ADMIN_TOKEN=${PUSHER_ADMIN_TOKEN:-local-dev-pusher-admin-token}
 export INGEST_TOKEN=${INGEST_TOKEN:-local-dev-ingest-token}
 export INGEST_GOIP_TOKEN=${INGEST_GOIP_TOKEN:-local-dev-goip-token}
 # Every listener on loopback: the local-dev-... values above are refused on any other address.
-export EDGE_HOST=${EDGE_HOST:-127.0.0.1} EDGE_OPS_HOST=${EDGE_OPS_HOST:-127.0.0.1} EDGE_OPS_PORT=${EDGE_OPS_PORT:-8085}
+export EDGE_HOST=${EDGE_HOST:-127.0.0.1} EDGE_OPS_HOST=${EDGE_OPS_HOST:-127.0.0.1} EDGE_OPS_PORT=${EDGE_OPS_PORT:-8086}
 export POOL_HOST=${POOL_HOST:-127.0.0.1} POOL_ADMIN_HOST=${POOL_ADMIN_HOST:-127.0.0.1}
 export INGEST_HOST=${INGEST_HOST:-127.0.0.1} PUSHER_HOST=${PUSHER_HOST:-127.0.0.1}
 export SIM_PORT=${SIM_PORT:-8090} SIM_PARTNER_URL=${SIM_PARTNER_URL:-http://127.0.0.1:$EDGE_PORT/}

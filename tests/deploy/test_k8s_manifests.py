@@ -430,7 +430,7 @@ def test_network_policies_let_only_the_callers_reach_each_port(rendering: str) -
     assert callers == {"api-edge", "sms-ingest", "pusher", None}  # None: the metrics scraper
     assert [peer["podSelector"]["matchLabels"] for peer in pool[8082]] == [{"grizzly-partner/pool-admin": "true"}]
     edge = _policy_ports(policies["api-edge"])
-    assert edge[8080] == [] and edge[8085] and all("podSelector" in peer for peer in edge[8085])
+    assert edge[8080] == [] and edge[8086] and all("podSelector" in peer for peer in edge[8086])
     assert all(_policy_ports(policies["pusher"])[8084])
     # every port a Deployment listens on is covered by the policy of its pods
     for deployment in objects(rendering, "Deployment"):

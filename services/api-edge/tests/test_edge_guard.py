@@ -50,13 +50,13 @@ def post(client: TestClient, body: dict[str, Any], base: str = "") -> dict[str, 
 
 
 def test_health_and_metrics_only_on_the_ops_port(pool: FakePool) -> None:
-    app = create_app(settings(pool.url, EDGE_PORT="8080", EDGE_OPS_PORT="8085"))
+    app = create_app(settings(pool.url, EDGE_PORT="8080", EDGE_OPS_PORT="8086"))
     with TestClient(app, base_url="http://edge:8080") as client:
         for path in ("/metrics", "/readyz", "/healthz"):
             assert client.get(path).status_code == 404
-            assert client.get("http://edge:8085" + path).status_code == 200
+            assert client.get("http://edge:8086" + path).status_code == 200
         assert post(client, SERVICES)["status"] == "SUCCESS"
-        assert client.post("http://edge:8085/", content=orjson.dumps(SERVICES)).status_code == 404
+        assert client.post("http://edge:8086/", content=orjson.dumps(SERVICES)).status_code == 404
 
 
 def test_every_pool_call_carries_the_shared_secret(pool: FakePool) -> None:

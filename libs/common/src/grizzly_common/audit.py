@@ -6,6 +6,7 @@ Keys (all under the optional prefix):
                              claim writes it without one); from the activation's end (the pool's finish sets it)
                              it expires AUDIT_RETENTION_DAYS after the last event
   audit:unmatched            stream of SMS/calls that arrived for a number with no open activation (never pushed)
+  audit:ops                  stream of operator changes (admin API, CLI, console), each with who made it
 Secrets never go in: callers pass the platform's request without its key.
 """
 
@@ -40,6 +41,7 @@ end
 """
 _APPEND = APPEND_FUNCTION + "audit_append(KEYS[1], ARGV[1], ARGV[2])\n"
 UNMATCHED_MAXLEN = 1_000_000  # approximate cap of the unmatched stream (oldest trimmed first)
+OPS_MAXLEN = 100_000  # approximate cap of the operator stream: years of hand-made changes
 
 
 def activation_key(activation_id: int, prefix: str = "") -> str:
@@ -48,6 +50,10 @@ def activation_key(activation_id: int, prefix: str = "") -> str:
 
 def unmatched_key(prefix: str = "") -> str:
     return f"{prefix}audit:unmatched"
+
+
+def ops_key(prefix: str = "") -> str:
+    return f"{prefix}audit:ops"
 
 
 def _event(event: str, fields: dict[str, Any]) -> bytes:
@@ -100,4 +106,17 @@ async def record_unmatched(redis: aioredis.Redis, *, prefix: str = "", **fields:
 async def read_unmatched(redis: aioredis.Redis, *, prefix: str = "", count: int = 100) -> list[dict[str, Any]]:
     """The newest `count` unmatched messages, newest first."""
     entries = await redis.xrevrange(unmatched_key(prefix), count=count)
+    return [orjson.loads(fields[b"event"]) for _id, fields in entries or [] if fields]
+
+
+async def record_operator(redis: aioredis.Redis, by: str, action: str, *, prefix: str = "", **fields: Any) -> None:
+    """One change an operator made (a device cap, a re-push, an import), with who made it."""
+    await redis.xadd(
+        ops_key(prefix), {"event": _event(action, {"by": by, **fields})}, maxlen=OPS_MAXLEN, approximate=True
+    )
+
+
+async def read_operator(redis: aioredis.Redis, *, prefix: str = "", count: int = 100) -> list[dict[str, Any]]:
+    """The newest `count` operator changes, newest first."""
+    entries = await redis.xrevrange(ops_key(prefix), count=count)
     return [orjson.loads(fields[b"event"]) for _id, fields in entries or [] if fields]

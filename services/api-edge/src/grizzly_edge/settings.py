@@ -64,7 +64,7 @@ class Settings:
             raise SettingsError(f"EDGE_GZIP_LEVEL must be 1..9, got {gzip_level}")
         host = env_str(env, "EDGE_HOST", "0.0.0.0")
         port = env_int(env, "EDGE_PORT", 8080, minimum=1)
-        ops_port = env_int(env, "EDGE_OPS_PORT", 8085, minimum=0)
+        ops_port = env_int(env, "EDGE_OPS_PORT", 8086, minimum=0)
         if ops_port == port:
             raise SettingsError(f"EDGE_OPS_PORT must differ from EDGE_PORT ({port}); 0 puts them on EDGE_PORT")
         upstreams = upstreams_from_env(env, listen_host=host)
