@@ -472,7 +472,7 @@ def test_the_console_accepts_only_the_ingress_controller_and_reaches_only_the_ad
         assert set(peer) == {"namespaceSelector", "podSelector"}
         assert peer["namespaceSelector"].get("matchLabels") and peer["podSelector"].get("matchLabels")
     # out: the two admin APIs (the ports their Deployments listen on) and DNS, nothing else
-    reaches = set()
+    reaches: set[tuple[str | None, int, str]] = set()
     for egress in spec["egress"]:
         for peer in egress["to"]:
             assert "ipBlock" not in peer
