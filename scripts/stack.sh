@@ -168,9 +168,10 @@ run_suites() {
     log "suite 2/2 skipped: TEST_CONTAINERS=0"
   elif scripts/containers.sh ci-prepare > "$prep_log" 2>&1; then
     grep '^\[containers\]' "$prep_log" | tail -4 || true
+    # only the tests that use Redis or Kafka (and compose) run again: the others ran in suite 1 (TEST_INFRA_ONLY)
     log "suite 2/2: Redis and Kafka as containers, plus docker-compose (prepared in $((SECONDS - t1))s)"
     ( set -a; . "$RUN/containers/images.env"; set +a
-      uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml="$reports/containers.xml" ) || code=1
+      TEST_INFRA_ONLY=1 uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml="$reports/containers.xml" ) || code=1
     log "suite 2/2 done in $((SECONDS - t1))s"
   elif [ "${TEST_REQUIRE_DOCKER:-0}" = "1" ]; then
     tail -20 "$prep_log" >&2
