@@ -136,6 +136,7 @@ def test_operator_console_in_a_real_browser(
     context = browser.new_context(viewport={"width": 1360, "height": 860})
     page = context.new_page()
     page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)  # a live region shows news within its 3 s poll; parking takes ~4 s
     failed_requests: list[str] = []
     page.on("requestfailed", lambda request: failed_requests.append(request.url))
     page.on("pageerror", lambda error: failed_requests.append(f"script error: {error}"))

@@ -22,7 +22,9 @@ PARKED_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a Redis stream id
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NUMBER = re.compile(r"\+?\d{5,20}")
 SERVICE_FILTER = re.compile(r"[A-Za-z0-9_.-]{0,64}")
-STATUSES = ("", "open", "sms", "finished", "cancelled", "refused", "expired")
+# act:{id}.status: open, released (a claim never given out), or the first FINISH_ACTIVATION status
+STATUSES = {"": "any", "open": "open", "3": "3: sold", "1": "1: blocked", "4": "4: cancelled", "5": "5: refunded",
+            "released": "released"}  # fmt: skip
 SMS_STATUSES = ("", "pending", "retrying", "pushed", "parked")
 COUNTS_ROWS = 60  # rows of a platform's counts on the overview (the busiest first)
 
