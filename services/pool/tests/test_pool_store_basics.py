@@ -182,7 +182,7 @@ def test_refund_after_sold_is_recorded_and_number_stays_blocked(redis_url: str) 
         await store.finish(upstream="grizzly", activation_id=c.activation_id, status=3)
         await store.finish(upstream="grizzly", activation_id=c.activation_id, status=5)
         info = await store.number_info(c.number)
-        assert info is not None and info["history"] == {"b:tg": "3", "r:tg": "1"}
+        assert info is not None and info["hist"] == {"b:tg": "3", "r:tg": "1"}
         assert await count(store) == 0 and await count(store, "wa") == 1
 
     run(redis_url, body)

@@ -22,7 +22,8 @@ picks, of ids it reads from a set). Every key is under the configurable prefix (
   numbers             set   every number, in versions before: removed by migrate (about 60 B a number)
   act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
                             ("open", the first finish status, or "released"), created_ms, finished_ms, repeats,
-                            claim (api-edge's claim id); expires AUDIT_RETENTION_DAYS after it ends
+                            claim (api-edge's claim id), prev (the number's previous activation: a chain the admin
+                            API walks for a number's history); expires AUDIT_RETENTION_DAYS after it ends
   held                zset  activation id -> when it is released (ms) unless api-edge confirms it first
   claim:{claim id}    string  the activation id of an api-edge claim, or "released"; expires after 2 x the hold
   actid               string  the activation id counter
