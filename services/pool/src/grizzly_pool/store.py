@@ -484,9 +484,7 @@ class PoolStore:
         count = 0
 
         async def flush() -> None:
-            result = await self._run(
-                "add_numbers", [k.fixed("groups"), k.fixed("devices")], [self.prefix, *chunk]
-            )
+            result = await self._run("add_numbers", [k.fixed("groups"), k.fixed("devices")], [self.prefix, *chunk])
             report.added += int(result[0])
             report.existing += int(result[1])
             report.conflicts.extend(int(n) for n in result[2:])
