@@ -203,8 +203,14 @@ def test_operator_console_in_a_real_browser(
     assert forged.status == 403
     assert device_cap(stack_env) == 1
 
+    # the change is in the operator audit under the operator's name (the pool records X-Operator)
+    page.goto(base + "/audit")
+    expect(page.locator('#audit tr[data-by="admin"]', has_text=f"device={DEVICE}")).to_have_count(1)
+    expect(page.locator('#audit tr[data-by="cli"]', has_text="import")).to_have_count(1)  # grizzly-pool import
+    screenshot(page, "audit")
+
     # the other pages, for the docs
-    for name in ("sms", "earnings", "upstreams", "audit", "import"):
+    for name in ("sms", "earnings", "upstreams", "import"):
         page.goto(f"{base}/{name}")
         expect(page.locator("h1")).to_be_visible()
         screenshot(page, name)
