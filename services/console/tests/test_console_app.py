@@ -329,3 +329,15 @@ def test_readyz_checks_both_admin_apis_and_healthz_needs_nothing(client: TestCli
     pusher.down = True
     reply = client.get("/readyz")
     assert reply.status_code == 503 and "pusher admin API" in reply.json()["checks"]["pusher"]
+
+
+def test_every_change_is_logged_with_the_operator_and_no_secret(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    csrf = log_in(client, ALICE_TOKEN)
+    with caplog.at_level(logging.INFO, logger="grizzly_console"):
+        client.post("/devices/set", data={"device": "goip-1", "cap": "2", "csrf": csrf})
+    [line] = [r for r in caplog.records if r.getMessage() == "console change"]
+    fields = line.__dict__["fields"]
+    assert (fields["operator"], fields["action"], fields["device"], fields["cap"]) == ("alice", "device", "goip-1", 2)
+    assert ALICE_TOKEN not in caplog.text and "test-pool-admin-token" not in caplog.text and csrf not in caplog.text

@@ -237,7 +237,9 @@ async def set_device(page: Page) -> Response:
     try:
         await page.pool.post(f"/admin/devices/{quote(device, safe='')}", page.operator, change)
     except AdminFailure as exc:
+        page.changed("device", exc.message, device=device, **change)
         return page.redirect(back, ("error", f"{device}: {exc.message}"))
+    page.changed("device", "done", device=device, **change)
     said = ", ".join(f"cap {v or 'none'}" if k == "cap" else ("online" if v else "offline") for k, v in change.items())
     return page.redirect(back, ("ok", f"{device}: {said}"))
 
@@ -355,7 +357,9 @@ async def parked_action(page: Page) -> Response:
     try:
         answer = await page.pusher.post(f"/admin/parked/{entry_id}/{action}", page.operator)
     except AdminFailure as exc:
+        page.changed(f"parked_{action}", exc.message, parked_id=entry_id)
         return page.redirect("/queue", ("error", f"{action} {entry_id}: {exc.message}"))
+    page.changed(f"parked_{action}", "done", parked_id=entry_id)
     if action == "repush":
         outcome = answer.get("outcome", "") if isinstance(answer, dict) else ""
         text = {"scheduled": "re-pushed (due now)", "already_delivered": "was delivered already: nothing re-pushed"}
@@ -380,7 +384,9 @@ async def repush_all(page: Page) -> Response:
             if not after:
                 break
     except AdminFailure as exc:
+        page.changed("parked_repush_all", exc.message, repushed=done)
         return page.redirect("/queue", ("error", f"re-push all stopped after {done}: {exc.message}"))
+    page.changed("parked_repush_all", "done", repushed=done, skipped=skipped)
     return page.redirect("/queue", ("ok", f"re-push all: {done} re-pushed, {skipped} left (cannot be re-pushed)"))
 
 
@@ -452,9 +458,11 @@ async def import_upload(page: Page) -> Response:
         answer = await page.pool.post("/admin/imports", page.operator, content=_chunks(upload), content_type="text/csv")
     except AdminFailure as exc:
         if not exc.missing:
+            page.changed("import", exc.message, file=upload.filename[:100])
             return page.redirect("/import", ("error", f"{upload.filename}: {exc.message}"))
         return await _import_at_once(page, upload)  # an older pool: one request, no progress
     job = str(answer.get("job", "")) if isinstance(answer, dict) else ""
+    page.changed("import", "started", file=upload.filename[:100], job=job[:64])
     if not JOB_ID.fullmatch(job):
         return page.redirect("/import", ("error", "pool admin API: the import started but gave no job id"))
     return page.redirect(f"/import/{job}", ("ok", f"{upload.filename}: import started"))
