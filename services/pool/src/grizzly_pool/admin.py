@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -31,9 +32,11 @@ from grizzly_pool.app import State, pool_lifespan, render_country_list
 from grizzly_pool.phones import PhoneCheck, phone_check
 from grizzly_pool.settings import Settings
 from grizzly_pool.store import (
+    HISTORY_WALK_MAX,
     InventoryError,
     NumberRow,
     check_device,
+    check_name,
     check_number,
     earning_days,
     earning_dimensions,
@@ -42,6 +45,8 @@ from grizzly_pool.store import (
 
 log = logging.getLogger(__name__)
 MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which needs no copy of the file
+_OPERATOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+STATUSES = frozenset({"open", "released", "1", "3", "4", "5"})  # act:{id}.status: open, first finish, released
 
 Handler = Callable[[Request, State], Awaitable[Response]]
 
@@ -105,6 +110,34 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise AdminError(400, f"{name} must be an integer") from None
 
 
+def _bounded(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], else 400 (the new routes refuse instead of clamping)."""
+    value = _int_param(request, name, default)
+    if not low <= value <= high:
+        raise AdminError(400, f"{name} must be {low}-{high}")
+    return value
+
+
+def operator(request: Request) -> str:
+    """Who makes a change: X-Operator (1-64 of A-Z a-z 0-9 . _ @ -), "api" without it. Checked before the change."""
+    by = request.headers.get("x-operator")
+    if by is None:
+        return "api"
+    if not _OPERATOR.match(by):
+        raise AdminError(400, "X-Operator must be 1-64 of A-Z a-z 0-9 . _ @ -")
+    return by
+
+
+def _name_param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return check_name(name, value)
+    except InventoryError as exc:
+        raise AdminError(400, str(exc)) from None
+
+
 async def stats(request: Request, state: State) -> Response:
     return json_response(await state["store"].stats())
 
@@ -158,6 +191,7 @@ async def show_number(request: Request, state: State) -> Response:
 
 
 async def add_numbers(request: Request, state: State) -> Response:
+    by = operator(request)
     body: AddBody = _json(await request.body(), AddBody)
     phones = state_phones(state)
     rows, errors = [], []
@@ -176,7 +210,10 @@ async def add_numbers(request: Request, state: State) -> Response:
              "error_count": len(errors)},
             400,
         )  # fmt: skip
-    return json_response({"status": "SUCCESS", **asdict(await state["store"].add_numbers(rows))})
+    report = await state["store"].add_numbers(rows)
+    await state["store"].record_change(by, "numbers_add", rows=len(rows), added=report.added,
+                                       existing=report.existing, conflicts=len(report.conflicts))  # fmt: skip
+    return json_response({"status": "SUCCESS", **asdict(report)})
 
 
 def state_phones(state: State) -> PhoneCheck | None:
@@ -185,35 +222,50 @@ def state_phones(state: State) -> PhoneCheck | None:
 
 
 async def remove_numbers(request: Request, state: State) -> Response:
+    by = operator(request)
     body: NumbersBody = _json(await request.body(), NumbersBody)
-    report = await state["store"].remove_numbers(_numbers(body.numbers))
+    numbers = _numbers(body.numbers)
+    report = await state["store"].remove_numbers(numbers)
+    await state["store"].record_change(by, "numbers_remove", numbers=numbers[:100], count=len(numbers),
+                                       removed=report.removed, busy=len(report.busy))  # fmt: skip
     return json_response({"status": "SUCCESS", **asdict(report)})
 
 
 async def set_online(request: Request, state: State) -> Response:
+    by = operator(request)
     body: OnlineBody = _json(await request.body(), OnlineBody)
+    store = state["store"]
     if body.device:
-        if not await state["store"].set_device(body.device, online=body.online):
+        if not await store.set_device(body.device, online=body.online):
             raise AdminError(404, "unknown device")
+        await store.record_change(by, "device", device=body.device, online=body.online)
         return json_response({"status": "SUCCESS"})
-    changed, missing = await state["store"].set_online(_numbers(body.numbers), body.online)
+    numbers = _numbers(body.numbers)
+    changed, missing = await store.set_online(numbers, body.online)
+    await store.record_change(by, "numbers_online", online=body.online, numbers=numbers[:100], count=len(numbers),
+                              changed=changed)  # fmt: skip
     return json_response({"status": "SUCCESS", "changed": changed, "missing": missing})
 
 
 async def set_device(request: Request, state: State) -> Response:
+    by = operator(request)
     body: DeviceBody = _json(await request.body(), DeviceBody)
+    device = request.path_params["device"]
     try:
-        found = await state["store"].set_device(request.path_params["device"], online=body.online, cap=body.cap)
+        found = await state["store"].set_device(device, online=body.online, cap=body.cap)
     except InventoryError as exc:
         raise AdminError(400, str(exc)) from None
     if not found:
         raise AdminError(404, "unknown device")
+    changed = {name: value for name, value in (("online", body.online), ("cap", body.cap)) if value is not None}
+    await state["store"].record_change(by, "device", device=device, **changed)
     return json_response({"status": "SUCCESS"})
 
 
 async def import_csv(request: Request, state: State) -> Response:
     """text/csv body, streamed to a temporary file (memory stays the same whatever its size): validated as a whole
     first (nothing is imported when a line is bad; the answer lists the bad lines), then added in batches."""
+    by = operator(request)
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_IMPORT_BYTES:
         raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
@@ -231,6 +283,8 @@ async def import_csv(request: Request, state: State) -> Response:
             raise AdminError(507, f"cannot keep the CSV in the pool's TMPDIR ({exc.strerror}): use the CLI") from exc
         report = await csv_import.import_rows(state["store"], csv_import.parse(csv_import.lines_of(path)))
     log.info("csv import", extra={"fields": {"rows": rows, "added": report.added, "existing": report.existing}})
+    await state["store"].record_change(by, "import", rows=rows, added=report.added, existing=report.existing,
+                                       conflicts=report.conflicts_total)  # fmt: skip
     return json_response({"status": "SUCCESS", "rows": rows, **asdict(report)})
 
 
@@ -259,6 +313,61 @@ async def unmatched(request: Request, state: State) -> Response:
     count = min(max(_int_param(request, "count", 100), 1), 10_000)
     items = await audit.read_unmatched(state["redis"], count=count)
     return json_response({"unmatched": items})
+
+
+async def devices(request: Request, state: State) -> Response:
+    """?q= (part of the name, any case), ?offset=0&count=100: one page of devices sorted by name. Only the names of
+    every device are read (one SSCAN pass, about 4,000 for a million numbers); the page's devices are read whole."""
+    q = request.query_params.get("q", "")
+    if len(q) > 128:
+        raise AdminError(400, "q must be at most 128 characters")
+    offset = _bounded(request, "offset", 0, 0, 10_000_000)
+    count = _bounded(request, "count", 100, 1, 1000)
+    names = await state["store"].device_names()
+    if q:
+        needle = q.lower()
+        names = [name for name in names if needle in name.lower()]
+    rows = await state["store"].devices(names[offset : offset + count])
+    return json_response({"total": len(names), "devices": rows})
+
+
+async def list_activations(request: Request, state: State) -> Response:
+    """Newest first: ?status=open|released|1|3|4|5, ?upstream=, ?service=, ?country=, ?number=, ?before=<id>,
+    ?count=50 (1-500). `next` is the id to pass as `before` for the next page (also when a page came back short
+    because the walk reached its bound), null at the end."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise AdminError(400, f"status must be one of {', '.join(sorted(STATUSES))}")
+    upstream, service, country = (_name_param(request, n) for n in ("upstream", "service", "country"))
+    number = _numbers([request.query_params["number"]])[0] if request.query_params.get("number") else None
+    before = _bounded(request, "before", 0, 0, 1 << 53) if request.query_params.get("before") else None
+    count = _bounded(request, "count", 50, 1, 500)
+    wanted = {"status": status, "upstream": upstream, "service": service, "country": country}
+    wanted = {name: value for name, value in wanted.items() if value is not None}
+
+    def keep(row: dict[str, Any]) -> bool:
+        return all(row[name] == value for name, value in wanted.items())
+
+    store = state["store"]
+    if number is not None:  # the number's own chain, not a walk over every activation
+        chain = await store.number_activations(number, limit=HISTORY_WALK_MAX, before=before)
+        rows = [row for row in chain if keep(row)]
+        more = len(rows) > count
+        rows = rows[:count]
+        return json_response({"activations": rows, "next": rows[-1]["id"] if more else None})
+    rows, next_id = await store.activations(before=before, count=count, keep=keep)
+    return json_response({"activations": rows, "next": next_id})
+
+
+async def overview(request: Request, state: State) -> Response:
+    return json_response(await state["store"].overview())
+
+
+async def operator_audit(request: Request, state: State) -> Response:
+    """The operator stream (audit:ops, every service's changes), newest first: ?count=100 (1-1000)."""
+    count = _bounded(request, "count", 100, 1, 1000)
+    events = await audit.read_operator(state["redis"], prefix=state["store"].audit_prefix, count=count)
+    return json_response({"events": events})
 
 
 def _int_param_path(request: Request, name: str) -> int:
@@ -293,6 +402,10 @@ def create_admin_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/admin/stats", guarded(stats), methods=["GET"]),
+        Route("/admin/overview", guarded(overview), methods=["GET"]),
+        Route("/admin/devices", guarded(devices), methods=["GET"]),
+        Route("/admin/activations", guarded(list_activations), methods=["GET"]),
+        Route("/admin/audit", guarded(operator_audit), methods=["GET"]),
         Route("/admin/sims", guarded(sims), methods=["GET"]),
         Route("/admin/earnings", guarded(earnings), methods=["GET"]),
         Route("/admin/counts", guarded(counts), methods=["GET"]),

@@ -43,6 +43,7 @@ app = typer.Typer(help="grizzly-partner number pool: service and inventory tools
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
+CLI = "cli"  # who made a change, in the operator stream (the admin API records X-Operator, default "api")
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="default: $REDIS_URL")]
 PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="key prefix, default: $POOL_KEY_PREFIX or gp:")]
@@ -141,9 +142,12 @@ def import_csv(
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("import", total=total)
             rows = csv_import.parse(csv_import.lines_of(path))
-            return await csv_import.import_rows(
+            report = await csv_import.import_rows(
                 store, rows, batch=batch, progress=lambda done: progress.advance(task, done)
             )
+        await store.record_change(CLI, "import", rows=total, added=report.added, existing=report.existing,
+                                  conflicts=report.conflicts_total, file=path.name)  # fmt: skip
+        return report
 
     try:
         report = _run(settings, body)
@@ -181,7 +185,10 @@ def add(
         phones = phone_check(settings.number_check, settings.number_regions)
         if phones is not None:
             phones.check(row.number, row.country)
-        return await store.add_numbers([row])
+        report = await store.add_numbers([row])
+        await store.record_change(CLI, "numbers_add", rows=1, added=report.added, existing=report.existing,
+                                  conflicts=len(report.conflicts))  # fmt: skip
+        return report
 
     report = _run(settings, body)
     console.print(f"added {report.added}, already in the pool {report.existing}, slot taken {len(report.conflicts)}")
@@ -191,14 +198,30 @@ def add(
 def remove(numbers: list[str], redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
     """Remove numbers (not while in an open activation; the per-service history is kept)."""
     settings = _settings(redis_url, prefix)
-    report = _run(settings, lambda store: store.remove_numbers([check_number(n) for n in numbers]))
+
+    async def body(store: PoolStore) -> Any:
+        checked = [check_number(n) for n in numbers]
+        report = await store.remove_numbers(checked)
+        await store.record_change(CLI, "numbers_remove", numbers=checked[:100], count=len(checked),
+                                  removed=report.removed, busy=len(report.busy))  # fmt: skip
+        return report
+
+    report = _run(settings, body)
     console.print(f"removed {report.removed}, unknown {report.missing}, busy (kept) {report.busy}")
+
+
+async def _set_device(store: PoolStore, device: str, **change: Any) -> bool:
+    """set_device, recorded in the operator stream when the device exists."""
+    found = await store.set_device(device, **change)
+    if found:
+        await store.record_change(CLI, "device", device=device, **change)
+    return found
 
 
 def _online(numbers: list[str], device: str | None, online: bool, redis_url: str | None, prefix: str | None) -> None:
     settings = _settings(redis_url, prefix)
     if device:
-        if not _run(settings, lambda store: store.set_device(device, online=online)):
+        if not _run(settings, lambda store: _set_device(store, device, online=online)):
             err.print(f"[red]unknown device {device}[/red]")
             raise typer.Exit(1)
         console.print(f"device {device} {'online' if online else 'offline'}")
@@ -206,7 +229,15 @@ def _online(numbers: list[str], device: str | None, online: bool, redis_url: str
     if not numbers:
         err.print("[red]give numbers or --device[/red]")
         raise typer.Exit(2)
-    changed, missing = _run(settings, lambda store: store.set_online([check_number(n) for n in numbers], online))
+
+    async def body(store: PoolStore) -> tuple[int, int]:
+        checked = [check_number(n) for n in numbers]
+        changed, missing = await store.set_online(checked, online)
+        await store.record_change(CLI, "numbers_online", online=online, numbers=checked[:100], count=len(checked),
+                                  changed=changed)  # fmt: skip
+        return changed, missing
+
+    changed, missing = _run(settings, body)
     console.print(f"changed {changed}, unknown {missing}")
 
 
@@ -241,7 +272,7 @@ def cap(
 ) -> None:
     """Set a device's cap on simultaneously active modules."""
     settings = _settings(redis_url, prefix)
-    if not _run(settings, lambda store: store.set_device(device, cap=modules)):
+    if not _run(settings, lambda store: _set_device(store, device, cap=modules)):
         err.print(f"[red]unknown device {device}[/red]")
         raise typer.Exit(1)
     console.print(f"device {device}: cap {modules}")

@@ -20,7 +20,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, cast
@@ -49,6 +49,8 @@ CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking bef
 RELEASE_BATCH: Final = 4  # claims released (each frees its number and rewrites its device's count terms)
 SCRIPT_BATCH: Final = 16  # numbers removed, set online or offline, SMS reported
 ADD_BATCH: Final = 16  # rows added
+NUMBERS_PER_DEVICE: Final = 64  # a guess for paging the inventory by devices (SIM banks hold 32-512)
+MIGRATE_PAGE: Final = 64  # groups per run of the upgrade migration
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
@@ -57,6 +59,31 @@ _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua scr
 ScriptCall = tuple[str, Sequence[str], Sequence[str | int | bytes]]  # script name, keys, args
 SIM_FIELDS: Final = ("issued", "sold", "refused", "cancelled", "refunded", "sms", "last_sms_ms", "streak")
 EARN_METRICS: Final = ("issued", "sold", "refused", "cancelled", "refunded", "amount")  # amount in millionths
+
+
+HISTORY_MAX: Final = 50  # activations GET /admin/numbers/{number} shows (and counts per service)
+HISTORY_WALK_MAX: Final = 1000  # the most act: hashes one history walk reads (a number filter may skip many)
+ACT_PAGE: Final = 256  # activation ids read per pipelined round trip when listing
+ACT_SCAN_MAX: Final = 8192  # activation ids one listing call reads at most (then it answers where to go on)
+ACT_GAP: Final = 4096  # this many missing ids in a row end a listing (everything below expired)
+# act:{id} fields of an activation row; prev (the number's previous activation) last
+ACT_FIELDS: Final = ("number", "service", "country", "operator", "upstream", "status", "created_ms", "finished_ms",
+                     "sum", "currency", "prev")  # fmt: skip
+_STATUS_METRIC: Final = {"3": "sold", "4": "cancelled", "1": "refused"}
+
+
+def _activation_row(activation_id: int, values: Sequence[bytes | str | None]) -> dict[str, Any] | None:
+    """An activation as the admin API lists it, from HMGET ACT_FIELDS (None when it does not exist)."""
+    number, service, country, operator, upstream, status, created, finished, amount, currency, _ = values
+    if number is None or status is None:
+        return None
+    created_ms = int(created or 0)
+    return {
+        "id": activation_id, "number": int(number), "service": _text(service or b""),
+        "country": _text(country or b""), "operator": _text(operator or b""), "upstream": _text(upstream or b""),
+        "status": _text(status), "created_ms": created_ms, "updated_ms": int(finished or 0) or created_ms,
+        "sum": _text(amount or b""), "currency": _text(currency) if currency else None,
+    }  # fmt: skip
 
 
 class InventoryError(ValueError):
@@ -357,6 +384,9 @@ class PoolStore:
         serves; another pool process starting at the same time waits for it."""
         k = self.keys
         if await self.redis.get(k.fixed("layout")) == b"2":
+            # a set of every number, kept by versions before (about 60 B a number; the inventory is paged by device
+            # now): UNLINK frees it off Redis's main thread
+            await self.redis.unlink(k.fixed("numbers"))
             return False
         if not await self.redis.set(k.fixed("migrating"), "1", nx=True, px=round(wait_s * 1000)):
             deadline = time.monotonic() + wait_s
@@ -368,15 +398,20 @@ class PoolStore:
         await self.redis.unlink(k.fixed("co"), k.fixed("totals"))
         for mode in ("reset", "groups"):
             async for page in self._hscan_pages(k.fixed("groups")):
-                args = list(page) if mode == "reset" else [v for pair in page.items() for v in pair]
-                await self._run("migrate", [], [self.prefix, mode, *args])
+                items = list(page.items())
+                for start in range(0, len(items), MIGRATE_PAGE):  # HSCAN's count is a hint, not a bound
+                    chunk = items[start : start + MIGRATE_PAGE]
+                    args = [g for g, _ in chunk] if mode == "reset" else [v for pair in chunk for v in pair]
+                    await self._run("migrate", [], [self.prefix, mode, *args])
         cursor = 0
         while True:
-            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=2)
-            if devices:
-                await self._run("migrate", [], [self.prefix, "devices", *devices])
+            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=DEVICE_BATCH)
+            # SSCAN's count is a hint (a page held 6 devices): each run still takes DEVICE_BATCH at most
+            for start in range(0, len(devices), DEVICE_BATCH):
+                await self._run("migrate", [], [self.prefix, "devices", *devices[start : start + DEVICE_BATCH]])
             if cursor == 0:
                 break
+        await self.redis.unlink(k.fixed("numbers"))
         await self.redis.set(k.fixed("layout"), "2")
         await self.redis.delete(k.fixed("migrating"))
         return True
@@ -384,7 +419,7 @@ class PoolStore:
     async def _hscan_pages(self, name: str) -> AsyncIterator[dict[bytes | str, bytes | str]]:
         cursor = 0
         while True:
-            cursor, page = await self.redis.hscan(name, cursor, count=64)
+            cursor, page = await self.redis.hscan(name, cursor, count=MIGRATE_PAGE)
             if page:
                 yield cast(dict[bytes | str, bytes | str], page)
             if cursor == 0:
@@ -449,9 +484,7 @@ class PoolStore:
         count = 0
 
         async def flush() -> None:
-            result = await self._run(
-                "add_numbers", [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")], [self.prefix, *chunk]
-            )
+            result = await self._run("add_numbers", [k.fixed("groups"), k.fixed("devices")], [self.prefix, *chunk])
             report.added += int(result[0])
             report.existing += int(result[1])
             report.conflicts.extend(int(n) for n in result[2:])
@@ -471,7 +504,7 @@ class PoolStore:
 
     async def remove_numbers(self, numbers: Iterable[int]) -> RemoveReport:
         k = self.keys
-        keys = [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")]
+        keys = [k.fixed("groups"), k.fixed("devices")]
         report = RemoveReport()
         for chunk in _chunks(numbers, SCRIPT_BATCH):
             result = await self._run("remove_numbers", keys, [self.prefix, *chunk])
@@ -685,10 +718,11 @@ class PoolStore:
         if device is not None:
             numbers = sorted(int(n) for n in await self.redis.hvals(k.slots(device)))
             next_cursor = 0
-        else:
-            source = k.fixed("suspects") if suspect else k.fixed("numbers")
-            next_cursor, page = await self.redis.sscan(source, cursor, count=count)
+        elif suspect:
+            next_cursor, page = await self.redis.sscan(k.fixed("suspects"), cursor, count=count)
             numbers = sorted(int(n) for n in page)
+        else:
+            next_cursor, numbers = await self._numbers_page(cursor, count)
         async with self.redis.pipeline(transaction=False) as pipe:
             for number in numbers:
                 pipe.hgetall(k.sh(number))
@@ -736,7 +770,10 @@ class PoolStore:
         return ResolveResult(found=True, number=int(number)) if number else ResolveResult(found=False)
 
     # reading ---------------------------------------------------------------------------------------------------
-    async def number_info(self, number: int) -> dict[str, Any] | None:
+    async def number_info(self, number: int, history: int = HISTORY_MAX) -> dict[str, Any] | None:
+        """The number's fields, `hist` (per-service blocks, cancels, refunds: hist:{number}), `history` (its
+        newest activations still kept, at most `history`) and `per_service` (issued, sold, cancelled, refused
+        counted over that history)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys.num(number))
             pipe.hgetall(self.keys.hist(number))
@@ -745,29 +782,235 @@ class PoolStore:
             return None
         out: dict[str, Any] = {k.decode(): v.decode() for k, v in info.items()}
         out["number"] = number
-        out["history"] = {k.decode(): v.decode() for k, v in hist.items()}
+        out["hist"] = {k.decode(): v.decode() for k, v in hist.items()}
+        rows = await self.number_activations(number, limit=history, newest=out.get("act") or out.get("last_act"))
+        out["history"] = [
+            {"service": r["service"], "activation_id": r["id"], "status": r["status"], "created_ms": r["created_ms"]}
+            for r in rows
+        ]
+        per_service: dict[str, dict[str, int]] = {}
+        for r in rows:
+            counts = per_service.setdefault(r["service"], {"issued": 0, "sold": 0, "cancelled": 0, "refused": 0})
+            counts["issued"] += r["status"] != "released"  # a released claim was never given to the platform
+            metric = _STATUS_METRIC.get(r["status"])
+            if metric:
+                counts[metric] += 1
+        out["per_service"] = per_service
         return out
 
-    async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
-        """One SSCAN page of the inventory with each number's fields; next cursor 0 means done."""
-        next_cursor, members = await self.redis.sscan(self.keys.fixed("numbers"), cursor, count=count)
+    async def number_activations(
+        self, number: int, *, limit: int = HISTORY_MAX, newest: str | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The number's activations, newest first, along the chain claim.lua keeps (act:{id}.prev = the number's
+        previous activation): one HMGET per activation, at most `limit`; the chain ends at the first activation that
+        has expired (AUDIT_RETENTION_DAYS). `before`: only ids below it."""
+        if newest is None:
+            async with self._gate:
+                act, last = await self.redis.hmget(self.keys.num(number), ["act", "last_act"])
+            newest = _text(act or last or b"")
+        rows: list[dict[str, Any]] = []
+        current = newest
+        for _ in range(HISTORY_WALK_MAX):  # a chain can only go down, but never trust stored data to end
+            if not current or not current.isdigit() or len(rows) >= limit:
+                break
+            async with self._gate:
+                values = await self.redis.hmget(self.keys.act(current), ACT_FIELDS)
+            row = _activation_row(int(current), values)
+            if row is None or row["number"] != number:
+                break
+            if before is None or row["id"] < before:
+                rows.append(row)
+            nxt = _text(values[-1] or b"")
+            if nxt.isdigit() and int(nxt) >= int(current):
+                break
+            current = nxt
+        return rows
+
+    async def activations(
+        self,
+        *,
+        before: int | None,
+        count: int,
+        keep: Callable[[dict[str, Any]], bool],
+        scan_max: int = ACT_SCAN_MAX,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Activations newest first, walking ids downward from `before` (ids are sequential: actid) in pipelined
+        pages of ACT_PAGE, at most `scan_max` ids per call, skipping ids that expired; (rows kept by `keep`, at most
+        `count`; the id to pass as `before` next, or None at the end). The end is ACT_GAP ids in a row that do not
+        exist (below them everything expired, or the counter was re-seeded after a wipe)."""
+        if before is None:
+            async with self._gate:
+                top = await self.redis.get(self.keys.fixed("actid"))
+            if top is None:
+                return [], None
+            before = int(top) + 1
+        rows: list[dict[str, Any]] = []
+        missing = scanned = 0
+        current = before - 1
+        while current > 0 and scanned < scan_max:
+            ids = list(range(current, max(0, current - ACT_PAGE), -1))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for activation_id in ids:
+                    pipe.hmget(self.keys.act(activation_id), ACT_FIELDS)
+                async with self._gate:
+                    pages = await pipe.execute()
+            scanned += len(ids)
+            for activation_id, values in zip(ids, pages, strict=True):
+                row = _activation_row(activation_id, values)
+                if row is None:
+                    missing += 1
+                    if missing >= ACT_GAP:
+                        return rows, None
+                    continue
+                missing = 0
+                if keep(row):
+                    rows.append(row)
+                    if len(rows) >= count:
+                        return rows, activation_id
+            current = ids[-1] - 1
+        return rows, (current + 1 if current > 0 else None)
+
+    async def device_names(self) -> list[str]:
+        """Every device name (the devices set, SSCAN in pages: about 4,000 names for a million numbers, never a
+        read of the numbers), sorted."""
+        names: list[str] = []
+        cursor = 0
+        while True:
+            async with self._gate:
+                cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=1000)
+            names += [_text(d) for d in page]
+            if cursor == 0:
+                return sorted(set(names))
+
+    async def devices(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """One row per device (a page of names, in order): flags and counters from dev:{device}, free = the sizes of
+        the free sets of its groups (dg:{device}, 1-4 groups), busy = its open activations, offline = the rest
+        (SIMs taken offline and idle); suspects = its SIMs in the suspects set (only read when there are any)."""
+        k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.hgetall(self.keys.num(_text(member)))
+            for device in names:
+                pipe.hmget(k.dev(device), ["online", "cap", "active", "numbers", "alive", "seen_ms"])
+                pipe.smembers(k.dg(device))
+            pipe.scard(k.fixed("suspects"))
+            async with self._gate:
+                raw = await pipe.execute()
+        any_suspects = int(raw[-1]) > 0
+        groups = [[_text(g) for g in raw[2 * i + 1]] for i in range(len(names))]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for device, device_groups in zip(names, groups, strict=True):
+                for group in device_groups:
+                    pipe.scard(k.free(group))
+                if any_suspects:
+                    pipe.hvals(k.slots(device))
+            async with self._gate:
+                sizes = await pipe.execute()
+        answers = iter(sizes)
+        frees, held_numbers = [], []
+        for device_groups in groups:
+            frees.append(sum(int(next(answers)) for _ in device_groups))
+            held_numbers.append(list(next(answers)) if any_suspects else [])
+        suspects = [0] * len(names)
+        asked = [i for i, numbers in enumerate(held_numbers) if numbers]
+        if asked:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in asked:
+                    pipe.smismember(k.fixed("suspects"), held_numbers[i])
+                async with self._gate:
+                    hits = await pipe.execute()
+            for i, found in zip(asked, hits, strict=True):
+                suspects[i] = sum(1 for hit in found if hit)
+        out = []
+        for i, device in enumerate(names):
+            online, cap, active, held, alive, seen = raw[2 * i]
+            numbers, busy, free = int(held or 0), int(active or 0), frees[i]
+            out.append({
+                "device": device, "online": online in (None, b"1"), "alive": alive != b"0",
+                "cap": int(cap) if cap and int(cap) > 0 else None, "numbers": numbers, "free": free, "busy": busy,
+                "offline": max(0, numbers - free - busy), "last_seen_ms": int(seen) if seen else None,
+                "suspects": suspects[i],
+            })  # fmt: skip
+        return out
+
+    async def overview(self) -> dict[str, Any]:
+        """Totals from the counters, plus busy and dead devices from one paged pass over the devices' hashes (no
+        number is read); earnings per currency in millionths, today and the last 7 days (today included)."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hvals(k.fixed("co"))  # numbers per (country, operator): a handful of fields
+            pipe.hget(k.fixed("totals"), "free")
+            pipe.scard(k.fixed("devices"))
+            pipe.scard(k.fixed("suspects"))
+            async with self._gate:
+                per_row, free, devices, suspects = await pipe.execute()
+        numbers = sum(int(n) for n in per_row)
+        busy = dead = 0
+        cursor = 0
+        while True:
+            async with self._gate:
+                cursor, page = await self.redis.sscan(k.fixed("devices"), cursor, count=500)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for device in page:
+                    pipe.hmget(k.dev(_text(device)), ["active", "alive"])
+                async with self._gate:
+                    rows = await pipe.execute()
+            for active, alive in rows:
+                busy += int(active or 0)
+                dead += alive == b"0"
+            if cursor == 0:
+                break
+        days = earning_days("7d")
+        week: dict[str, int] = {}
+        today: dict[str, int] = {}
+        for row in await self.earnings(days):
+            week[row["currency"]] = week.get(row["currency"], 0) + row["amount"]
+            if row["day"] == days[-1]:
+                today[row["currency"]] = today.get(row["currency"], 0) + row["amount"]
+        free_n = int(free or 0)
+        return {
+            "numbers": int(numbers), "free": free_n, "busy": busy, "offline": max(0, int(numbers) - free_n - busy),
+            "devices": int(devices), "devices_dead": dead, "suspects": int(suspects),
+            "earnings": {"today": today, "7d": week},
+        }  # fmt: skip
+
+    async def record_change(self, by: str, action: str, **fields: Any) -> None:
+        """An operator's change (admin API, CLI) in the shared operator stream (audit:ops), with who made it."""
+        async with self._gate:
+            await audit.record_operator(self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields)
+
+    async def _numbers_page(self, cursor: int, count: int) -> tuple[int, list[int]]:
+        """One page of the inventory, whole devices at a time (SSCAN of the devices, each device's slots): there
+        is no set of every number, which would cost about 60 B per number."""
+        next_cursor, devices = await self.redis.sscan(
+            self.keys.fixed("devices"), cursor, count=max(1, count // NUMBERS_PER_DEVICE)
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for device in devices:
+                pipe.hvals(self.keys.slots(_text(device)))
+            slots = await pipe.execute()
+        return int(next_cursor), sorted(int(n) for held in slots for n in held)
+
+    async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the inventory (whole devices, about `count` numbers) with each number's fields; next cursor 0
+        means done."""
+        next_cursor, numbers = await self._numbers_page(cursor, count)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hgetall(self.keys.num(number))
             rows = await pipe.execute()
         out = []
-        for member, row in zip(members, rows, strict=True):
+        for number, row in zip(numbers, rows, strict=True):
             if row:
-                out.append({"number": int(member), **{k.decode(): v.decode() for k, v in row.items()}})
-        return int(next_cursor), sorted(out, key=lambda r: r["number"])
+                out.append({"number": number, **{k.decode(): v.decode() for k, v in row.items()}})
+        return next_cursor, out
 
     async def stats(self) -> dict[str, Any]:
         """Totals from the counters (no scan of the numbers); one page of devices at a time, so Redis is never
         held for the whole farm."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(self.keys.fixed("numbers"))
+            pipe.hvals(self.keys.fixed("co"))  # numbers per (country, operator): a handful of fields
             pipe.hget(self.keys.fixed("totals"), "free")
-            numbers, free = await pipe.execute()
+            per_row, free = await pipe.execute()
+        numbers = sum(int(n) for n in per_row)
         device_rows: dict[str, dict[str, Any]] = {}
         cursor = 0
         while True:

@@ -26,7 +26,7 @@
 -- ARGV[24+n..] the groups of that index page the last run finished with (skipped)
 -- Also touched (key.* from grizzly_pool.keys, built from the chosen group, number and new id; no Redis Cluster):
 -- per group free:{group}, bf:{group}, dev:{device}; num:{number} (read, then act set), hist:{number} (read),
--- act:{id} (created), sh:{number} (issued), the audit list of the activation (no TTL while open), and what
+-- act:{id} (created; prev = num:{number}.last_act), sh:{number} (issued), the audit list of the activation (no TTL while open), and what
 -- remove_free and the tracker
 -- touch (pool.lua: totals, dg:{device}, the count terms cs:/ca:, the indexes cg:/og:).
 -- Constraints (the same as the counts): device online, device below its module cap, number free and online
@@ -85,13 +85,15 @@ local function claim(group, dev_key, number)
   local id = next_id(KEYS[1])
   id = string.format('%.0f', id)  -- as text: Lua would print a large number as 1.7e+15
   local num_key = key.num(number)
-  local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice')
+  local f = redis.call('HMGET', num_key, 'country', 'operator', 'device', 'flashcall', 'voice', 'last_act')
   redis.call('HSET', num_key, 'act', id)
   local act_key = key.act(id)
-  -- country, operator, device: the group finish.lua and release.lua give the number back to
+  -- country, operator, device: the group finish.lua and release.lua give the number back to; prev: the number's
+  -- previous activation (its last_act: a number has one open activation at a time), so the admin API walks a
+  -- number's history act by act without an index of its own (the chain ends where an activation expired)
   redis.call('HSET', act_key, 'number', number, 'upstream', upstream, 'service', service,
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day)
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day, 'prev', f[6] or '')
   redis.call('HINCRBY', key.sh(number), 'issued', 1)
   local currency = ARGV[5] == '' and 'none' or ARGV[5]
   redis.call('HINCRBY', KEYS[6], upstream .. '|' .. service .. '|' .. f[1] .. '|' .. currency .. '|issued', 1)
