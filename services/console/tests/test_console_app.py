@@ -306,7 +306,9 @@ def test_charts_get_their_data_as_json(client: TestClient) -> None:
     sms = client.get("/data/sms-per-minute").json()
     assert sms["series"][0]["data"] == [3, 5] and len(sms["labels"]) == 2
     earnings = client.get("/data/earnings?since=7d").json()
-    assert earnings["labels"] == ["2026-12-01"] and earnings["series"] == [{"label": "RUB", "data": [12.5]}]
+    assert earnings["labels"] == ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29", "2026-11-30",
+                                  "2026-12-01"]  # fmt: skip
+    assert earnings["series"] == [{"label": "RUB", "data": [0.0] * 6 + [12.5]}]
 
 
 def test_security_headers_on_pages_and_static_files(client: TestClient) -> None:

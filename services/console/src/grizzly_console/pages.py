@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from grizzly_console.admin_api import AdminApi, AdminFailure
 from grizzly_console.app import Page, bad_input
+from grizzly_console.format import when
 
 DEVICE = re.compile(r"[A-Za-z0-9_.:@/-]{1,128}")  # the pool's device names
 PARKED_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a Redis stream id
@@ -142,8 +144,6 @@ async def sms_per_minute(page: Page) -> Response:
     if not stats.ok:
         return JSONResponse({"error": stats.error, "labels": [], "series": []})
     points = [p for p in stats.data.get("sms_per_minute", []) if isinstance(p, list) and len(p) == 2]
-    from grizzly_console.format import when
-
     return JSONResponse(
         {
             "type": "bar",
@@ -409,7 +409,9 @@ async def earnings_chart(page: Page) -> Response:
     if not answer.ok:
         return JSONResponse({"error": answer.error, "labels": [], "series": []})
     rows = answer.data.get("rows", [])
-    days = sorted({str(r.get("day", "")) for r in rows})
+    days = _days(str(answer.data.get("since", "")), str(answer.data.get("until", ""))) or sorted(
+        {str(r.get("day", "")) for r in rows}
+    )
     currencies = sorted({str(r.get("currency", "")) for r in rows})
     amounts = {(str(r.get("day")), str(r.get("currency"))): float(r.get("amount") or 0) for r in rows}
     return JSONResponse(
@@ -419,6 +421,16 @@ async def earnings_chart(page: Page) -> Response:
             "series": [{"label": c, "data": [amounts.get((d, c), 0.0) for d in days]} for c in currencies],
         }
     )
+
+
+def _days(since: str, until: str) -> list[str]:
+    """Every day from since to until (YYYY-MM-DD), so a day without sales is a gap in the chart, not missing."""
+    try:
+        first, last = date.fromisoformat(since), date.fromisoformat(until)
+    except ValueError:
+        return []
+    count = (last - first).days + 1
+    return [(first + timedelta(days=n)).isoformat() for n in range(count)] if 0 < count <= 800 else []
 
 
 async def upstreams(page: Page) -> Response:
