@@ -343,3 +343,14 @@ def test_every_change_is_logged_with_the_operator_and_no_secret(
     fields = line.__dict__["fields"]
     assert (fields["operator"], fields["action"], fields["device"], fields["cap"]) == ("alice", "device", "goip-1", 2)
     assert ALICE_TOKEN not in caplog.text and "test-pool-admin-token" not in caplog.text and csrf not in caplog.text
+
+
+def test_an_answer_the_console_cannot_read_is_a_502_page_not_a_500(
+    client: TestClient, pool: FakeAdmin, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool.answers["GET /admin/earnings"] = {"rows": 5}  # not a list
+    log_in(client)
+    with caplog.at_level(logging.ERROR):
+        reply = client.get("/")
+    assert reply.status_code == 502 and "could not read" in reply.text
+    assert "console page failed" in caplog.text
