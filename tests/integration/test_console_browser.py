@@ -179,6 +179,9 @@ def test_operator_console_in_a_real_browser(
     expect(page.locator("#trail")).to_contain_text("push_attempt")
     expect(page.locator("#trail")).to_contain_text(f"sms_id={sms_id}")
     screenshot(page, "activation")
+    page.goto(f"{base}/numbers?number={issued['number']}")  # the number's history names the sold activation
+    expect(page.locator("#history")).to_contain_text(str(issued["activationId"]))
+    screenshot(page, "number")
 
     # a push the platform refuses is parked; after the fix the operator re-pushes it
     refused = partner(stack["edge"], action="GET_NUMBER", country="16", operator="any", service="tg", sum=0.35)

@@ -264,6 +264,7 @@ async def numbers(page: Page) -> Response:
         history_map=history if isinstance(history, dict) else None,
         listing=listing,
         cursor=cursor,
+        statuses=STATUSES,
     )
 
 
