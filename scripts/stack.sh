@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole grizzly-partner stack as local processes on 127.0.0.1 (no Docker needed).
-# usage: scripts/stack.sh install|up|down|status|env|sim|lint|test [pytest args]
+# usage: scripts/stack.sh install|install-browser|up|down|status|env|sim|lint|test [pytest args]
 #   install  Python deps (uv, uv.lock), redis-server (Debian package), Kafka jars (Maven Central); re-runs reuse them
+#   install-browser  Debian's chromium for the console's browser tests (test runs it; apt-get only when missing)
 #   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
 #   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
 #   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
 #   sim      run grizzly-conformance --destructive against the running stack (report in .run/conformance-report.json;
 #            a FAIL stops here), then start the Grizzly simulator (grizzly-sim on :8090, where the pusher pushes)
 #   lint     ruff and mypy --strict (test runs it first)
-#   test     install, lint, then the whole suite with local Redis/Kafka processes and again with containers
+#   test     install, install-browser, lint, then the whole suite with local Redis/Kafka processes and again with containers
 #            (scripts/containers.sh builds the images; TEST_CONTAINERS=0 skips that pass, TEST_REQUIRE_DOCKER=1 makes
 #            a missing engine a failure); `test ARGS` runs only pytest ARGS, once (the fixtures start Redis/Kafka)
 set -euo pipefail
@@ -63,6 +64,21 @@ install() {
   fi
   PYTHON="$ROOT/.venv/bin/python" scripts/kafka.sh fetch
   log "installed in $((SECONDS - t0))s"
+}
+
+# The console's tests drive a real headless browser: Debian's chromium (/usr/bin/chromium), as browser downloads at
+# install time are not possible on these machines. Only `test` needs it; `up` stays light.
+BROWSER=${BROWSER:-/usr/bin/chromium}
+install_browser() {
+  [ -x "$BROWSER" ] && return 0
+  local t0=$SECONDS
+  log "installing chromium (Debian package, for the console's browser tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  # another apt run (a second checkout, unattended upgrades) holds the lock for a while: wait instead of failing
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium >/dev/null
+  [ -x "$BROWSER" ] || { log "chromium installed but $BROWSER is missing"; return 1; }
+  log "chromium installed in $((SECONDS - t0))s: $("$BROWSER" --version 2>/dev/null || echo '?')"
 }
 
 redis_start() {
@@ -196,6 +212,7 @@ PY
 
 case "${1:-}" in
   install) install ;;
+  install-browser) install_browser ;;
   up)
     t0=$SECONDS
     install
@@ -233,8 +250,9 @@ case "${1:-}" in
   test)
     shift
     install
+    install_browser
     if [ $# -gt 0 ]; then exec uv run --frozen --no-sync pytest "$@"; fi  # a developer's selection, one mode
     run_suites
     ;;
-  *) echo "usage: $0 install|up|down [--wipe]|status|env|sim|lint|test [pytest args]" >&2; exit 1 ;;
+  *) echo "usage: $0 install|install-browser|up|down [--wipe]|status|env|sim|lint|test [pytest args]" >&2; exit 1 ;;
 esac

@@ -168,7 +168,8 @@ async def _operations(redis_url: str, client: redis.Redis, banks: int) -> dict[s
         await store.set_online(numbers, True)
         await store.sms_seen([(n, now) for n in numbers])
         await store.seen([f"bank{b:05d}" for b in range(min(banks, 320))])
-        await store.sweep_dead(0.0, limit=32)
+        while await store.sweep_dead(0.0):  # as the pool's sweeper does: DEVICE_BATCH devices a run
+            pass
         await store.seen([f"bank{b:05d}" for b in range(min(banks, 320))])
         collect()
         rows = [NumberRow.checked(80000000000 + i, "kz", "kcell", f"extra{i // BANK:03d}", str(i % BANK))
@@ -178,6 +179,13 @@ async def _operations(redis_url: str, client: redis.Redis, banks: int) -> dict[s
         collect()
         await aclient.delete(store.keys.fixed("layout"))
         await store.migrate()  # the upgrade of a pool this size, page by page
+        collect()
+        # the control: a script that does nothing, run as often as all the above. Its runs over 1 ms are the
+        # machine's (preemption, the allocator, Lua's GC step), not the pool's work
+        noop = aclient.register_script("return 1")
+        names[noop.sha.encode()] = "no-op script (control)"
+        for _ in range(sum(len(times) for times in by_script.values())):
+            await noop()
         collect()
     finally:
         client.config_set("slowlog-log-slower-than", SLOW_US)
@@ -278,8 +286,9 @@ def _measure(env: BenchEnv, size: int) -> list[Row]:
         Row(
             SECTION, f"Redis time per {name} run, alone, {label}", concurrency=1,
             p50_ms=round(percentile(values, 50), 3), p99_ms=round(percentile(values, 99), 3),
-            note=f"{len(values)} runs in SLOWLOG; max {values[-1]:.3f} ms" + (" (target <= 1 ms)" if values else ""),
-            extra={"max_ms": values[-1] if values else 0.0},
+            note=f"{len(values)} runs in SLOWLOG, {sum(v > 1.0 for v in values)} over 1 ms; max {values[-1]:.3f} ms"
+            + (" (target <= 1 ms)" if values else ""),
+            extra={"max_ms": values[-1] if values else 0.0, "over_1ms": sum(v > 1.0 for v in values)},
         )
         for name, values in operations.items()
     ]  # fmt: skip

@@ -113,7 +113,7 @@ async def _pool_store(
     redis = make_redis(redis_url, max_connections=connections)
     try:
         store = PoolStore(redis, "gp:", cancel_limit=10**9)
-        if not await redis.exists("gp:numbers"):
+        if not await redis.exists("gp:groups"):
             await store.add_numbers(NumberRow.checked(*row) for row in pool_load.rows(20000))
         services = iter(pool_load.SERVICES[:10] * (total * 4))
 

@@ -25,8 +25,14 @@ KEDA = K8S / "components" / "keda"
 # the oldest Kubernetes minor we support, and the newest the validator knows
 K8S_VERSIONS = ("1.28", kubernetes_validate.latest_version())
 
-SERVICES = ("api-edge", "pool", "sms-ingest", "pusher")  # Deployment name = services/<dir> = image name
-PORT_VARS = {"api-edge": "EDGE_PORT", "pool": "POOL_PORT", "sms-ingest": "INGEST_PORT", "pusher": "PUSHER_PORT"}
+SERVICES = ("api-edge", "pool", "sms-ingest", "pusher", "console")  # Deployment name = services/<dir> = image name
+PORT_VARS = {
+    "api-edge": "EDGE_PORT",
+    "pool": "POOL_PORT",
+    "sms-ingest": "INGEST_PORT",
+    "pusher": "PUSHER_PORT",
+    "console": "CONSOLE_PORT",
+}
 EXTRA_PORT_VARS = {("pool", "admin"): "POOL_ADMIN_PORT", ("api-edge", "ops"): "EDGE_OPS_PORT"}
 PROBE_PORT_VARS = {"api-edge": "EDGE_OPS_PORT"}  # health off the partner URL
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
@@ -104,7 +110,7 @@ def test_every_object_validates_against_the_kubernetes_schema(rendering: str, ve
             continue  # a CRD: test_keda_scaled_object_shape
         kubernetes_validate.validate(obj, version, strict=True)
         checked += 1
-    assert checked >= 11  # ConfigMap + 4 x (Deployment, Service) + 2 PDBs (+ the HPA unless KEDA replaces it)
+    assert checked >= 13  # ConfigMap + 5 x (Deployment, Service) + 2 PDBs (+ the HPA unless KEDA replaces it)
 
 
 def test_the_secret_example_validates_against_the_kubernetes_schema() -> None:
@@ -256,7 +262,8 @@ def test_deployment_env_matches_what_the_service_reads(service: str) -> None:
         pytest.skip(f"services/{service} has no settings module yet")
     deployment = one("base", "Deployment", service)
     upstreams = tuple(u.strip() for u in config_data("base")["UPSTREAMS"].split(",") if u.strip())
-    readable = {name: var for var in scanned.vars.values() for name in var.concrete(upstreams)}
+    operators = tuple(o.strip() for o in config_data("base")["CONSOLE_OPERATORS"].split(",") if o.strip())
+    readable = {name: var for var in scanned.vars.values() for name in var.concrete(upstreams, operators)}
     entries = {entry["name"]: entry for entry in container(deployment).get("env", [])}
     for name, entry in entries.items():
         assert name in readable, f"{service} sets {name}, which services/{service} never reads"
@@ -419,6 +426,11 @@ def _policy_ports(policy: Obj) -> dict[int, list[Any]]:
     return found
 
 
+def _peer_names(peers: list[Any]) -> set[str | None]:
+    """The app.kubernetes.io/name each peer selects (None: a peer selected by another label, or any pod)."""
+    return {peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") for peer in peers}
+
+
 @pytest.mark.parametrize("rendering", ["base", "staging"])
 def test_network_policies_let_only_the_callers_reach_each_port(rendering: str) -> None:
     policies = {obj["metadata"]["name"]: obj for obj in objects(rendering, "NetworkPolicy")}
@@ -426,14 +438,76 @@ def test_network_policies_let_only_the_callers_reach_each_port(rendering: str) -
     assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "grizzly-partner"}}
     assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
     pool = _policy_ports(policies["pool"])
-    callers = {peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name") for peer in pool[8081]}
-    assert callers == {"api-edge", "sms-ingest", "pusher", None}  # None: the metrics scraper
-    assert [peer["podSelector"]["matchLabels"] for peer in pool[8082]] == [{"grizzly-partner/pool-admin": "true"}]
+    assert _peer_names(pool[8081]) == {"api-edge", "sms-ingest", "pusher", None}  # None: the metrics scraper
+    # the admin API: the console, and an operator's toolbox pod
+    assert [peer["podSelector"]["matchLabels"] for peer in pool[8082]] == [
+        {"app.kubernetes.io/name": "console"},
+        {"grizzly-partner/pool-admin": "true"},
+    ]
+    assert all("namespaceSelector" not in peer for peer in pool[8082]), "the admin API: this namespace only"
     edge = _policy_ports(policies["api-edge"])
     assert edge[8080] == [] and edge[8086] and all("podSelector" in peer for peer in edge[8086])
-    assert all(_policy_ports(policies["pusher"])[8084])
+    pusher = _policy_ports(policies["pusher"])
+    assert _peer_names(pusher[8084]) == {"console", None}  # None: the metrics scraper
+    assert [p for p in pusher[8084] if "namespaceSelector" in p] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"grizzly-partner/scrape": "true"}}}
+    ]
     # every port a Deployment listens on is covered by the policy of its pods
     for deployment in objects(rendering, "Deployment"):
         name = deployment["metadata"]["name"]
         ports = {p["containerPort"] for p in container(deployment)["ports"]}
         assert ports == set(_policy_ports(policies[name])), name
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_the_console_accepts_only_the_ingress_controller_and_reaches_only_the_admin_apis(rendering: str) -> None:
+    policy = one(rendering, "NetworkPolicy", "console")
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "console"}}
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    # in: port 8085 only, from pods selected by namespace AND pod labels (never anyone, never an address block)
+    [rule] = spec["ingress"]
+    assert rule["ports"] == [{"port": 8085, "protocol": "TCP"}]
+    assert rule["from"], "an empty from would let anyone in"
+    for peer in rule["from"]:
+        assert set(peer) == {"namespaceSelector", "podSelector"}
+        assert peer["namespaceSelector"].get("matchLabels") and peer["podSelector"].get("matchLabels")
+    # out: the two admin APIs (the ports their Deployments listen on) and DNS, nothing else
+    reaches: set[tuple[str | None, int, str]] = set()
+    for egress in spec["egress"]:
+        for peer in egress["to"]:
+            assert "ipBlock" not in peer
+            name = peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+            reaches.update((name, port["port"], port["protocol"]) for port in egress["ports"])
+    pool_ports = {p["name"]: p["containerPort"] for p in container(one(rendering, "Deployment", "pool"))["ports"]}
+    pusher_ports = {p["name"]: p["containerPort"] for p in container(one(rendering, "Deployment", "pusher"))["ports"]}
+    assert reaches == {
+        ("pool", pool_ports["admin"], "TCP"),
+        ("pusher", pusher_ports["http"], "TCP"),
+        (None, 53, "UDP"),
+        (None, 53, "TCP"),
+    }
+    # and the console's settings point at exactly those Services and ports
+    deployment = one(rendering, "Deployment", "console")
+    assert env_value(rendering, deployment, "CONSOLE_POOL_ADMIN_URL") == f"http://pool:{pool_ports['admin']}"
+    assert env_value(rendering, deployment, "CONSOLE_PUSHER_ADMIN_URL") == f"http://pusher:{pusher_ports['http']}"
+    services = {
+        svc["metadata"]["name"]: {p["port"] for p in svc["spec"]["ports"]} for svc in objects(rendering, "Service")
+    }
+    assert pool_ports["admin"] in services["pool"] and pusher_ports["http"] in services["pusher"]
+
+
+def test_the_console_takes_its_secrets_from_the_secret_and_one_token_per_operator() -> None:
+    deployment = one("base", "Deployment", "console")
+    entries = {entry["name"]: entry for entry in container(deployment)["env"]}
+    secret_keys = set(secret_example()["stringData"])
+    operators = [o.strip() for o in config_data("base")["CONSOLE_OPERATORS"].split(",") if o.strip()]
+    assert operators
+    wanted = {"POOL_ADMIN_TOKEN", "PUSHER_ADMIN_TOKEN", "CONSOLE_SESSION_SECRET"}
+    wanted |= {f"CONSOLE_OPERATOR_{re.sub(r'[^A-Z0-9]', '_', o.upper())}_TOKEN" for o in operators}
+    for name in wanted:
+        ref = entries[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "grizzly-secrets" and ref["key"] in secret_keys, name
+        assert not ref.get("optional"), f"the console cannot work without {name}"
+    # TLS at the operator Ingress: the cookie never travels over plain http
+    assert config_data("base")["CONSOLE_COOKIE_SECURE"] == "true"

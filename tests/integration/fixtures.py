@@ -56,8 +56,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
-        uses_infra = "infra" in getattr(item, "fixturenames", ()) or item.nodeid.startswith("tests/integration/test_compose_")
-        (keep if uses_infra else drop).append(item)
+        compose = item.nodeid.startswith("tests/integration/test_compose_")
+        (keep if compose or "infra" in getattr(item, "fixturenames", ()) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -158,6 +158,7 @@ SERVICE_MODULES = {
     "edge": ("grizzly_edge", "EDGE_PORT"),
     "ingest": ("grizzly_ingest", "INGEST_PORT"),
     "pusher": ("grizzly_pusher", "PUSHER_PORT"),
+    "console": ("grizzly_console", "CONSOLE_PORT"),
 }
 
 

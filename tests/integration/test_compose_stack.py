@@ -2,8 +2,10 @@
 
 Kafka, Redis and the four services run as containers started by docker-compose; every health check must turn
 healthy; the platform's cycle runs through the containerized api-edge, and SMS travel sms-ingest -> Kafka -> pusher
-to a fake Grizzly on the host. `docker stop` on the pusher in the middle of a burst loses no SMS and pushes none
-twice after SUCCESS. `down -v` leaves nothing behind.
+to a fake Grizzly on the host. The edge serves TLS itself here (EDGE_TLS_*, a certificate made at test time and
+mounted through EDGE_TLS_DIR, as docs/security.md tells an operator to): every partner call of these tests is https
+with the certificate verified; the staging test (test_compose_staging.py) keeps plain http. `docker stop` on the
+pusher in the middle of a burst loses no SMS and pushes none twice after SUCCESS. `down -v` leaves nothing behind.
 
 Skipped (one line) when no Docker engine answers, unless TEST_REQUIRE_DOCKER=1: then it fails.
 The images are the content-tagged local ones (scripts/containers.sh build); missing ones are built first.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -20,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +31,7 @@ import pytest
 from grizzly_testkit.infra import NO_ENGINE, ROOT, docker_engine_answers, docker_required, free_port
 
 from tests.integration.fake_grizzly import FakeGrizzly
+from tests.integration.test_edge_tls import self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +81,15 @@ class ComposeStack:
     project: str
     env: dict[str, str]
     services: tuple[str, ...] = SERVICES  # the ones health() watches
+    tls_cert: Path | None = None  # the edge's certificate on the host when it serves TLS
+
+    @property
+    def partner_url(self) -> str:
+        return f"{'https' if self.tls_cert else 'http'}://127.0.0.1:{self.port('EDGE_PORT')}/"
+
+    def partner_verify(self) -> ssl.SSLContext | bool:
+        """Trust exactly the edge's certificate (hostname 127.0.0.1 checked against its subjectAltName)."""
+        return ssl.create_default_context(cafile=str(self.tls_cert)) if self.tls_cert else True
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -196,17 +210,34 @@ def compose_fake() -> Iterator[FakeGrizzly]:
     fake.stop()
 
 
+def edge_tls_dir(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 in `directory`, readable by the edge's user in the container (uid 10001)."""
+    cert, key = self_signed(directory)
+    directory.chmod(0o755)  # mounted as /tls itself: the container's user must traverse it
+    try:
+        os.chown(key, 10001, 10001)  # as docs/security.md says: the key readable by the edge's user only
+        key.chmod(0o400)
+    except PermissionError:  # not root: a throwaway key may be readable by all
+        key.chmod(0o644)
+    return cert
+
+
 @pytest.fixture(scope="module")
-def compose_stack(compose_fake: FakeGrizzly) -> Iterator[ComposeStack]:
+def compose_stack(compose_fake: FakeGrizzly, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     ports = compose_ports()
+    tls = tmp_path_factory.mktemp("edge-tls")
+    cert = edge_tls_dir(tls)
     env = compose_env(
         ports,
         _image_env(),
         UPSTREAM_GRIZZLY_PUSH_URL=compose_fake.url,
         PUSHER_CONCURRENCY="4",
         KAFKA_TOPIC_PREFIX=f"c{uuid.uuid4().hex[:8]}-",
+        EDGE_TLS_DIR=str(tls),
+        EDGE_TLS_CERTFILE="/tls/cert.pem",
+        EDGE_TLS_KEYFILE="/tls/key.pem",
     )
-    stack = ComposeStack(project=f"grizzlyt{uuid.uuid4().hex[:8]}", env=env)
+    stack = ComposeStack(project=f"grizzlyt{uuid.uuid4().hex[:8]}", env=env, tls_cert=cert)
     up = stack.compose("up", "-d", "--no-build")
     try:
         assert up.returncode == 0, up.stderr[-4000:]
@@ -225,7 +256,7 @@ def _admin(stack: ComposeStack) -> httpx.Client:
 
 
 def _partner(stack: ComposeStack, **body: Any) -> dict[str, Any]:
-    reply = httpx.post(f"http://127.0.0.1:{stack.port('EDGE_PORT')}/", json={"key": KEY, **body}, timeout=10)
+    reply = httpx.post(stack.partner_url, json={"key": KEY, **body}, timeout=10, verify=stack.partner_verify())
     assert reply.status_code == 200
     return reply.json()  # type: ignore[no-any-return]
 
@@ -279,6 +310,26 @@ def test_compose_stack_serves_the_platform_cycle(compose_stack: ComposeStack, co
     finish = {"action": "FINISH_ACTIVATION", "activationId": issued["activationId"], "status": 3}
     assert _partner(compose_stack, **finish) == {"status": "SUCCESS"}
     assert _partner(compose_stack, **finish) == {"status": "SUCCESS"}
+
+
+def test_compose_edge_serves_the_partner_url_over_https_with_its_own_certificate(compose_stack: ComposeStack) -> None:
+    """Issue 17: TLS shown working in compose. The edge container presents the certificate made for this run, the
+    platform's GET_SERVICES succeeds with it verified, and neither plain http nor an unknown certificate gets in."""
+    assert compose_stack.tls_cert is not None and compose_stack.partner_url.startswith("https://")
+    port = compose_stack.port("EDGE_PORT")
+    served = ssl.get_server_certificate(("127.0.0.1", port), timeout=10)
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(compose_stack.tls_cert.read_text())
+    with httpx.Client(verify=compose_stack.partner_verify(), timeout=10) as client:
+        reply = client.post(compose_stack.partner_url, json={"action": "GET_SERVICES", "key": KEY})
+        assert reply.status_code == 200 and reply.json()["status"] == "SUCCESS"
+        assert reply.http_version == "HTTP/1.1"
+        # the ops port is TLS too: what the compose healthcheck (https when EDGE_TLS_CERTFILE is set) calls
+        ops = client.get(f"https://127.0.0.1:{compose_stack.port('EDGE_OPS_PORT')}/readyz")
+        assert ops.status_code == 200
+    with pytest.raises(httpx.TransportError):  # plain http on the TLS port
+        httpx.post(f"http://127.0.0.1:{port}/", json={"action": "GET_SERVICES", "key": KEY}, timeout=5)
+    with pytest.raises(httpx.ConnectError):  # the system's trust store does not know this certificate
+        httpx.post(compose_stack.partner_url, json={"action": "GET_SERVICES", "key": KEY}, timeout=5)
 
 
 def test_docker_stop_on_the_pusher_mid_burst_loses_no_sms_and_pushes_none_twice(

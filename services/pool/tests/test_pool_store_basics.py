@@ -290,8 +290,12 @@ def test_migrate_builds_the_counts_and_indexes_of_a_pool_written_without_them(re
                    async for k in store.redis.scan_iter(f"gp:{pattern}")]  # fmt: skip
         await store.redis.delete(*derived, "gp:co", "gp:totals", "gp:layout")
         await store.redis.sadd("gp:cg:ru", "ru|mts|gone")  # a stale entry from an interrupted migration
+        await store.redis.sadd("gp:numbers", 79000000000, 79000000001)  # the set of every number they kept
         assert await store.migrate() is True
-        assert await store.migrate() is False  # once
+        assert not await store.redis.exists("gp:numbers")
+        await store.redis.sadd("gp:numbers", 79000000000)  # written by an older process still running
+        assert await store.migrate() is False  # once; a later start still drops the old set
+        assert not await store.redis.exists("gp:numbers")
         assert await store.snapshot(["tg", "wa"]) == before
         assert await store.stats() == stats
         assert not await store.redis.sismember("gp:cg:ru", "ru|mts|gone")
@@ -331,3 +335,26 @@ def test_finished_activation_and_its_trail_expire_after_the_retention_open_ones_
         assert await store.redis.ttl(f"gp:act:{done.activation_id}") > 3000
 
     run(redis_url, body, retention_s=3600)
+
+
+def test_the_inventory_is_listed_whole_devices_at_a_time_each_number_once(redis_url: str) -> None:
+    async def body(store: PoolStore) -> None:
+        added = [r for d in range(12) for r in rows(40, device=f"bank{d:02d}", start=79000000000 + 1000 * d)]
+        await store.add_numbers(added)
+        await store.remove_numbers([added[0].number])
+        seen: list[int] = []
+        cursor, pages = 0, 0
+        while True:
+            cursor, page = await store.list_numbers(cursor, 64)
+            devices = {row["device"] for row in page}
+            assert all(sum(r["device"] == d for r in page) == 40 - (d == "bank00") for d in devices)  # whole
+            seen += [row["number"] for row in page]
+            pages += 1
+            if cursor == 0:
+                break
+        assert sorted(seen) == sorted(r.number for r in added[1:]) and pages > 1
+        assert (await store.stats())["numbers"] == len(added) - 1
+        cursor, sims = await store.sims(count=1000)
+        assert cursor == 0 and len(sims) == len(added) - 1
+
+    run(redis_url, body)

@@ -18,7 +18,8 @@ picks, of ids it reads from a set). Every key is under the configurable prefix (
   groups              hash  group -> how many numbers the group holds (group = "country|operator|device")
   free:{group}        set   numbers of the group that are online and not in an open activation
   bf:{group}          hash  service -> how many members of free:{group} are blocked for that service
-  numbers, devices    sets  the inventory (list, stats)
+  devices             set   every device that holds a number (the inventory is listed device by device)
+  numbers             set   every number, in versions before: removed by migrate (about 60 B a number)
   act:{id}            hash  number, upstream, service, country, operator, device, sum, currency, request, status
                             ("open", the first finish status, or "released"), created_ms, finished_ms, repeats,
                             claim (api-edge's claim id), prev (the number's previous activation: a chain the admin

@@ -49,6 +49,8 @@ CLAIM_BUDGET: Final = 300  # Redis calls one claim.lua run may spend looking bef
 RELEASE_BATCH: Final = 4  # claims released (each frees its number and rewrites its device's count terms)
 SCRIPT_BATCH: Final = 16  # numbers removed, set online or offline, SMS reported
 ADD_BATCH: Final = 16  # rows added
+NUMBERS_PER_DEVICE: Final = 64  # a guess for paging the inventory by devices (SIM banks hold 32-512)
+MIGRATE_PAGE: Final = 64  # groups per run of the upgrade migration
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
@@ -382,6 +384,9 @@ class PoolStore:
         serves; another pool process starting at the same time waits for it."""
         k = self.keys
         if await self.redis.get(k.fixed("layout")) == b"2":
+            # a set of every number, kept by versions before (about 60 B a number; the inventory is paged by device
+            # now): UNLINK frees it off Redis's main thread
+            await self.redis.unlink(k.fixed("numbers"))
             return False
         if not await self.redis.set(k.fixed("migrating"), "1", nx=True, px=round(wait_s * 1000)):
             deadline = time.monotonic() + wait_s
@@ -393,15 +398,20 @@ class PoolStore:
         await self.redis.unlink(k.fixed("co"), k.fixed("totals"))
         for mode in ("reset", "groups"):
             async for page in self._hscan_pages(k.fixed("groups")):
-                args = list(page) if mode == "reset" else [v for pair in page.items() for v in pair]
-                await self._run("migrate", [], [self.prefix, mode, *args])
+                items = list(page.items())
+                for start in range(0, len(items), MIGRATE_PAGE):  # HSCAN's count is a hint, not a bound
+                    chunk = items[start : start + MIGRATE_PAGE]
+                    args = [g for g, _ in chunk] if mode == "reset" else [v for pair in chunk for v in pair]
+                    await self._run("migrate", [], [self.prefix, mode, *args])
         cursor = 0
         while True:
-            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=2)
-            if devices:
-                await self._run("migrate", [], [self.prefix, "devices", *devices])
+            cursor, devices = await self.redis.sscan(k.fixed("devices"), cursor, count=DEVICE_BATCH)
+            # SSCAN's count is a hint (a page held 6 devices): each run still takes DEVICE_BATCH at most
+            for start in range(0, len(devices), DEVICE_BATCH):
+                await self._run("migrate", [], [self.prefix, "devices", *devices[start : start + DEVICE_BATCH]])
             if cursor == 0:
                 break
+        await self.redis.unlink(k.fixed("numbers"))
         await self.redis.set(k.fixed("layout"), "2")
         await self.redis.delete(k.fixed("migrating"))
         return True
@@ -409,7 +419,7 @@ class PoolStore:
     async def _hscan_pages(self, name: str) -> AsyncIterator[dict[bytes | str, bytes | str]]:
         cursor = 0
         while True:
-            cursor, page = await self.redis.hscan(name, cursor, count=64)
+            cursor, page = await self.redis.hscan(name, cursor, count=MIGRATE_PAGE)
             if page:
                 yield cast(dict[bytes | str, bytes | str], page)
             if cursor == 0:
@@ -474,9 +484,7 @@ class PoolStore:
         count = 0
 
         async def flush() -> None:
-            result = await self._run(
-                "add_numbers", [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")], [self.prefix, *chunk]
-            )
+            result = await self._run("add_numbers", [k.fixed("groups"), k.fixed("devices")], [self.prefix, *chunk])
             report.added += int(result[0])
             report.existing += int(result[1])
             report.conflicts.extend(int(n) for n in result[2:])
@@ -496,7 +504,7 @@ class PoolStore:
 
     async def remove_numbers(self, numbers: Iterable[int]) -> RemoveReport:
         k = self.keys
-        keys = [k.fixed("groups"), k.fixed("numbers"), k.fixed("devices")]
+        keys = [k.fixed("groups"), k.fixed("devices")]
         report = RemoveReport()
         for chunk in _chunks(numbers, SCRIPT_BATCH):
             result = await self._run("remove_numbers", keys, [self.prefix, *chunk])
@@ -710,10 +718,11 @@ class PoolStore:
         if device is not None:
             numbers = sorted(int(n) for n in await self.redis.hvals(k.slots(device)))
             next_cursor = 0
-        else:
-            source = k.fixed("suspects") if suspect else k.fixed("numbers")
-            next_cursor, page = await self.redis.sscan(source, cursor, count=count)
+        elif suspect:
+            next_cursor, page = await self.redis.sscan(k.fixed("suspects"), cursor, count=count)
             numbers = sorted(int(n) for n in page)
+        else:
+            next_cursor, numbers = await self._numbers_page(cursor, count)
         async with self.redis.pipeline(transaction=False) as pipe:
             for number in numbers:
                 pipe.hgetall(k.sh(number))
@@ -930,12 +939,13 @@ class PoolStore:
         number is read); earnings per currency in millionths, today and the last 7 days (today included)."""
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(k.fixed("numbers"))
+            pipe.hvals(k.fixed("co"))  # numbers per (country, operator): a handful of fields
             pipe.hget(k.fixed("totals"), "free")
             pipe.scard(k.fixed("devices"))
             pipe.scard(k.fixed("suspects"))
             async with self._gate:
-                numbers, free, devices, suspects = await pipe.execute()
+                per_row, free, devices, suspects = await pipe.execute()
+        numbers = sum(int(n) for n in per_row)
         busy = dead = 0
         cursor = 0
         while True:
@@ -970,26 +980,40 @@ class PoolStore:
         async with self._gate:
             await audit.record_operator(self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields)
 
-    async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
-        """One SSCAN page of the inventory with each number's fields; next cursor 0 means done."""
-        next_cursor, members = await self.redis.sscan(self.keys.fixed("numbers"), cursor, count=count)
+    async def _numbers_page(self, cursor: int, count: int) -> tuple[int, list[int]]:
+        """One page of the inventory, whole devices at a time (SSCAN of the devices, each device's slots): there
+        is no set of every number, which would cost about 60 B per number."""
+        next_cursor, devices = await self.redis.sscan(
+            self.keys.fixed("devices"), cursor, count=max(1, count // NUMBERS_PER_DEVICE)
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.hgetall(self.keys.num(_text(member)))
+            for device in devices:
+                pipe.hvals(self.keys.slots(_text(device)))
+            slots = await pipe.execute()
+        return int(next_cursor), sorted(int(n) for held in slots for n in held)
+
+    async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the inventory (whole devices, about `count` numbers) with each number's fields; next cursor 0
+        means done."""
+        next_cursor, numbers = await self._numbers_page(cursor, count)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hgetall(self.keys.num(number))
             rows = await pipe.execute()
         out = []
-        for member, row in zip(members, rows, strict=True):
+        for number, row in zip(numbers, rows, strict=True):
             if row:
-                out.append({"number": int(member), **{k.decode(): v.decode() for k, v in row.items()}})
-        return int(next_cursor), sorted(out, key=lambda r: r["number"])
+                out.append({"number": number, **{k.decode(): v.decode() for k, v in row.items()}})
+        return next_cursor, out
 
     async def stats(self) -> dict[str, Any]:
         """Totals from the counters (no scan of the numbers); one page of devices at a time, so Redis is never
         held for the whole farm."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(self.keys.fixed("numbers"))
+            pipe.hvals(self.keys.fixed("co"))  # numbers per (country, operator): a handful of fields
             pipe.hget(self.keys.fixed("totals"), "free")
-            numbers, free = await pipe.execute()
+            per_row, free = await pipe.execute()
+        numbers = sum(int(n) for n in per_row)
         device_rows: dict[str, dict[str, Any]] = {}
         cursor = 0
         while True:

@@ -1,7 +1,6 @@
 -- Add numbers to the inventory (bulk: one call per batch of rows). Existing numbers are left untouched.
 -- KEYS[1]  groups hash   {prefix}groups   "country|operator|device" -> how many numbers the group holds
--- KEYS[2]  numbers set   {prefix}numbers  every number in the inventory
--- KEYS[3]  devices set   {prefix}devices  every device that holds a number
+-- KEYS[2]  devices set   {prefix}devices  every device that holds a number
 -- ARGV[1]  key prefix (e.g. "gp:")
 -- ARGV[2..] rows of 8 fields: number, country, operator, device, slot, online (1/0), flashcall (1/0), voice (1/0)
 -- Keys touched per row (key.* from grizzly_pool.keys, because they depend on the row's values; Redis Cluster is
@@ -13,7 +12,7 @@
 local key = pool_keys(ARGV[1])
 local t = tracker(key)
 -- the first numbers of an empty inventory: this layout from the start, nothing for migrate.lua to build
-if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SET', key.fixed('layout'), '2') end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SET', key.fixed('layout'), '2') end
 local added, existing = 0, 0
 local conflicts = {}
 for i = 2, #ARGV, 8 do
@@ -33,8 +32,7 @@ for i = 2, #ARGV, 8 do
       redis.call('HSET', num_key, 'country', country, 'operator', operator, 'device', device, 'slot', slot,
         'online', online, 'flashcall', flashcall, 'voice', voice, 'act', '')
       redis.call('HSET', slots_key, slot, number)
-      redis.call('SADD', KEYS[2], number)
-      if redis.call('SADD', KEYS[3], device) == 1 then
+      if redis.call('SADD', KEYS[2], device) == 1 then
         -- a new device (or one removed before, whose hash may still count open activations)
         redis.call('HSETNX', dev_key, 'online', '1')
         redis.call('HSETNX', dev_key, 'cap', '0')

@@ -1,8 +1,7 @@
 -- Remove numbers from the inventory. A number in an open activation is not removed (finish it first); its
 -- per-service history (hist:{number}) is kept, so a number removed and added again is still blocked where it was.
 -- KEYS[1]  groups hash  {prefix}groups
--- KEYS[2]  numbers set  {prefix}numbers
--- KEYS[3]  devices set  {prefix}devices
+-- KEYS[2]  devices set  {prefix}devices
 -- ARGV[1]  key prefix; ARGV[2..] numbers
 -- Keys touched per number (key.* from grizzly_pool.keys, built from the number's stored fields; no Redis Cluster):
 -- num:{number}, slots:{device}, dev:{device}, dg:{device}, co, and for an online number what remove_free and the
@@ -27,7 +26,6 @@ for i = 2, #ARGV do
     if f[5] == '1' then remove_free(t, group, number) end
     local slots_key = key.slots(f[3])
     if redis.call('HGET', slots_key, f[4]) == number then redis.call('HDEL', slots_key, f[4]) end
-    redis.call('SREM', KEYS[2], number)
     if redis.call('HINCRBY', KEYS[1], group, -1) <= 0 then
       redis.call('HDEL', KEYS[1], group)
       redis.call('SREM', key.dg(f[3]), group)
@@ -37,7 +35,7 @@ for i = 2, #ARGV do
     local dev_key = key.dev(f[3])
     if redis.call('HINCRBY', dev_key, 'numbers', -1) <= 0 and tonumber(redis.call('HGET', dev_key, 'active') or '0') <= 0 then
       redis.call('DEL', dev_key)
-      redis.call('SREM', KEYS[3], f[3])
+      redis.call('SREM', KEYS[2], f[3])
     end
     redis.call('DEL', num_key)
     removed = removed + 1
