@@ -101,31 +101,33 @@ class ImportJobs:
     async def _run(
         self, job: ImportJob, store: PoolStore, folder: Path, path: Path, size: int, phones: PhoneCheck | None
     ) -> None:
+        state = "failed"
         try:
-            await self._import(job, store, path, size, phones)
+            state = await self._import(job, store, path, size, phones)
         except asyncio.CancelledError:
-            job.state, job.error = "failed", "stopped: the pool process was stopped"
+            job.error = "stopped: the pool process was stopped"
             raise
         finally:
-            job.phase = "finished"
-            job.finished_ms = int(time.time() * 1000)
+            # the job ends once its copy of the CSV is gone and it no longer counts as running
             self._tasks.pop(job.job, None)
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+            shutil.rmtree(folder, ignore_errors=True)
+            job.phase, job.finished_ms, job.state = "finished", int(time.time() * 1000), state
 
-    async def _import(self, job: ImportJob, store: PoolStore, path: Path, size: int, phones: PhoneCheck | None) -> None:
+    async def _import(self, job: ImportJob, store: PoolStore, path: Path, size: int, phones: PhoneCheck | None) -> str:
+        """The import; its final state (done, failed)."""
         try:
             job.rows_total = await asyncio.to_thread(csv_import.validate, csv_import.lines_of(path), size, phones)
         except csv_import.CsvError as exc:
-            job.state, job.error = "failed", f"nothing imported: {exc}"
+            job.error = f"nothing imported: {exc}"
             job.bad_lines, job.error_count = list(exc.errors), exc.total
-            return
+            return "failed"
         except UnicodeDecodeError:
-            job.state, job.error = "failed", "nothing imported: CSV must be UTF-8"
-            return
+            job.error = "nothing imported: CSV must be UTF-8"
+            return "failed"
         except OSError as exc:
             log.warning("csv import job %s: cannot check the file in TMPDIR: %s", job.job, exc)
-            job.state, job.error = "failed", f"nothing imported: no room in the pool's TMPDIR ({exc.strerror})"
-            return
+            job.error = f"nothing imported: no room in the pool's TMPDIR ({exc.strerror})"
+            return "failed"
         job.phase = "importing"
 
         def progress(done: int) -> None:
@@ -135,14 +137,14 @@ class ImportJobs:
             report = await csv_import.import_rows(store, csv_import.parse(csv_import.lines_of(path)), progress=progress)
         except Exception as exc:  # Redis went away: the rows added so far stay (as with the CLI)
             log.exception("csv import job %s failed after %d rows", job.job, job.rows_done)
-            job.state, job.error = "failed", f"stopped after {job.rows_done} rows: {type(exc).__name__}"
+            job.error = f"stopped after {job.rows_done} rows: {type(exc).__name__}"
             await self._record(job, store)
-            return
+            return "failed"
         job.added, job.existing = report.added, report.existing
         job.conflicts, job.conflicts_total = report.conflicts, report.conflicts_total
-        job.state = "done"
         log.info("csv import job", extra={"fields": {"job": job.job, "rows": job.rows_total, "added": job.added}})
         await self._record(job, store)
+        return "done"
 
     @staticmethod
     async def _record(job: ImportJob, store: PoolStore) -> None:
