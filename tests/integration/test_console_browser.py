@@ -162,14 +162,21 @@ def test_operator_console_in_a_real_browser(
         expect(page.locator("#numbers")).to_contain_text(str(number))
     screenshot(page, "numbers")
 
-    # an SMS arrives and its push succeeds: the activation's page shows it live
+    # an SMS arrives and its push succeeds: the SMS log shows it pushed (the page updates itself: htmx)
     issued = partner(stack["edge"], action="GET_NUMBER", country="16", operator="any", service="tg", sum=0.35)
     assert issued["status"] == "SUCCESS", issued
-    page.goto(f"{base}/activations/{issued['activationId']}")
-    expect(page.locator("#trail")).to_contain_text("issued")
+    page.goto(base + "/sms")
+    expect(page.locator("#sms")).to_contain_text("no SMS yet")
     sms_id = send_sms(stack["ingest"], stack_env["INGEST_TOKEN"], issued["number"], "Telegram code: 51920")
-    assert fake_grizzly.wait_for(lambda fake: sms_id in fake.delivered_ids(), 20), "the SMS was not pushed"
-    expect(page.locator("#trail")).to_contain_text("push_attempt")  # the page updates itself (htmx)
+    pushed = page.locator(f'#sms tr[data-sms="{sms_id}"]')
+    expect(pushed).to_have_attribute("data-status", "pushed")
+    expect(pushed).to_contain_text("Telegram code: 51920")
+    assert sms_id in fake_grizzly.delivered_ids()
+    assert partner(stack["edge"], action="FINISH_ACTIVATION", activationId=issued["activationId"], status=3) == {
+        "status": "SUCCESS"
+    }
+    page.goto(f"{base}/activations/{issued['activationId']}")
+    expect(page.locator("#trail")).to_contain_text("push_attempt")
     expect(page.locator("#trail")).to_contain_text(f"sms_id={sms_id}")
     screenshot(page, "activation")
 
@@ -210,7 +217,7 @@ def test_operator_console_in_a_real_browser(
     screenshot(page, "audit")
 
     # the other pages, for the docs
-    for name in ("sms", "earnings", "upstreams", "import"):
+    for name in ("sms", "earnings", "upstreams", "import", "activations"):
         page.goto(f"{base}/{name}")
         expect(page.locator("h1")).to_be_visible()
         screenshot(page, name)

@@ -175,7 +175,8 @@ def pusher_answers() -> dict[str, Any]:
         ]},
         "GET /admin/sms": {"sms": [
             {"sms_id": 5, "activation_id": 77, "number": 447700900001, "upstream": "grizzly", "text": "code 1234",
-             "received_ms": now_ms(), "status": "pushed", "attempts": 1, "last_answer": '{"status":"SUCCESS"}'},
+             "received_ms": now_ms(), "status": "pushed", "attempts": 1,
+             "last_answer": {"result": "success", "http_status": 200, "error": None, "at_ms": now_ms()}},
         ]},
         "GET /admin/upstreams": {"upstreams": [
             {"name": "grizzly", "push_url": "http://127.0.0.1:9/push", "key_masked": "te…01",

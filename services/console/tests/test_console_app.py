@@ -306,7 +306,9 @@ def test_charts_get_their_data_as_json(client: TestClient) -> None:
     sms = client.get("/data/sms-per-minute").json()
     assert sms["series"][0]["data"] == [3, 5] and len(sms["labels"]) == 2
     earnings = client.get("/data/earnings?since=7d").json()
-    assert earnings["labels"] == ["2026-12-01"] and earnings["series"] == [{"label": "RUB", "data": [12.5]}]
+    assert earnings["labels"] == ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29", "2026-11-30",
+                                  "2026-12-01"]  # fmt: skip
+    assert earnings["series"] == [{"label": "RUB", "data": [0.0] * 6 + [12.5]}]
 
 
 def test_security_headers_on_pages_and_static_files(client: TestClient) -> None:
@@ -329,3 +331,15 @@ def test_readyz_checks_both_admin_apis_and_healthz_needs_nothing(client: TestCli
     pusher.down = True
     reply = client.get("/readyz")
     assert reply.status_code == 503 and "pusher admin API" in reply.json()["checks"]["pusher"]
+
+
+def test_every_change_is_logged_with_the_operator_and_no_secret(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    csrf = log_in(client, ALICE_TOKEN)
+    with caplog.at_level(logging.INFO, logger="grizzly_console"):
+        client.post("/devices/set", data={"device": "goip-1", "cap": "2", "csrf": csrf})
+    [line] = [r for r in caplog.records if r.getMessage() == "console change"]
+    fields = line.__dict__["fields"]
+    assert (fields["operator"], fields["action"], fields["device"], fields["cap"]) == ("alice", "device", "goip-1", 2)
+    assert ALICE_TOKEN not in caplog.text and "test-pool-admin-token" not in caplog.text and csrf not in caplog.text

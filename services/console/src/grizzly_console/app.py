@@ -99,6 +99,13 @@ class Page:
             self.request.session["flash"] = kept + [[level, text[:500]] for level, text in flashes]
         return RedirectResponse(url, status_code=303)
 
+    def changed(self, action: str, outcome: str, **fields: Any) -> None:
+        """One line per change an operator asked for, with who and the outcome (the admin API records it too)."""
+        log.info(
+            "console change",
+            extra={"fields": {"operator": self.operator, "action": action, "outcome": outcome, **fields}},
+        )
+
     def param(self, name: str, default: str = "", limit: int = 100) -> str:
         return self.request.query_params.get(name, default).strip()[:limit]
 

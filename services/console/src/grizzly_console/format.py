@@ -7,6 +7,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from jinja2 import Environment
 
 
@@ -69,9 +70,18 @@ def percent(value: Any) -> str:
     return "n/a" if number is None else f"{number * 100:.1f} %"
 
 
+def plain(value: Any) -> str:
+    """A field of an audit event as text: null as "-", nested values as compact JSON (escaped by the template)."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
 def yesno(value: Any) -> str:
     return "yes" if value is True else "no" if value is False else ("" if value is None else str(value))
 
 
 def register(env: Environment) -> None:
-    env.filters.update(when=when, ago=ago, millionths=millionths, percent=percent, yesno=yesno)
+    env.filters.update(when=when, ago=ago, millionths=millionths, percent=percent, yesno=yesno, plain=plain)

@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from grizzly_console.admin_api import AdminApi, AdminFailure
 from grizzly_console.app import Page, bad_input
+from grizzly_console.format import when
 
 DEVICE = re.compile(r"[A-Za-z0-9_.:@/-]{1,128}")  # the pool's device names
 PARKED_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a Redis stream id
@@ -142,8 +144,6 @@ async def sms_per_minute(page: Page) -> Response:
     if not stats.ok:
         return JSONResponse({"error": stats.error, "labels": [], "series": []})
     points = [p for p in stats.data.get("sms_per_minute", []) if isinstance(p, list) and len(p) == 2]
-    from grizzly_console.format import when
-
     return JSONResponse(
         {
             "type": "bar",
@@ -237,7 +237,9 @@ async def set_device(page: Page) -> Response:
     try:
         await page.pool.post(f"/admin/devices/{quote(device, safe='')}", page.operator, change)
     except AdminFailure as exc:
+        page.changed("device", exc.message, device=device, **change)
         return page.redirect(back, ("error", f"{device}: {exc.message}"))
+    page.changed("device", "done", device=device, **change)
     said = ", ".join(f"cap {v or 'none'}" if k == "cap" else ("online" if v else "offline") for k, v in change.items())
     return page.redirect(back, ("ok", f"{device}: {said}"))
 
@@ -355,7 +357,9 @@ async def parked_action(page: Page) -> Response:
     try:
         answer = await page.pusher.post(f"/admin/parked/{entry_id}/{action}", page.operator)
     except AdminFailure as exc:
+        page.changed(f"parked_{action}", exc.message, parked_id=entry_id)
         return page.redirect("/queue", ("error", f"{action} {entry_id}: {exc.message}"))
+    page.changed(f"parked_{action}", "done", parked_id=entry_id)
     if action == "repush":
         outcome = answer.get("outcome", "") if isinstance(answer, dict) else ""
         text = {"scheduled": "re-pushed (due now)", "already_delivered": "was delivered already: nothing re-pushed"}
@@ -380,7 +384,9 @@ async def repush_all(page: Page) -> Response:
             if not after:
                 break
     except AdminFailure as exc:
+        page.changed("parked_repush_all", exc.message, repushed=done)
         return page.redirect("/queue", ("error", f"re-push all stopped after {done}: {exc.message}"))
+    page.changed("parked_repush_all", "done", repushed=done, skipped=skipped)
     return page.redirect("/queue", ("ok", f"re-push all: {done} re-pushed, {skipped} left (cannot be re-pushed)"))
 
 
@@ -403,7 +409,9 @@ async def earnings_chart(page: Page) -> Response:
     if not answer.ok:
         return JSONResponse({"error": answer.error, "labels": [], "series": []})
     rows = answer.data.get("rows", [])
-    days = sorted({str(r.get("day", "")) for r in rows})
+    days = _days(str(answer.data.get("since", "")), str(answer.data.get("until", ""))) or sorted(
+        {str(r.get("day", "")) for r in rows}
+    )
     currencies = sorted({str(r.get("currency", "")) for r in rows})
     amounts = {(str(r.get("day")), str(r.get("currency"))): float(r.get("amount") or 0) for r in rows}
     return JSONResponse(
@@ -413,6 +421,16 @@ async def earnings_chart(page: Page) -> Response:
             "series": [{"label": c, "data": [amounts.get((d, c), 0.0) for d in days]} for c in currencies],
         }
     )
+
+
+def _days(since: str, until: str) -> list[str]:
+    """Every day from since to until (YYYY-MM-DD), so a day without sales is a gap in the chart, not missing."""
+    try:
+        first, last = date.fromisoformat(since), date.fromisoformat(until)
+    except ValueError:
+        return []
+    count = (last - first).days + 1
+    return [(first + timedelta(days=n)).isoformat() for n in range(count)] if 0 < count <= 800 else []
 
 
 async def upstreams(page: Page) -> Response:
@@ -452,9 +470,11 @@ async def import_upload(page: Page) -> Response:
         answer = await page.pool.post("/admin/imports", page.operator, content=_chunks(upload), content_type="text/csv")
     except AdminFailure as exc:
         if not exc.missing:
+            page.changed("import", exc.message, file=upload.filename[:100])
             return page.redirect("/import", ("error", f"{upload.filename}: {exc.message}"))
         return await _import_at_once(page, upload)  # an older pool: one request, no progress
     job = str(answer.get("job", "")) if isinstance(answer, dict) else ""
+    page.changed("import", "started", file=upload.filename[:100], job=job[:64])
     if not JOB_ID.fullmatch(job):
         return page.redirect("/import", ("error", "pool admin API: the import started but gave no job id"))
     return page.redirect(f"/import/{job}", ("ok", f"{upload.filename}: import started"))

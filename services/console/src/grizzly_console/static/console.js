@@ -46,13 +46,16 @@
     document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       draw(canvas);
       var every = parseFloat(canvas.dataset.refresh || "0");
-      if (every > 0) { window.setInterval(function () { draw(canvas); }, every * 1000); }
+      if (every > 0) {
+        window.setInterval(function () { if (!document.hidden) { draw(canvas); } }, every * 1000);
+      }
     });
     // a live region is re-fetched every few seconds: not while the operator types in one of its fields
     document.body.addEventListener("htmx:beforeRequest", function (event) {
       var elt = event.detail.elt, active = document.activeElement;
-      if (elt && elt.id === "live" && active && elt.contains(active) && active.matches("input, select, textarea")) {
-        event.preventDefault();
+      if (!elt || elt.id !== "live") { return; }
+      if (document.hidden || (active && elt.contains(active) && active.matches("input, select, textarea"))) {
+        event.preventDefault();  // a tab nobody looks at asks the admin APIs nothing
       }
     });
     // a form that asks first: data-confirm="text"
