@@ -6,7 +6,8 @@ libs/common/src/grizzly_common/settings.py for:
   env_str / env_int / env_float / env_bool / env_list / env_secret (env, "NAME", default...), and a service's own
   wrappers called the same way (f(env, "NAME", ...));
   plain reads env.get("NAME", default) / env["NAME"] / os.environ.get(...);
-  names built at run time: the UPSTREAM_<NAME>_* family of upstreams_from_env, POOL_COUNTRY_MAP_<NAME>.
+  names built at run time: the UPSTREAM_<NAME>_* family of upstreams_from_env, POOL_COUNTRY_MAP_<NAME>, the
+  console's CONSOLE_OPERATOR_<NAME>_TOKEN (one per name in CONSOLE_OPERATORS).
 A service reads the shared variables of grizzly_common.settings when its settings call the helper that reads them
 (upstreams_from_env). Used by the compose and Kubernetes tests and by the docs/configuration.md check.
 """
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMON_SETTINGS = ROOT / "libs/common/src/grizzly_common/settings.py"
 HELPERS = {"env_str", "env_int", "env_float", "env_bool", "env_list", "env_secret"}
 FAMILY_PREFIX = "UPSTREAM_<NAME>_"  # how docs and reports spell one variable per upstream name
+OPERATOR_FAMILY = "CONSOLE_OPERATOR_<NAME>_"  # one variable per console operator (CONSOLE_OPERATORS)
 NO_DEFAULT = "(required)"
 
 DYNAMIC = "<NAME>"  # the run-time part of a built name (an upstream name, upper-cased)
@@ -46,11 +48,14 @@ class EnvVar:
 
     secret: bool = False  # read with env_secret somewhere: belongs in a Secret, never in a ConfigMap
 
-    def concrete(self, upstreams: tuple[str, ...]) -> list[str]:
-        """The real names: the family expands to one per upstream name (UPSTREAMS)."""
+    def concrete(self, upstreams: tuple[str, ...], operators: tuple[str, ...] = ()) -> list[str]:
+        """The real names: the families expand to one per upstream name (UPSTREAMS), one per console operator
+        (CONSOLE_OPERATORS: the name upper-cased, any other character than a letter or a digit as "_")."""
         if self.name.startswith(FAMILY_PREFIX):
             suffix = self.name[len(FAMILY_PREFIX) :]
             return [f"UPSTREAM_{u.upper().replace('-', '_')}_{suffix}" for u in upstreams]
+        if self.name.startswith(OPERATOR_FAMILY):
+            return [self.name.replace(DYNAMIC, re.sub(r"[^A-Z0-9]", "_", o.upper())) for o in operators]
         return [self.name]
 
 

@@ -262,7 +262,8 @@ def test_deployment_env_matches_what_the_service_reads(service: str) -> None:
         pytest.skip(f"services/{service} has no settings module yet")
     deployment = one("base", "Deployment", service)
     upstreams = tuple(u.strip() for u in config_data("base")["UPSTREAMS"].split(",") if u.strip())
-    readable = {name: var for var in scanned.vars.values() for name in var.concrete(upstreams)}
+    operators = tuple(o.strip() for o in config_data("base")["CONSOLE_OPERATORS"].split(",") if o.strip())
+    readable = {name: var for var in scanned.vars.values() for name in var.concrete(upstreams, operators)}
     entries = {entry["name"]: entry for entry in container(deployment).get("env", [])}
     for name, entry in entries.items():
         assert name in readable, f"{service} sets {name}, which services/{service} never reads"
@@ -503,7 +504,7 @@ def test_the_console_takes_its_secrets_from_the_secret_and_one_token_per_operato
     operators = [o.strip() for o in config_data("base")["CONSOLE_OPERATORS"].split(",") if o.strip()]
     assert operators
     wanted = {"POOL_ADMIN_TOKEN", "PUSHER_ADMIN_TOKEN", "CONSOLE_SESSION_SECRET"}
-    wanted |= {f"CONSOLE_OPERATOR_{o.upper().replace('-', '_')}_TOKEN" for o in operators}
+    wanted |= {f"CONSOLE_OPERATOR_{re.sub(r'[^A-Z0-9]', '_', o.upper())}_TOKEN" for o in operators}
     for name in wanted:
         ref = entries[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "grizzly-secrets" and ref["key"] in secret_keys, name

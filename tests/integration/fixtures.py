@@ -158,6 +158,7 @@ SERVICE_MODULES = {
     "edge": ("grizzly_edge", "EDGE_PORT"),
     "ingest": ("grizzly_ingest", "INGEST_PORT"),
     "pusher": ("grizzly_pusher", "PUSHER_PORT"),
+    "console": ("grizzly_console", "CONSOLE_PORT"),
 }
 
 

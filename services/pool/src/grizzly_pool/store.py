@@ -844,6 +844,9 @@ class PoolStore:
             if top is None:
                 return [], None
             before = int(top) + 1
+        # a call reads at least ACT_GAP ids, so a call that finds nothing ends the listing: following `next` always
+        # ends, even from inside a gap a former call stopped in
+        scan_max = max(scan_max, ACT_GAP)
         rows: list[dict[str, Any]] = []
         missing = scanned = 0
         current = before - 1

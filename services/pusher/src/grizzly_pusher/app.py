@@ -19,10 +19,11 @@ from grizzly_common.kafka_client import ensure_topics, kafka_reachable, make_con
 from grizzly_common.logging import log_fields
 from grizzly_common.pool_client import PoolClient
 from grizzly_common.redis_client import make_redis, persistence_warning
-from grizzly_common.web import app_state, health_routes
+from grizzly_common.web import app_state, cancel_and_wait, health_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from grizzly_pusher.activity import Activity
 from grizzly_pusher.admin import admin_routes
 from grizzly_pusher.consumer import InboundConsumer
 from grizzly_pusher.delivery import Pusher
@@ -104,13 +105,16 @@ def create_app(settings: Settings) -> Starlette:
                 audit_retention_s=settings.audit_retention_s,
             )
             pool = PoolClient(session, settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s)
-            pusher = Pusher(settings, redis, session, store, pool)
+            activity = Activity(redis, sms_log_max=settings.sms_log_max, ttl_s=settings.ledger_ttl_s)
+            pusher = Pusher(settings, redis, session, store, pool, activity)
             inbound = InboundConsumer(consumer, pusher, topics.inbound)
             inbound.subscribe()
             await consumer.start()
             stack.push_async_callback(consumer.stop)  # leaves the group; runs after the loops stopped
             retrier = Retrier(pusher)
             tasks = [asyncio.create_task(inbound.run()), asyncio.create_task(retrier.run())]
+            # not among the loops whose crash stops the pusher: the console's view never stops delivery
+            activity_task = asyncio.create_task(activity.run())
             for task in tasks:
                 task.add_done_callback(_exit_on_crash(app))
             log.info(
@@ -127,6 +131,8 @@ def create_app(settings: Settings) -> Starlette:
                 retrier.stop()
                 await _stop(tasks, settings.shutdown_grace_s)
                 await store.aclose()
+                await activity.aclose()
+                await cancel_and_wait(activity_task)
                 log.info("pusher stopped")
 
             stack.push_async_callback(stop_loops)  # first, before the consumer leaves and the clients close

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import gzip
 import logging
 import time
@@ -34,6 +35,7 @@ from grizzly_common.settings import Upstream
 from msgspec.structs import replace
 
 from grizzly_pusher import metrics
+from grizzly_pusher.activity import ANSWER_CHARS, Activity, printable, scrub
 from grizzly_pusher.settings import Settings
 from grizzly_pusher.store import PushStore, Status, now_ms, task_id
 
@@ -58,6 +60,7 @@ class PushResult:
     result: str  # success | error | garbage | http_error | timeout | network
     http_status: int | None = None
     error: str | None = None
+    answer: str = ""  # the platform's reply (or what went wrong), escaped and cut: for the console, never the key
 
     @property
     def ok(self) -> bool:
@@ -138,6 +141,14 @@ def classify(status: int, reply: bytes) -> PushResult:
     return PushResult("garbage", status, "unexpected reply")
 
 
+def answer_text(raw: bytes, key: str) -> str:
+    """The reply as the console shows it: escaped, the key masked wherever the platform echoes it, cut."""
+    try:
+        return scrub(printable(raw, 5 * ANSWER_CHARS), key)[:ANSWER_CHARS]
+    except Exception:  # noqa: BLE001 - only for the console: never a reason to fail a push
+        return ""
+
+
 CLOCK_SLACK_MS = 2000  # ingest's and the pool's clocks may differ by this much
 
 
@@ -172,8 +183,10 @@ class Pusher:
         session: aiohttp.ClientSession,
         store: PushStore,
         pool: PoolClient,
+        activity: Activity | None = None,
     ) -> None:
         self.settings = settings
+        self.activity = activity or Activity.disabled()  # the console's view: best effort, never waited for
         self.redis = redis
         self.session = session
         self.store = store
@@ -195,10 +208,12 @@ class Pusher:
             ) as reply:
                 raw = await reply.content.read(MAX_REPLY_BYTES)
                 result = classify(reply.status, raw)
+                result = dataclasses.replace(result, answer=answer_text(raw, upstream.key))
         except TimeoutError:
-            result = PushResult("timeout", None, f"no answer within {upstream.push_timeout_s}s")
+            error = f"no answer within {upstream.push_timeout_s}s"
+            result = PushResult("timeout", None, error, error)
         except aiohttp.ClientError as exc:
-            result = PushResult("network", None, type(exc).__name__)
+            result = PushResult("network", None, type(exc).__name__, type(exc).__name__)
         metrics.PUSH_LATENCY.labels(upstream.name).observe(time.perf_counter() - started)
         metrics.PUSH_RESULTS.labels(upstream.name, result.result).inc()
         return result
@@ -240,6 +255,8 @@ class Pusher:
             metrics.OWNERSHIP_LOST.labels("begin").inc()
             return Outcome.LOST
         token = begin.token
+        if begin.first_seen:
+            self.activity.sms(task)
         if self.stopping:
             await self._until_done(lambda: self.store.reschedule(replace(task, not_before_ms=now_ms()), token))
             return Outcome.HANDED_BACK
@@ -247,6 +264,14 @@ class Pusher:
             result = PushResult("network", None, f"upstream {task.upstream!r} is not configured")
         else:
             result = await self.send(upstream, message.kind, *request)
+            self.activity.answer(
+                upstream.name,
+                message.sms_id,
+                ok=result.ok,
+                result=result.result,
+                http_status=result.http_status,
+                answer=result.answer,
+            )
         attempt = task.attempt + 1
         event = self._attempt_event(task, attempt, result)
         if result.ok:

@@ -47,3 +47,11 @@ CONSUMER_LAG = Gauge("pusher_kafka_consumer_lag", "Kafka highwater minus positio
 SIM_REPORTS_FAILED = Counter(
     "pusher_sim_reports_failed_total", "Batches of SMS the pool could not be told about (SIM health only)"
 )
+ACTIVITY_WRITE_FAILURES = Counter(
+    "pusher_activity_write_failures_total",
+    "Writes of the console's view (recent SMS log, per-minute counters, last answers, parked index) that failed:"
+    " dropped, delivery is not concerned",
+)
+ACTIVITY_DROPPED = Counter(
+    "pusher_activity_dropped_total", "Entries of the console's view dropped before a write (buffer full)"
+)

@@ -26,7 +26,8 @@ from grizzly_common.redis_client import NOW_MS_FUNCTION, load_lua
 from msgspec.structs import replace
 
 import grizzly_pusher.lua
-from grizzly_pusher.store import DUE_KEY, PARKED_KEY, TASKS_KEY, now_ms, task_id
+from grizzly_pusher import metrics
+from grizzly_pusher.store import DUE_KEY, PARKED_INDEX_KEY, PARKED_KEY, TASKS_KEY, now_ms, task_id
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class ParkedStore:
         if outcome == "gone":
             raise NotFound(f"no parked entry {parked.id} (re-pushed or deleted meanwhile)")
         result = RepushResult(parked.id, "already_delivered" if outcome == "delivered" else "scheduled", sms_id, tid)
+        await self._unindex(parked)
         log.info(
             "parked entry re-pushed",
             extra=log_fields(
@@ -244,6 +246,18 @@ class ParkedStore:
             ),
         )
         return result
+
+    async def _unindex(self, parked: Parked) -> None:
+        """The console's parked index (store.park_raw) forgets a re-pushed push; best effort: the SMS log reads the
+        ledger and the retry schedule before the index, so a member left behind changes nothing it shows."""
+        tid = parked.source.get("task_id")
+        if not tid:
+            return
+        try:
+            await self.redis.zrem(PARKED_INDEX_KEY, tid)
+        except Exception as exc:  # noqa: BLE001 - the re-push is done; only the console's view is concerned
+            metrics.ACTIVITY_WRITE_FAILURES.inc()
+            log.warning("parked index not updated", extra=log_fields(task=tid, error=type(exc).__name__))
 
     async def last_id(self) -> str:
         newest = _entries(await self.redis.xrevrange(PARKED_KEY, count=1))

@@ -45,6 +45,7 @@ class Settings:
     pool_token: str = field(repr=False, default="")  # POOL_API_TOKEN, sent to the pool's internal API
     redis_password: str = field(repr=False, default="")  # REDIS_PASSWORD, from the Secret
     admin_token: str = field(default="", repr=False)  # PUSHER_ADMIN_TOKEN: the /admin routes; "" = they are off
+    sms_log_max: int = 10_000  # PUSHER_SMS_LOG_MAX: SMS kept in the console's recent log (activity.py)
 
     @property
     def hold_s(self) -> float:
@@ -90,6 +91,7 @@ class Settings:
             shutdown_grace_s=env_float(env, "PUSHER_SHUTDOWN_GRACE_S", 20.0, minimum=1.0),
             retry_poll_s=env_float(env, "PUSHER_RETRY_POLL_S", 0.2, minimum=0.01),
             audit_retention_s=audit_retention_s(env),
+            sms_log_max=env_int(env, "PUSHER_SMS_LOG_MAX", 10_000, minimum=1),
             admin_token=env_secret(env, "PUSHER_ADMIN_TOKEN", loopback=is_loopback(host))
             if env.get("PUSHER_ADMIN_TOKEN", "").strip()
             else "",

@@ -14,6 +14,8 @@ Keys:
   pusher:retry:tasks                HASH task id -> PushTask JSON (no body while a first attempt is in flight)
   pusher:retry:owner                HASH task id -> the owner's token, while someone owns the push
   pusher:parked                     stream of records and tasks that can never be pushed (kept, never retried)
+  pusher:parked:tasks               ZSET task id -> when it was parked (at most PARKED_MAXLEN; best effort): which
+                                    pushes are parked, for the console's SMS log (activity.py)
 A task id is "{upstream}:{smsId}" (one entry per push), or "?:{smsId}" while the activation is not looked up yet.
 """
 
@@ -33,11 +35,13 @@ from grizzly_common.events import PushTask, decode_task, encode
 from grizzly_common.redis_client import NOW_MS_FUNCTION, load_lua
 
 import grizzly_pusher.lua
+from grizzly_pusher import metrics
 
 DUE_KEY = "pusher:retry:due"
 TASKS_KEY = "pusher:retry:tasks"
 OWNER_KEY = "pusher:retry:owner"
 PARKED_KEY = "pusher:parked"
+PARKED_INDEX_KEY = "pusher:parked:tasks"
 PARKED_MAXLEN = 100_000
 
 
@@ -246,6 +250,20 @@ class PushStore:
         return int(await self.redis.zcard(DUE_KEY))
 
     async def park_raw(self, raw: bytes, **fields: str | int | bytes) -> None:
-        entry: dict[str | bytes, str | int | bytes] = {"raw": raw, "ts_ms": now_ms()}
+        at = now_ms()
+        entry: dict[str | bytes, str | int | bytes] = {"raw": raw, "ts_ms": at}
         entry.update(fields)
-        await self.redis.xadd(PARKED_KEY, entry, maxlen=PARKED_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        tid = fields.get("task_id")
+        if not isinstance(tid, str) or not tid:
+            await self.redis.xadd(PARKED_KEY, entry, maxlen=PARKED_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            return
+        # the parked index rides in the same round trip; only the stream write decides whether the push is parked
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(PARKED_KEY, entry, maxlen=PARKED_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.zadd(PARKED_INDEX_KEY, {tid: at})
+        pipe.zremrangebyrank(PARKED_INDEX_KEY, 0, -PARKED_MAXLEN - 1)
+        added, *index = await pipe.execute(raise_on_error=False)
+        if isinstance(added, Exception):
+            raise added
+        if any(isinstance(result, Exception) for result in index):
+            metrics.ACTIVITY_WRITE_FAILURES.inc()
