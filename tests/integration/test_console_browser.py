@@ -230,6 +230,7 @@ def test_operator_console_in_a_real_browser(
     expect(page.locator('#audit tr[data-by="admin"]', has_text=f"device={DEVICE}")).to_have_count(1)
     expect(page.locator('#audit tr[data-by="cli"]', has_text="import")).to_have_count(1)  # grizzly-pool import
     expect(page.locator('#audit tr[data-by="admin"]', has_text="import")).to_have_count(1)  # the Import page
+    expect(page.locator('#audit tr[data-by="admin"][data-event="parked_repush"]')).to_have_count(1)  # the pusher
     screenshot(page, "audit")
 
     # the other pages, for the docs
