@@ -172,6 +172,19 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
                 )
         try:
             return await handler(Page(request, state, session, form))
+        except Exception:
+            # an answer of an admin API the page could not read (a shape it does not know): say so, never a 500
+            log.exception("console page failed", extra={"fields": {"path": request.url.path}})
+            return render(
+                request,
+                state,
+                "error.html",
+                502,
+                session=session,
+                title="Could not show this page",
+                message="An admin API gave an answer this console could not read (a version mismatch?). "
+                "The console's log has the details.",
+            )
         finally:
             if form is not None:
                 await form.close()  # an uploaded file's temporary copy goes now
