@@ -77,7 +77,9 @@ install() {
 }
 
 # The console's tests drive a real headless browser: Debian's chromium (/usr/bin/chromium), as browser downloads at
-# install time are not possible on these machines. Only `test` needs it; `up` stays light.
+# install time are not possible on these machines. Only `test` needs it; `up` stays light. Without recommends
+# (udev, upower, printing...): headless needs none of them, only a font for readable screenshots. About 100 s on a
+# bare Debian, less where the GUI libraries are already there.
 BROWSER=${BROWSER:-/usr/bin/chromium}
 install_browser() {
   [ -x "$BROWSER" ] && return 0
@@ -86,7 +88,7 @@ install_browser() {
   export DEBIAN_FRONTEND=noninteractive
   # another apt run (a second checkout, unattended upgrades) holds the lock for a while: wait instead of failing
   apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
   [ -x "$BROWSER" ] || { log "chromium installed but $BROWSER is missing"; return 1; }
   log "chromium installed in $((SECONDS - t0))s: $("$BROWSER" --version 2>/dev/null || echo '?')"
 }

@@ -274,3 +274,13 @@ def test_port_parsing_understands_compose_syntaxes() -> None:
         ("", 8088, 8080, "tcp"),
         ("0.0.0.0", 8089, 80, "tcp"),
     ]
+
+
+def test_the_console_sends_the_tokens_the_admin_apis_check(compose: dict[str, Any]) -> None:
+    services = {directory: environment(spec) for _, directory, spec in matched(compose)}
+    console = services["console"]
+    assert console["POOL_ADMIN_TOKEN"] == services["pool"]["POOL_ADMIN_TOKEN"]
+    assert console["PUSHER_ADMIN_TOKEN"] == services["pusher"]["PUSHER_ADMIN_TOKEN"]
+    # and it calls them on the ports they listen on (host networking: 127.0.0.1)
+    assert console["CONSOLE_POOL_ADMIN_URL"] == "http://127.0.0.1:" + services["pool"]["POOL_ADMIN_PORT"]
+    assert console["CONSOLE_PUSHER_ADMIN_URL"] == "http://127.0.0.1:" + services["pusher"]["PUSHER_PORT"]

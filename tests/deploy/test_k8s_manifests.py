@@ -511,3 +511,7 @@ def test_the_console_takes_its_secrets_from_the_secret_and_one_token_per_operato
         assert not ref.get("optional"), f"the console cannot work without {name}"
     # TLS at the operator Ingress: the cookie never travels over plain http
     assert config_data("base")["CONSOLE_COOKIE_SECURE"] == "true"
+    # the tokens it sends are the ones the admin APIs check: the same Secret keys
+    for service, var in (("pool", "POOL_ADMIN_TOKEN"), ("pusher", "PUSHER_ADMIN_TOKEN")):
+        [theirs] = [e for e in container(one("base", "Deployment", service))["env"] if e["name"] == var]
+        assert theirs["valueFrom"]["secretKeyRef"]["key"] == entries[var]["valueFrom"]["secretKeyRef"]["key"], var
