@@ -8,6 +8,9 @@ refuse), the pool lookup a FakePool.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +23,7 @@ from grizzly_testkit.infra import Broker, ServiceProcess
 
 from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produce_inbound
 from tests.integration.fixtures import UPSTREAM_KEY
+from tests.integration.test_pusher_delivery import audit_events
 
 OK_NUMBER = 447700900201
 FAILING_NUMBER = 447700900202
@@ -224,3 +228,82 @@ def test_console_routes_refuse_a_missing_token_and_answer_bad_parameters_with_40
         status, answer = admin(port, "GET", path)
         assert (status, answer["status"]) == (400, "ERROR"), (path, answer)
         assert answer["error"]
+
+
+def operator_events(redis_url: str) -> list[dict[str, Any]]:
+    """audit:ops, oldest first."""
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("audit:ops")  # type: ignore[assignment]
+        return [json.loads(fields[b"event"]) for _, fields in entries]
+    finally:
+        client.close()
+
+
+def test_who_repushed_or_deleted_a_parked_record_is_recorded(
+    pusher: Callable[..., ServiceProcess],
+    fake_pool: FakePool,
+    fake_grizzly: FakeGrizzly,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    redis_url: str,
+) -> None:
+    fake_pool.open(OLD_NUMBER, 9621)
+    fake_grizzly.fail_phones = {OLD_NUMBER}
+    port = pusher().port
+    old = [inbound(sms_id, OLD_NUMBER, age_s=100) for sms_id in (931, 932, 933)]  # parked at their first failure
+    produce_inbound(kafka_broker.bootstrap, topic_prefix + "inbound-messages", old, raw=(b"\x00 not a record",))
+
+    def parked() -> dict[Any, str]:
+        return {e.get("sms_id", "raw"): e["id"] for e in get(port, "/admin/parked")["entries"]}
+
+    assert fake_grizzly.wait_for(lambda f: len(parked()) == 4, 30)
+    ids = parked()
+
+    for bad in ("", "two words", "x" * 65, "semi;colon", "caf\u00e9"):
+        for method, path in [
+            ("POST", f"/admin/parked/{ids[931]}/repush"),
+            ("POST", f"/admin/parked/{ids[932]}/delete"),
+            ("POST", "/admin/parked/repush"),
+        ]:
+            status, answer = admin(port, method, path, headers={"X-Operator": bad})
+            assert (status, answer["status"]) == (400, "ERROR"), (bad, path, answer)
+            assert "operator" in answer["error"]
+    assert parked() == ids and operator_events(redis_url) == []  # refused before anything was done
+
+    fake_grizzly.fail_phones = set()  # the fix
+    status, answer = admin(
+        port, "POST", f"/admin/parked/{ids[931]}/repush", headers={"X-Operator": "alice@example.com"}
+    )
+    assert status == 200 and answer["outcome"] == "scheduled"
+    assert admin(port, "POST", f"/admin/parked/{ids[932]}/delete") == (200, {"id": ids[932], "deleted": True})
+    status, report = admin(port, "POST", "/admin/parked/repush?count=10", headers={"X-Operator": "carol.ops-1"})
+    assert status == 200 and (report["scheduled"], len(report["skipped"])) == (1, 1)
+    assert fake_grizzly.wait_for(lambda f: f.delivered_ids() == {931, 933}, 15)
+    done = subprocess.run(
+        [sys.executable, "-m", "grizzly_pusher", "parked", "delete", ids["raw"], "--json"],
+        env=dict(os.environ, REDIS_URL=redis_url),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+    events = operator_events(redis_url)
+    assert [(e["event"], e["by"], e.get("parked_id")) for e in events] == [
+        ("parked_repush", "alice@example.com", ids[931]),
+        ("parked_delete", "api", ids[932]),
+        ("parked_repush_all", "carol.ops-1", None),
+        ("parked_delete", "cli", ids["raw"]),
+    ]
+    assert (events[0]["sms_id"], events[0]["activation_id"], events[0]["outcome"]) == (931, 9621, "scheduled")
+    assert (events[2]["scheduled"], events[2]["skipped"]) == (1, 1)
+    assert events[3]["reason"] == "undecodable" and events[3]["via"] == "cli"
+    trail = [e for e in audit_events(redis_url, 9621) if e["event"].startswith("parked_")]
+    assert [(e["event"], e["sms_id"], e["by"]) for e in trail] == [
+        ("parked_repush", 931, "alice@example.com"),
+        ("parked_delete", 932, "api"),
+        ("parked_repush", 933, "carol.ops-1"),
+    ]
+    statuses = {sms_id: e["status"] for sms_id, e in by_sms(port).items()}
+    assert statuses == {931: "pushed", 932: "parked", 933: "pushed"}  # 932 was given up: it stays "parked"

@@ -20,11 +20,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from grizzly_pusher import activity
-from grizzly_pusher.parked import BadRequest, ParkedError, ParkedStore
+from grizzly_pusher.parked import BadRequest, ParkedError, ParkedStore, check_operator
 from grizzly_pusher.settings import Settings
 
 log = logging.getLogger(__name__)
 VIA = "admin-api"
+DEFAULT_OPERATOR = "api"
 
 Handler = Callable[[Request, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -36,6 +37,13 @@ def _int_param(request: Request, name: str, default: int) -> int:
     if len(value) > 20 or not value.lstrip("-").isdigit():
         raise BadRequest(f"{name} must be an integer")
     return int(value)
+
+
+def operator(request: Request) -> str:
+    """Who makes a change: the X-Operator header (checked: 1-64 of [A-Za-z0-9._@-], else 400), "api" without it."""
+    if "x-operator" not in request.headers:
+        return DEFAULT_OPERATOR
+    return check_operator(request.headers["x-operator"])
 
 
 def _count(request: Request, default: int, maximum: int) -> int:
@@ -107,20 +115,21 @@ async def show_parked(request: Request, state: Mapping[str, Any]) -> dict[str, A
 
 async def repush_one(request: Request, state: Mapping[str, Any]) -> dict[str, Any]:
     parked: ParkedStore = state["parked"]
-    return (await parked.repush(request.path_params["entry_id"], via=VIA)).as_dict()
+    return (await parked.repush(request.path_params["entry_id"], via=VIA, by=operator(request))).as_dict()
 
 
 async def repush_all(request: Request, state: Mapping[str, Any]) -> dict[str, Any]:
     parked: ParkedStore = state["parked"]
     params = request.query_params
     return await parked.repush_batch(
-        after=params.get("after", ""), until=params.get("until", ""), count=_int_param(request, "count", 100), via=VIA
-    )
+        after=params.get("after", ""), until=params.get("until", ""), count=_int_param(request, "count", 100), via=VIA,
+        by=operator(request),
+    )  # fmt: skip
 
 
 async def delete_parked(request: Request, state: Mapping[str, Any]) -> dict[str, Any]:
     parked: ParkedStore = state["parked"]
-    entry = await parked.delete(request.path_params["entry_id"], via=VIA)
+    entry = await parked.delete(request.path_params["entry_id"], via=VIA, by=operator(request))
     return {"id": entry.id, "deleted": True}
 
 

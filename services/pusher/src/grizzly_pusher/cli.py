@@ -26,7 +26,7 @@ from rich.text import Text
 
 from grizzly_pusher.parked import BadRequest, ParkedError, ParkedStore
 
-VIA = "cli"
+VIA = "cli"  # also who made the change (X-Operator's value for the admin API): the CLI has no operator name
 T = TypeVar("T")
 
 app = typer.Typer(help="grizzly-pusher tools (without a command the service runs: grizzly-pusher)")
@@ -159,7 +159,7 @@ def repush(
         raise typer.Exit(2)
     if entry_id is not None:
         chosen = entry_id
-        result = _run(redis_url, lambda store: store.repush(chosen, via=VIA)).as_dict()
+        result = _run(redis_url, lambda store: store.repush(chosen, via=VIA, by=VIA)).as_dict()
         if as_json:
             _print_json(result)
         else:
@@ -170,7 +170,7 @@ def repush(
         total: dict[str, Any] = {"scheduled": 0, "already_delivered": 0, "gone": 0, "skipped": []}
         after, until = "", ""
         while True:
-            report = await store.repush_batch(after=after, until=until, count=batch, via=VIA)
+            report = await store.repush_batch(after=after, until=until, count=batch, via=VIA, by=VIA)
             for key in ("scheduled", "already_delivered", "gone"):
                 total[key] += report[key]
             total["skipped"] += report["skipped"]
@@ -194,7 +194,7 @@ def delete(entry_id: str, as_json: JsonOpt = False, redis_url: RedisOpt = None) 
     """Remove one entry once handled (the only way out for an undecodable one)."""
 
     async def body(store: ParkedStore) -> dict[str, Any]:
-        entry = await store.delete(entry_id, via=VIA)
+        entry = await store.delete(entry_id, via=VIA, by=VIA)
         return {"id": entry.id, "deleted": True}
 
     result = _run(redis_url, body)

@@ -32,6 +32,7 @@ from grizzly_pusher.store import DUE_KEY, PARKED_INDEX_KEY, PARKED_KEY, TASKS_KE
 log = logging.getLogger(__name__)
 
 ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+OPERATOR = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 MAX_PAGE = 1000
 LIST_PREVIEW = 120
 SHOW_PREVIEW = 4000
@@ -63,6 +64,13 @@ def check_id(entry_id: str) -> str:
     if not ENTRY_ID.fullmatch(entry_id):
         raise BadRequest(f"bad parked id {entry_id[:40]!r}: a stream id like 1764547200000-0")
     return entry_id
+
+
+def check_operator(by: str) -> str:
+    """Who made a change (X-Operator; the CLI is "cli"): 1-64 of [A-Za-z0-9._@-]."""
+    if not OPERATOR.fullmatch(by):
+        raise BadRequest("bad operator name: 1-64 characters of A-Z a-z 0-9 . _ @ -")
+    return by
 
 
 def check_count(count: int) -> int:
@@ -212,10 +220,30 @@ class ParkedStore:
     async def count(self) -> int:
         return int(await self.redis.xlen(PARKED_KEY))
 
-    async def repush(self, entry_id: str, *, via: str) -> RepushResult:
-        return await self._repush_one(await self.get(entry_id), via)
+    async def repush(self, entry_id: str, *, via: str, by: str) -> RepushResult:
+        check_operator(by)
+        parked = await self.get(entry_id)
+        result = await self._repush_one(parked, via, by)
+        task = parked.task
+        await self._record_operator(
+            by, "parked_repush", parked_id=parked.id, reason=parked.reason, sms_id=result.sms_id,
+            task_id=result.task_id, outcome=result.outcome, activation_id=task.activation_id if task else None,
+            upstream=(task.upstream if task else "") or None, via=via,
+        )  # fmt: skip
+        return result
 
-    async def _repush_one(self, parked: Parked, via: str) -> RepushResult:
+    async def _record_operator(self, by: str, action: str, **fields: Any) -> None:
+        """Who made the change, in the operator stream (audit:ops) the console shows. The change is made by then:
+        a failure here is logged, not answered as a failure (a retry would find nothing left to do)."""
+        try:
+            await audit.record_operator(self.redis, by, action, **fields)
+        except Exception as exc:  # noqa: BLE001 - logged with who and what, never lost silently
+            log.error(
+                "operator change not recorded in audit:ops",
+                extra=log_fields(by=by, action=action, error=type(exc).__name__, **fields),
+            )
+
+    async def _repush_one(self, parked: Parked, via: str, by: str) -> RepushResult:
         task = parked.task
         if task is None:
             raise NotRepushable(
@@ -228,7 +256,7 @@ class ParkedStore:
         if task.activation_id:
             event = audit.encode_event(
                 "parked_repush", sms_id=sms_id, upstream=task.upstream, parked_id=parked.id, reason=parked.reason,
-                via=via,
+                via=via, by=by,
             )  # fmt: skip
         keys = [DUE_KEY, TASKS_KEY, PARKED_KEY, f"pusher:ledger:{task.upstream or '?'}:{sms_id}",
                 audit.activation_key(task.activation_id)]  # fmt: skip
@@ -242,7 +270,13 @@ class ParkedStore:
         log.info(
             "parked entry re-pushed",
             extra=log_fields(
-                parked_id=parked.id, reason=parked.reason, sms_id=sms_id, task=tid, outcome=result.outcome, via=via
+                parked_id=parked.id,
+                reason=parked.reason,
+                sms_id=sms_id,
+                task=tid,
+                outcome=result.outcome,
+                via=via,
+                by=by,
             ),
         )
         return result
@@ -263,17 +297,20 @@ class ParkedStore:
         newest = _entries(await self.redis.xrevrange(PARKED_KEY, count=1))
         return newest[0][0] if newest else ""
 
-    async def repush_batch(self, *, after: str = "", until: str = "", count: int = 100, via: str) -> dict[str, Any]:
+    async def repush_batch(
+        self, *, after: str = "", until: str = "", count: int = 100, via: str, by: str
+    ) -> dict[str, Any]:
         """Re-push up to `count` entries after `after`, up to `until` (the newest entry when the walk began, so what is
         parked again during the walk waits for the next one). Undecodable entries are skipped and stay parked.
         Answers the counts and the cursor for the next call (`next`, None when done)."""
         check_count(count)
+        check_operator(by)
+        start = "(" + check_id(after) if after else "-"
         until = check_id(until) if until else await self.last_id()
         report: dict[str, Any] = {"scheduled": 0, "already_delivered": 0, "gone": 0, "skipped": [], "until": until}
         report["next"] = None
         if not until:
             return report
-        start = "(" + check_id(after) if after else "-"
         entries = _entries(await self.redis.xrange(PARKED_KEY, start, until, count=count + 1))
         for entry_id, fields in entries[:count]:
             parked = Parked.from_stream(entry_id, fields)
@@ -281,17 +318,24 @@ class ParkedStore:
                 report["skipped"].append({"id": parked.id, "reason": parked.reason, "error": parked.decode_error})
                 continue
             try:
-                result = await self._repush_one(parked, via)
+                result = await self._repush_one(parked, via, by)
             except NotFound:
                 report["gone"] += 1
                 continue
             report[result.outcome] += 1
         if len(entries) > count:
             report["next"] = entries[count - 1][0]
+        if entries:  # one operator event per batch; each entry's own event is in its activation's trail
+            await self._record_operator(
+                by, "parked_repush_all", scheduled=report["scheduled"], already_delivered=report["already_delivered"],
+                gone=report["gone"], skipped=len(report["skipped"]), after=after or None, until=until,
+                next=report["next"], via=via,
+            )  # fmt: skip
         return report
 
-    async def delete(self, entry_id: str, *, via: str) -> Parked:
+    async def delete(self, entry_id: str, *, via: str, by: str) -> Parked:
         """Remove one entry (after an operator handled it): logged, and recorded in the activation's trail if known."""
+        check_operator(by)
         parked = await self.get(entry_id)
         if not await self.redis.xdel(PARKED_KEY, entry_id):
             raise NotFound(f"no parked entry {entry_id} (re-pushed or deleted meanwhile)")
@@ -299,10 +343,17 @@ class ParkedStore:
         if parked.task is not None and parked.task.activation_id:
             event = audit.encode_event(
                 "parked_delete", sms_id=sms_id, upstream=parked.task.upstream, parked_id=entry_id,
-                reason=parked.reason, via=via,
+                reason=parked.reason, via=via, by=by,
             )  # fmt: skip
             await audit.append(self.redis, parked.task.activation_id, event, retention_s=self.audit_retention_s)
         log.info(
-            "parked entry deleted", extra=log_fields(parked_id=entry_id, reason=parked.reason, sms_id=sms_id, via=via)
+            "parked entry deleted",
+            extra=log_fields(parked_id=entry_id, reason=parked.reason, sms_id=sms_id, via=via, by=by),
         )
+        task = parked.task
+        await self._record_operator(
+            by, "parked_delete", parked_id=entry_id, reason=parked.reason, sms_id=sms_id,
+            activation_id=task.activation_id if task else None, upstream=(task.upstream if task else "") or None,
+            via=via,
+        )  # fmt: skip
         return parked
