@@ -32,8 +32,8 @@ if [ -z "${DOCKER:-}" ]; then
   if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
 fi
 export DOCKER_BUILDKIT=0
-# service directories under services/ (the simulator is built once it exists)
-SERVICES="pool api-edge sms-ingest pusher simulator"
+# service directories under services/ (each is built once its pyproject.toml exists)
+SERVICES="pool api-edge sms-ingest pusher simulator console"
 
 log() { printf '[containers] %s\n' "$*" >&2; }
 die() { printf '[containers] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -264,7 +264,10 @@ compose_ci() {  # docker-compose with the CI override and the current local imag
   local compose=(docker-compose)
   command -v docker-compose >/dev/null 2>&1 || compose=("$DOCKER" compose)
   : "${UPSTREAM_GRIZZLY_KEY:=ci-partner-key-0001}" "${POOL_ADMIN_TOKEN:=ci-admin-token-0001}" "${INGEST_TOKEN:=ci-ingest-token-0001}"
-  export UPSTREAM_GRIZZLY_KEY POOL_ADMIN_TOKEN INGEST_TOKEN
+  : "${POOL_API_TOKEN:=ci-pool-api-token-0001}" "${PUSHER_ADMIN_TOKEN:=ci-pusher-admin-token-0001}"
+  : "${CONSOLE_SESSION_SECRET:=ci-console-session-secret-0001}" "${CONSOLE_OPERATOR_ADMIN_TOKEN:=ci-console-admin-token-0001}"
+  export UPSTREAM_GRIZZLY_KEY POOL_ADMIN_TOKEN INGEST_TOKEN POOL_API_TOKEN PUSHER_ADMIN_TOKEN CONSOLE_SESSION_SECRET \
+    CONSOLE_OPERATOR_ADMIN_TOKEN
   DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock} "${compose[@]}" -p "${COMPOSE_PROJECT_NAME:-grizzly-ci}" \
     -f docker-compose.yml -f docker-compose.ci.yml "$@"
 }

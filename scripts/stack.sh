@@ -3,7 +3,7 @@
 # usage: scripts/stack.sh install|install-browser|up|down|status|env|sim|lint|test [pytest args]
 #   install  Python deps (uv, uv.lock), redis-server (Debian package), Kafka jars (Maven Central); re-runs reuse them
 #   install-browser  Debian's chromium for the console's browser tests (test runs it; apt-get only when missing)
-#   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher, wait until each is ready
+#   up       install, start Redis + Kafka + pool + api-edge + sms-ingest + pusher + console, wait until each is ready
 #   down     stop everything `up` started, the simulator too (data under .run/ is kept; `down --wipe` deletes it)
 #   env      print the stack's settings as exports: eval "$(scripts/stack.sh env)" before using the CLIs
 #   sim      run grizzly-conformance --destructive against the running stack (report in .run/conformance-report.json;
@@ -41,13 +41,23 @@ export INGEST_GOIP_TOKEN=${INGEST_GOIP_TOKEN:-local-dev-goip-token}
 export EDGE_HOST=${EDGE_HOST:-127.0.0.1} EDGE_OPS_HOST=${EDGE_OPS_HOST:-127.0.0.1} EDGE_OPS_PORT=${EDGE_OPS_PORT:-8086}
 export POOL_HOST=${POOL_HOST:-127.0.0.1} POOL_ADMIN_HOST=${POOL_ADMIN_HOST:-127.0.0.1}
 export INGEST_HOST=${INGEST_HOST:-127.0.0.1} PUSHER_HOST=${PUSHER_HOST:-127.0.0.1}
+# The operator console on loopback, plain http (so its cookie is not https-only), one operator "admin".
+export CONSOLE_HOST=${CONSOLE_HOST:-127.0.0.1} CONSOLE_PORT=${CONSOLE_PORT:-8085}
+export CONSOLE_POOL_ADMIN_URL=${CONSOLE_POOL_ADMIN_URL:-http://127.0.0.1:$POOL_ADMIN_PORT}
+export CONSOLE_PUSHER_ADMIN_URL=${CONSOLE_PUSHER_ADMIN_URL:-http://127.0.0.1:$PUSHER_PORT}
+export CONSOLE_OPERATORS=${CONSOLE_OPERATORS:-admin}
+export CONSOLE_OPERATOR_ADMIN_TOKEN=${CONSOLE_OPERATOR_ADMIN_TOKEN:-local-dev-console-admin-token}
+export CONSOLE_SESSION_SECRET=${CONSOLE_SESSION_SECRET:-local-dev-console-session-secret}
+export CONSOLE_COOKIE_SECURE=${CONSOLE_COOKIE_SECURE:-false}
 export SIM_PORT=${SIM_PORT:-8090} SIM_PARTNER_URL=${SIM_PARTNER_URL:-http://127.0.0.1:$EDGE_PORT/}
 export SIM_KEY=${SIM_KEY:-$UPSTREAM_GRIZZLY_KEY}
 export SIM_INGEST_URL=${SIM_INGEST_URL:-http://127.0.0.1:$INGEST_PORT/v1/sms} SIM_INGEST_TOKEN=${SIM_INGEST_TOKEN:-$INGEST_TOKEN}
 STACK_VARS="REDIS_URL KAFKA_BOOTSTRAP UPSTREAMS UPSTREAM_GRIZZLY_KEY UPSTREAM_GRIZZLY_PUSH_URL EDGE_PORT POOL_PORT
   POOL_ADMIN_PORT INGEST_PORT PUSHER_PORT EDGE_POOL_URL PUSHER_POOL_URL INGEST_POOL_URL POOL_ADMIN_TOKEN INGEST_TOKEN
   POOL_API_TOKEN INGEST_GOIP_TOKEN EDGE_HOST EDGE_OPS_HOST EDGE_OPS_PORT POOL_HOST POOL_ADMIN_HOST INGEST_HOST
-  PUSHER_HOST PUSHER_ADMIN_TOKEN SIM_PORT SIM_PARTNER_URL SIM_KEY SIM_INGEST_URL SIM_INGEST_TOKEN"
+  PUSHER_HOST PUSHER_ADMIN_TOKEN CONSOLE_HOST CONSOLE_PORT CONSOLE_POOL_ADMIN_URL CONSOLE_PUSHER_ADMIN_URL
+  CONSOLE_OPERATORS CONSOLE_OPERATOR_ADMIN_TOKEN CONSOLE_SESSION_SECRET CONSOLE_COOKIE_SECURE SIM_PORT SIM_PARTNER_URL
+  SIM_KEY SIM_INGEST_URL SIM_INGEST_TOKEN"
 
 log() { printf '[stack] %s\n' "$*"; }
 
@@ -67,7 +77,9 @@ install() {
 }
 
 # The console's tests drive a real headless browser: Debian's chromium (/usr/bin/chromium), as browser downloads at
-# install time are not possible on these machines. Only `test` needs it; `up` stays light.
+# install time are not possible on these machines. Only `test` needs it; `up` stays light. Without recommends
+# (udev, upower, printing...): headless needs none of them, only a font for readable screenshots. About 100 s on a
+# bare Debian, less where the GUI libraries are already there.
 BROWSER=${BROWSER:-/usr/bin/chromium}
 install_browser() {
   [ -x "$BROWSER" ] && return 0
@@ -76,7 +88,7 @@ install_browser() {
   export DEBIAN_FRONTEND=noninteractive
   # another apt run (a second checkout, unattended upgrades) holds the lock for a while: wait instead of failing
   apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
   [ -x "$BROWSER" ] || { log "chromium installed but $BROWSER is missing"; return 1; }
   log "chromium installed in $((SECONDS - t0))s: $("$BROWSER" --version 2>/dev/null || echo '?')"
 }
@@ -99,8 +111,10 @@ redis_stop() {
   fi
 }
 
-# name:command:the port its /readyz answers on (api-edge: its ops port)
-SERVICES="pool:grizzly-pool:$POOL_PORT edge:grizzly-edge:$EDGE_OPS_PORT ingest:grizzly-ingest:$INGEST_PORT pusher:grizzly-pusher:$PUSHER_PORT"
+# name:command:the port its /readyz answers on (api-edge: its ops port), in start order (the console's /readyz needs
+# the pool's and the pusher's admin APIs)
+SERVICES="pool:grizzly-pool:$POOL_PORT edge:grizzly-edge:$EDGE_OPS_PORT ingest:grizzly-ingest:$INGEST_PORT
+  pusher:grizzly-pusher:$PUSHER_PORT console:grizzly-console:$CONSOLE_PORT"
 SIMULATOR="sim:grizzly-sim:$SIM_PORT"
 
 services_start() {
@@ -115,6 +129,16 @@ services_start() {
       || { log "$name did not become ready; last log lines:"; tail -20 "$RUN/services/$name.log"; exit 1; }
     log "$name ready on 127.0.0.1:$port"
   done
+}
+
+# How to log in, for the up message: the loopback-dev default is shown, a token of your own only by its variable.
+console_token() {
+  local first=${CONSOLE_OPERATORS%%,*} var
+  var="CONSOLE_OPERATOR_$(printf '%s' "$first" | tr 'a-z' 'A-Z' | tr -c 'A-Z0-9' '_')_TOKEN"
+  case "${!var:-}" in
+    local-dev-*) printf '%s' "${!var}" ;;
+    *) printf 'in %s' "$var" ;;
+  esac
 }
 
 services_stop() {
@@ -221,6 +245,7 @@ case "${1:-}" in
     services_start
     log "stack up in $((SECONDS - t0))s: partner URL http://127.0.0.1:$EDGE_PORT/ (also /GrizzlySMS.php)," \
         "SMS in at http://127.0.0.1:$INGEST_PORT/v1/sms, pool admin on :$POOL_ADMIN_PORT; stop with scripts/stack.sh down"
+    log "console: http://127.0.0.1:$CONSOLE_PORT/ - log in as ${CONSOLE_OPERATORS%%,*} with the token $(console_token)"
     ;;
   down)
     services_stop

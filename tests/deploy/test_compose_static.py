@@ -23,8 +23,21 @@ from tests.deploy import env_scan
 
 ROOT = env_scan.ROOT
 COMPOSE_NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
-PREFIXES = {"api-edge": "EDGE_", "pool": "POOL_", "sms-ingest": "INGEST_", "pusher": "PUSHER_", "simulator": "SIM_"}
-PORT_VARS = {"api-edge": "EDGE_PORT", "pool": "POOL_PORT", "sms-ingest": "INGEST_PORT", "pusher": "PUSHER_PORT"}
+PREFIXES = {
+    "api-edge": "EDGE_",
+    "pool": "POOL_",
+    "sms-ingest": "INGEST_",
+    "pusher": "PUSHER_",
+    "simulator": "SIM_",
+    "console": "CONSOLE_",
+}
+PORT_VARS = {
+    "api-edge": "EDGE_PORT",
+    "pool": "POOL_PORT",
+    "sms-ingest": "INGEST_PORT",
+    "pusher": "PUSHER_PORT",
+    "console": "CONSOLE_PORT",
+}
 ALIASES = {"edge": "api-edge", "ingest": "sms-ingest", "sim": "simulator"}
 WILDCARDS = ("", "0.0.0.0", "::")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+][^}]*)?\}")
@@ -126,6 +139,15 @@ def _concrete_upstreams(values: dict[str, str]) -> tuple[str, ...]:
     return names or ("grizzly",)
 
 
+def _concrete_operators(values: dict[str, str]) -> tuple[str, ...]:
+    raw = INTERPOLATION.sub(lambda m: _default_of_or_blank(m.group(0)), values.get("CONSOLE_OPERATORS", ""))
+    return tuple(o.strip() for o in raw.split(",") if o.strip())
+
+
+def _concrete(var: env_scan.EnvVar, values: dict[str, str]) -> list[str]:
+    return var.concrete(_concrete_upstreams(values), _concrete_operators(values))
+
+
 def _default_of_or_blank(expression: str) -> str:
     match = re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", expression)
     return match.group(1) if match else ""
@@ -140,9 +162,9 @@ def matched(compose: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return pairs
 
 
-def test_the_four_services_are_in_compose(compose: dict[str, Any]) -> None:
+def test_the_services_are_in_compose(compose: dict[str, Any]) -> None:
     found = {directory for _, directory, _ in matched(compose)}
-    assert {"api-edge", "pool", "sms-ingest", "pusher"} <= found
+    assert {"api-edge", "pool", "sms-ingest", "pusher", "console"} <= found
 
 
 def test_every_build_context_and_dockerfile_exists(compose: dict[str, Any]) -> None:
@@ -166,7 +188,7 @@ def test_every_variable_a_service_needs_is_set(compose: dict[str, Any]) -> None:
         values = environment(spec)
         host_network = spec.get("network_mode") == "host"
         for var in scanned.vars.values():
-            for concrete in var.concrete(_concrete_upstreams(values)):
+            for concrete in _concrete(var, values):
                 if var.required and concrete not in values:
                     problems.append(f"{name}: {concrete} is required by services/{directory} ({var.where})")
                 loopback = "127.0.0.1" in var.default or "localhost" in var.default
@@ -180,7 +202,7 @@ def test_no_unknown_variables_with_a_service_prefix(compose: dict[str, Any]) -> 
     for name, directory, spec in matched(compose):
         scanned = env_scan.scan_service(directory)
         values = environment(spec)
-        readable = {c for var in scanned.vars.values() for c in var.concrete(_concrete_upstreams(values))}
+        readable = {c for var in scanned.vars.values() for c in _concrete(var, values)}
         prefixes = [PREFIXES[directory]] if directory in PREFIXES else []
         if "UPSTREAMS" in readable:
             prefixes.append("UPSTREAM_")
@@ -225,6 +247,12 @@ def test_environment_parsing_understands_compose_syntaxes() -> None:
     assert environment({"environment": ["A=1", "B", "C="]}) == {"A": "1", "B": "${B}", "C": ""}
     assert environment({"environment": {"A": 1, "B": None}}) == {"A": "1", "B": ""}
     assert _concrete_upstreams({"UPSTREAMS": "${UPSTREAMS:-grizzly,smshub}"}) == ("grizzly", "smshub")
+    assert _concrete_operators({"CONSOLE_OPERATORS": "${CONSOLE_OPERATORS:-admin,ops.team}"}) == ("admin", "ops.team")
+    family = env_scan.EnvVar("CONSOLE_OPERATOR_<NAME>_TOKEN", env_scan.NO_DEFAULT, "env_secret", "x.py:1")
+    assert family.concrete((), ("admin", "ops.team")) == [
+        "CONSOLE_OPERATOR_ADMIN_TOKEN",
+        "CONSOLE_OPERATOR_OPS_TEAM_TOKEN",
+    ]
 
 
 def test_port_parsing_understands_compose_syntaxes() -> None:
@@ -246,3 +274,13 @@ def test_port_parsing_understands_compose_syntaxes() -> None:
         ("", 8088, 8080, "tcp"),
         ("0.0.0.0", 8089, 80, "tcp"),
     ]
+
+
+def test_the_console_sends_the_tokens_the_admin_apis_check(compose: dict[str, Any]) -> None:
+    services = {directory: environment(spec) for _, directory, spec in matched(compose)}
+    console = services["console"]
+    assert console["POOL_ADMIN_TOKEN"] == services["pool"]["POOL_ADMIN_TOKEN"]
+    assert console["PUSHER_ADMIN_TOKEN"] == services["pusher"]["PUSHER_ADMIN_TOKEN"]
+    # and it calls them on the ports they listen on (host networking: 127.0.0.1)
+    assert console["CONSOLE_POOL_ADMIN_URL"] == "http://127.0.0.1:" + services["pool"]["POOL_ADMIN_PORT"]
+    assert console["CONSOLE_PUSHER_ADMIN_URL"] == "http://127.0.0.1:" + services["pusher"]["PUSHER_PORT"]

@@ -27,6 +27,7 @@ SERVERS = {
     "grizzly-ingest": "INGEST_PORT",
     "grizzly-pusher": "PUSHER_PORT",
     "grizzly-sim": "SIM_PORT",
+    "grizzly-console": "CONSOLE_PORT",
 }
 SECRET = "entry-point-test-secret-0001"  # passes every placeholder check
 REQUIRED = {
@@ -36,6 +37,10 @@ REQUIRED = {
     "POOL_API_TOKEN": SECRET + "-pool",
     "INGEST_TOKEN": SECRET,
     "SIM_KEY": SECRET,
+    "PUSHER_ADMIN_TOKEN": SECRET + "-pusher",
+    "CONSOLE_OPERATORS": "admin",
+    "CONSOLE_OPERATOR_ADMIN_TOKEN": SECRET + "-operator",
+    "CONSOLE_SESSION_SECRET": SECRET + "-session",
 }
 
 

@@ -489,12 +489,62 @@ def test_the_console_accepts_only_the_ingress_controller_and_reaches_only_the_ad
     }
     # and the console's settings point at exactly those Services and ports
     deployment = one(rendering, "Deployment", "console")
-    assert env_value(rendering, deployment, "CONSOLE_POOL_ADMIN_URL") == f"http://pool:{pool_ports['admin']}"
+    assert env_value(rendering, deployment, "CONSOLE_POOL_ADMIN_URL") == f"http://pool-admin:{pool_ports['admin']}"
     assert env_value(rendering, deployment, "CONSOLE_PUSHER_ADMIN_URL") == f"http://pusher:{pusher_ports['http']}"
     services = {
         svc["metadata"]["name"]: {p["port"] for p in svc["spec"]["ports"]} for svc in objects(rendering, "Service")
     }
-    assert pool_ports["admin"] in services["pool"] and pusher_ports["http"] in services["pusher"]
+    assert pool_ports["admin"] in services["pool-admin"] and pusher_ports["http"] in services["pusher"]
+
+
+@pytest.mark.parametrize("rendering", ["base", "staging"])
+def test_the_console_reaches_one_pool_replica_so_import_jobs_are_found(rendering: str) -> None:
+    """An import job lives in the pool replica that took the POST (grizzly_pool.imports): the console's requests
+    must all reach that replica, through a Service with client affinity on the admin port only."""
+    svc = one(rendering, "Service", "pool-admin")
+    pool = one(rendering, "Deployment", "pool")
+    assert svc["spec"]["selector"].items() <= pool["spec"]["template"]["metadata"]["labels"].items()
+    assert svc["spec"]["sessionAffinity"] == "ClientIP"
+    assert svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 3600
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8082, "admin")]
+    # the internal API keeps its spread over the replicas
+    assert "sessionAffinity" not in one(rendering, "Service", "pool")["spec"]
+    assert pool["spec"].get("replicas", 1) > 1, "one replica would not need the affinity"
+
+
+def _size_bytes(quantity: str) -> int:
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", quantity)
+    assert match, quantity
+    return int(match.group(1)) * {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}[match.group(2)]
+
+
+def _source_constant(path: str, name: str) -> int:
+    """NAME = 256 * 1024 * 1024 in a module, evaluated (only digits, * and spaces)."""
+    match = re.search(rf"^{name}(?:: Final)? = ([\d* ]+)", (env_scan.ROOT / path).read_text(), re.MULTILINE)
+    assert match, f"{path}: {name} not found"
+    value = 1
+    for factor in match.group(1).split("*"):
+        value *= int(factor)
+    return value
+
+
+def test_tmp_holds_the_csv_imports_the_pool_and_the_console_accept() -> None:
+    def tmp(service: str) -> Obj:
+        [volume] = [
+            v for v in one("base", "Deployment", service)["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp"
+        ]
+        return dict(volume["emptyDir"])
+
+    # the pool keeps each CSV and its check buckets (about the file's size again) in TMPDIR: RUNNING_MAX jobs and one
+    # synchronous import; on disk (a tmpfs counts against the memory limit), never evicted before the pool refuses
+    per_file = 2 * _source_constant("services/pool/src/grizzly_pool/admin.py", "MAX_IMPORT_BYTES")
+    running = _source_constant("services/pool/src/grizzly_pool/imports.py", "RUNNING_MAX")
+    pool = tmp("pool")
+    assert "medium" not in pool and _size_bytes(pool["sizeLimit"]) >= (running + 1) * per_file
+    # the console spools an upload to /tmp on its way to the pool
+    console = tmp("console")
+    upload = _source_constant("services/console/src/grizzly_console/app.py", "MAX_FORM_BYTES")
+    assert "medium" not in console and _size_bytes(console["sizeLimit"]) >= 4 * upload
 
 
 def test_the_console_takes_its_secrets_from_the_secret_and_one_token_per_operator() -> None:
@@ -511,3 +561,7 @@ def test_the_console_takes_its_secrets_from_the_secret_and_one_token_per_operato
         assert not ref.get("optional"), f"the console cannot work without {name}"
     # TLS at the operator Ingress: the cookie never travels over plain http
     assert config_data("base")["CONSOLE_COOKIE_SECURE"] == "true"
+    # the tokens it sends are the ones the admin APIs check: the same Secret keys
+    for service, var in (("pool", "POOL_ADMIN_TOKEN"), ("pusher", "PUSHER_ADMIN_TOKEN")):
+        [theirs] = [e for e in container(one("base", "Deployment", service))["env"] if e["name"] == var]
+        assert theirs["valueFrom"]["secretKeyRef"]["key"] == entries[var]["valueFrom"]["secretKeyRef"]["key"], var

@@ -1,11 +1,13 @@
 """The containerized stack (docker-compose.yml + docker-compose.ci.yml, local images, host networking).
 
-Kafka, Redis and the four services run as containers started by docker-compose; every health check must turn
-healthy; the platform's cycle runs through the containerized api-edge, and SMS travel sms-ingest -> Kafka -> pusher
-to a fake Grizzly on the host. The edge serves TLS itself here (EDGE_TLS_*, a certificate made at test time and
-mounted through EDGE_TLS_DIR, as docs/security.md tells an operator to): every partner call of these tests is https
-with the certificate verified; the staging test (test_compose_staging.py) keeps plain http. `docker stop` on the
-pusher in the middle of a burst loses no SMS and pushes none twice after SUCCESS. `down -v` leaves nothing behind.
+Kafka, Redis, the four services and the console run as containers started by docker-compose; every health check
+must turn healthy; the console answers its login page (templates and static files are in its image) and is ready
+(both admin APIs answer its tokens); the platform's cycle runs through the containerized api-edge, and SMS travel
+sms-ingest -> Kafka -> pusher to a fake Grizzly on the host. The edge serves TLS itself here (EDGE_TLS_*, a
+certificate made at test time and mounted through EDGE_TLS_DIR, as docs/security.md tells an operator to): every
+partner call of these tests is https with the certificate verified; the staging test (test_compose_staging.py) keeps
+plain http. `docker stop` on the pusher in the middle of a burst loses no SMS and pushes none twice after SUCCESS.
+`down -v` leaves nothing behind.
 
 Skipped (one line) when no Docker engine answers, unless TEST_REQUIRE_DOCKER=1: then it fails.
 The images are the content-tagged local ones (scripts/containers.sh build); missing ones are built first.
@@ -14,6 +16,7 @@ The images are the content-tagged local ones (scripts/containers.sh build); miss
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -38,7 +41,8 @@ pytestmark = pytest.mark.slow
 KEY = "compose-partner-key-0001"
 ADMIN_TOKEN = "compose-admin-token-0001"
 INGEST_TOKEN = "compose-ingest-token-0001"
-SERVICES = ("kafka", "redis", "pool", "api-edge", "sms-ingest", "pusher")
+PUSHER_ADMIN_TOKEN = "compose-pusher-admin-token-0001"
+SERVICES = ("kafka", "redis", "pool", "api-edge", "sms-ingest", "pusher", "console")
 BURST = 500
 
 
@@ -172,6 +176,7 @@ PORT_VARIABLES = (
     "EDGE_OPS_PORT",
     "INGEST_PORT",
     "PUSHER_PORT",
+    "CONSOLE_PORT",
 )
 
 
@@ -196,6 +201,9 @@ def compose_env(ports: dict[str, str], images: dict[str, str], **overrides: str)
         "POOL_ADMIN_TOKEN": ADMIN_TOKEN,
         "INGEST_TOKEN": INGEST_TOKEN,
         "POOL_API_TOKEN": "compose-pool-api-token-0001",
+        "PUSHER_ADMIN_TOKEN": PUSHER_ADMIN_TOKEN,
+        "CONSOLE_OPERATOR_ADMIN_TOKEN": "compose-console-admin-token-0001",
+        "CONSOLE_SESSION_SECRET": "compose-console-session-secret-0001",
         "PUSHER_RETRY_S": "1",
         "POOL_NUMBER_CHECK": "off",  # Ofcom drama numbers (reserved, invalid by the phone-number plan)
         **overrides,
@@ -330,6 +338,22 @@ def test_compose_edge_serves_the_partner_url_over_https_with_its_own_certificate
         httpx.post(f"http://127.0.0.1:{port}/", json={"action": "GET_SERVICES", "key": KEY}, timeout=5)
     with pytest.raises(httpx.ConnectError):  # the system's trust store does not know this certificate
         httpx.post(compose_stack.partner_url, json={"action": "GET_SERVICES", "key": KEY}, timeout=5)
+
+
+def test_compose_console_serves_its_pages_and_reaches_both_admin_apis(compose_stack: ComposeStack) -> None:
+    console = f"http://127.0.0.1:{compose_stack.port('CONSOLE_PORT')}"
+    with httpx.Client(base_url=console, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")  # both admin APIs answer the tokens compose gave the console
+        assert ready.status_code == 200, ready.text
+        page = client.get("/login")
+        assert page.status_code == 200 and "<form" in page.text
+        # the login page's own scripts and styles: the package data made it into the image
+        assets = set(re.findall(r"""(?:src|href)=["'](/static/[^"'?#]+)""", page.text))
+        assert assets, "the login page links no static file"
+        for asset in sorted(assets):
+            assert client.get(asset).status_code == 200, asset
+        assert client.get("/").status_code in {302, 303, 401}, "a page without a session"
 
 
 def test_docker_stop_on_the_pusher_mid_burst_loses_no_sms_and_pushes_none_twice(

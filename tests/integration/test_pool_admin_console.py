@@ -72,40 +72,44 @@ def pool(redis_url: str, tmp_path: Path) -> Iterator[Pool]:
         process.stop()
 
 
-NEW_ROUTES = ["/admin/devices", "/admin/activations", "/admin/overview", "/admin/audit"]
+NEW_ROUTES = ["/admin/devices", "/admin/activations", "/admin/overview", "/admin/audit", "/admin/imports",
+              "/admin/imports/0123456789abcdef"]  # fmt: skip
 
 
-@pytest.mark.parametrize("path", NEW_ROUTES)
-def test_new_admin_routes_need_the_token(pool: Pool, path: str) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong-token-000"}):
-        reply = httpx.get(f"{pool.admin.base_url}{path}", headers=headers)
-        assert reply.status_code == 401
-        assert reply.json() == {"status": "ERROR", "error": "unauthorized"}
+def test_new_admin_routes_need_the_token(pool: Pool) -> None:
+    for path in NEW_ROUTES:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-000"}):
+            reply = httpx.get(f"{pool.admin.base_url}{path}", headers=headers)
+            assert reply.status_code == 401, path
+            assert reply.json() == {"status": "ERROR", "error": "unauthorized"}
+    reply = httpx.post(f"{pool.admin.base_url}/admin/imports", content="number\n")
+    assert reply.status_code == 401
 
 
-@pytest.mark.parametrize(
-    ("path", "params"),
-    [
-        ("/admin/devices", {"count": "0"}),
-        ("/admin/devices", {"count": "x"}),
-        ("/admin/devices", {"offset": "-1"}),
-        ("/admin/devices", {"q": "x" * 129}),
-        ("/admin/activations", {"status": "sold"}),
-        ("/admin/activations", {"count": "501"}),
-        ("/admin/activations", {"before": "abc"}),
-        ("/admin/activations", {"number": "12"}),
-        ("/admin/activations", {"service": "TG!"}),
-        ("/admin/activations", {"upstream": "a b"}),
-        ("/admin/activations", {"country": "r" * 65}),
-        ("/admin/audit", {"count": "0"}),
-        ("/admin/audit", {"count": "1001"}),
-        ("/admin/numbers/abc", {}),
-    ],
-)
-def test_new_admin_routes_refuse_bad_query_params_with_400(pool: Pool, path: str, params: dict[str, str]) -> None:
-    reply = pool.admin.get(path, params=params)
-    assert reply.status_code == 400, reply.text
-    assert reply.json()["status"] == "ERROR" and reply.json()["error"]
+BAD_QUERIES = [
+    ("/admin/devices", {"count": "0"}),
+    ("/admin/devices", {"count": "x"}),
+    ("/admin/devices", {"offset": "-1"}),
+    ("/admin/devices", {"q": "x" * 129}),
+    ("/admin/activations", {"status": "sold"}),
+    ("/admin/activations", {"count": "501"}),
+    ("/admin/activations", {"before": "abc"}),
+    ("/admin/activations", {"number": "12"}),
+    ("/admin/activations", {"service": "TG!"}),
+    ("/admin/activations", {"upstream": "a b"}),
+    ("/admin/activations", {"country": "r" * 65}),
+    ("/admin/audit", {"count": "0"}),
+    ("/admin/audit", {"count": "1001"}),
+    ("/admin/numbers/abc", {}),
+    ("/admin/imports/not-a-job", {}),
+]
+
+
+def test_new_admin_routes_refuse_bad_query_params_with_400(pool: Pool) -> None:
+    for path, params in BAD_QUERIES:
+        reply = pool.admin.get(path, params=params)
+        assert reply.status_code == 400, (path, params, reply.text)
+        assert reply.json()["status"] == "ERROR" and reply.json()["error"]
 
 
 def test_devices_one_page_sorted_by_name_with_free_busy_offline_and_suspects(pool: Pool) -> None:
@@ -248,3 +252,67 @@ def test_changes_record_who_made_them_and_a_bad_operator_is_400(pool: Pool, redi
     assert events[2]["numbers"] == [79005000001] and events[2]["online"] is False
     assert all(e["ts_ms"] > 0 for e in events)
     assert len(pool.admin.get("/admin/audit", params={"count": 2}).json()["events"]) == 2
+
+
+def csv_text(count: int, start: int = 79006000000, devices: int = 4) -> str:
+    lines = ["number,country,operator,device,slot"]
+    lines += [f"{start + i},ru,mts,bank{i % devices},{i}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+def wait_for_job(pool: Pool, job: str, timeout_s: float = 120) -> tuple[dict[str, Any], list[int]]:
+    """The job once it ended, and rows_done as seen while polling."""
+    seen = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        reply = pool.admin.get(f"/admin/imports/{job}")
+        assert reply.status_code == 200, reply.text
+        data: dict[str, Any] = reply.json()
+        seen.append(data["rows_done"])
+        if data["state"] != "running":
+            return data, seen
+        time.sleep(0.05)
+    raise AssertionError(f"import job {job} still running after {timeout_s} s")
+
+
+def test_import_job_runs_in_the_background_with_progress_and_records_who(pool: Pool) -> None:
+    reply = pool.admin.post("/admin/imports", content=csv_text(20_000),
+                            headers={"content-type": "text/csv", "X-Operator": "carol"})  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    job = reply.json()["job"]
+    data, seen = wait_for_job(pool, job)
+    assert seen == sorted(seen)  # progress only goes up
+    assert {k: data[k] for k in ("job", "state", "rows_total", "rows_done", "added", "error", "bad_lines")} == {
+        "job": job, "state": "done", "rows_total": 20_000, "rows_done": 20_000, "added": 20_000, "error": None,
+        "bad_lines": [],
+    }  # fmt: skip
+    assert data["existing"] == 0 and data["by"] == "carol" and data["finished_ms"] >= data["started_ms"]
+    assert pool.admin.get("/admin/overview").json()["numbers"] == 20_000
+    event = pool.admin.get("/admin/audit").json()["events"][0]
+    assert event["event"] == "import" and event["by"] == "carol" and event["job"] == job
+    assert event["added"] == 20_000 and event["rows"] == 20_000
+
+    again = pool.admin.post("/admin/imports", content=csv_text(10), headers={"content-type": "text/csv"})
+    data, _ = wait_for_job(pool, again.json()["job"])
+    assert data["state"] == "done" and data["existing"] == 10 and data["added"] == 0 and data["by"] == "api"
+    listed = pool.admin.get("/admin/imports").json()["jobs"]
+    assert [j["job"] for j in listed] == [again.json()["job"], job]
+
+
+def test_import_job_with_bad_lines_fails_and_imports_nothing(pool: Pool) -> None:
+    text = csv_text(500).replace("79006000007,ru,mts", "7900600000x,ru,mts").replace("bank1,9\n", "bank1,5\n")
+    reply = pool.admin.post("/admin/imports", content=text, headers={"content-type": "text/csv"})
+    assert reply.status_code == 202
+    data, _ = wait_for_job(pool, reply.json()["job"])
+    assert data["state"] == "failed" and data["error"].startswith("nothing imported: line 9:")
+    assert len(data["bad_lines"]) == data["error_count"] == 2
+    assert data["bad_lines"][0].startswith("line 9:") and data["rows_done"] == data["added"] == 0
+    assert pool.admin.get("/admin/overview").json()["numbers"] == 0
+    assert pool.admin.get("/admin/audit").json()["events"] == []  # nothing changed, nothing recorded
+
+    reply = pool.admin.post("/admin/imports", content=b"\xff\xfe", headers={"content-type": "text/csv"})
+    data, _ = wait_for_job(pool, reply.json()["job"])
+    assert data["state"] == "failed" and "UTF-8" in data["error"]
+    bad_operator = pool.admin.post("/admin/imports", content=csv_text(1), headers={"X-Operator": "no spaces"})
+    assert bad_operator.status_code == 400
+    assert pool.admin.get("/admin/imports/0123456789abcdef").status_code == 404

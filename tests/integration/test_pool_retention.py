@@ -78,8 +78,17 @@ def test_pool_finished_activations_expire_after_the_retention_open_ones_stay(
         cycles = 600
         for i in range(cycles):
             _finish(http, _claim(http)["activation_id"], (4, 5)[i % 2])  # 1 and 3 would block tg
-        still_open = [_claim(http)["activation_id"] for _ in range(3)]
+        opened = [_claim(http) for _ in range(3)]
+        still_open = [got["activation_id"] for got in opened]
         grown = _keys(client)
+        # a number's history (GET /admin/numbers/{n}) follows act:{id}.prev: no key of its own to expire
+        admin = httpx.Client(
+            base_url=f"http://127.0.0.1:{stack_env['POOL_ADMIN_PORT']}",
+            headers={"Authorization": f"Bearer {stack_env['POOL_ADMIN_TOKEN']}"},
+            timeout=10,
+        )
+        history = admin.get(f"/admin/numbers/{opened[0]['number']}").json()["history"]
+        assert history[0]["activation_id"] == still_open[0] and len(history) > 1
         memory_peak = client.info("memory")["used_memory"]
         # act:{id} + audit:act:{id} per activation (on a slow machine the first ones may have expired already)
         assert len(grown) > len(baseline) + cycles
@@ -93,6 +102,9 @@ def test_pool_finished_activations_expire_after_the_retention_open_ones_stay(
         log.info("%d activations: keys %d -> %d -> %d, used_memory %d -> %d -> %d", cycles, len(baseline),
                  len(grown), len(baseline | kept), memory_before, memory_peak, memory_after)  # fmt: skip
         assert memory_after - memory_before < (memory_peak - memory_before) / 4
+        history = admin.get(f"/admin/numbers/{opened[0]['number']}").json()["history"]
+        assert [h["activation_id"] for h in history] == [still_open[0]]  # the chain ends where they expired
+        admin.close()
         for activation_id in still_open:  # the open ones still work end to end
             _finish(http, activation_id, 3)
     finally:

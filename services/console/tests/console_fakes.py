@@ -157,6 +157,8 @@ def pool_answers() -> dict[str, Any]:
             {"ts_ms": now_ms(), "event": "device_set", "by": "alice", "device": "goip-1", "cap": 3},
         ]},
         "POST /admin/imports": _json({"job": "job-1"}, 202),
+        "GET /admin/imports": {"jobs": [{"job": "job-0", "state": "done", "rows_total": 2, "added": 2, "existing": 0,
+                                         "error_count": 0, "by": "alice", "started_ms": now_ms()}]},
         "GET /admin/imports/job-1": {"job": "job-1", "state": "running", "rows_total": 4, "rows_done": 1,
                                      "added": 0, "error": None, "bad_lines": []},
     }  # fmt: skip

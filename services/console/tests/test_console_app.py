@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from console_fakes import ADMIN_TOKEN, ALICE_TOKEN, FakeAdmin
@@ -229,7 +229,7 @@ PAGES = {
     "/earnings": ["12.5", "50.0 %"],
     "/upstreams": ["te…01", "http://127.0.0.1:9/push", "SUCCESS"],
     "/audit": ["device_set", "alice"],
-    "/import": ["CSV file"],
+    "/import": ["CSV file", "job-0", "alice"],
     "/import/job-1": ["running", "1 of 4 rows"],
 }
 
@@ -252,8 +252,7 @@ def test_every_page_says_what_failed_when_the_admin_apis_are_down(
     pool.down = pusher.down = True
     reply = client.get(path)
     assert reply.status_code == 200, reply.text
-    if path != "/import":
-        assert "admin API:" in reply.text and "not reachable" in reply.text
+    assert "admin API:" in reply.text and "not reachable" in reply.text
 
 
 def test_an_admin_api_error_is_shown_with_its_own_message(client: TestClient, pool: FakeAdmin) -> None:
@@ -343,3 +342,52 @@ def test_every_change_is_logged_with_the_operator_and_no_secret(
     fields = line.__dict__["fields"]
     assert (fields["operator"], fields["action"], fields["device"], fields["cap"]) == ("alice", "device", "goip-1", 2)
     assert ALICE_TOKEN not in caplog.text and "test-pool-admin-token" not in caplog.text and csrf not in caplog.text
+
+
+def test_an_answer_the_console_cannot_read_is_a_502_page_not_a_500(
+    client: TestClient, pool: FakeAdmin, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool.answers["GET /admin/earnings"] = {"rows": 5}  # not a list
+    log_in(client)
+    with caplog.at_level(logging.ERROR):
+        reply = client.get("/")
+    assert reply.status_code == 502 and "could not read" in reply.text
+    assert "console page failed" in caplog.text
+
+
+def test_an_upload_without_the_csrf_token_is_refused_and_never_reaches_the_pool(
+    client: TestClient, pool: FakeAdmin
+) -> None:
+    log_in(client)
+    reply = client.post("/import", files={"file": ("farm.csv", b"number\n", "text/csv")})
+    assert reply.status_code == 403 and pool.posts() == []
+
+
+def test_a_body_over_the_limit_is_refused_with_413(
+    make_client: Callable[..., TestClient], pool: FakeAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grizzly_console import app
+
+    monkeypatch.setattr(app, "MAX_FORM_BYTES", 1024)
+    client = make_client()
+    csrf = log_in(client)
+    reply = client.post("/import", data={"csrf": csrf}, files={"file": ("farm.csv", b"x" * 4096, "text/csv")})
+    assert reply.status_code == 413 and "grizzly-pool import" in reply.text
+    assert pool.posts() == []
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413_too(
+    make_client: Callable[..., TestClient], pool: FakeAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grizzly_console import app
+
+    monkeypatch.setattr(app, "MAX_FORM_BYTES", 1024)
+    client = make_client()
+    csrf = log_in(client)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield f"csrf={csrf}&device=goip-1&cap=".encode()
+        yield b"1" * 4096
+
+    reply = client.post("/devices/set", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 413 and pool.posts() == []

@@ -264,6 +264,7 @@ async def numbers(page: Page) -> Response:
         history_map=history if isinstance(history, dict) else None,
         listing=listing,
         cursor=cursor,
+        statuses=STATUSES,
     )
 
 
@@ -454,7 +455,8 @@ async def audit_page(page: Page) -> Response:
 
 
 async def import_form(page: Page) -> Response:
-    return page.render("import.html", title="Import numbers")
+    recent = await got(page.pool.get("/admin/imports"))
+    return page.render("import.html", title="Import numbers", recent=recent)
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import re
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -29,6 +31,7 @@ from starlette.routing import Route
 
 from grizzly_pool import csv_import
 from grizzly_pool.app import State, pool_lifespan, render_country_list
+from grizzly_pool.imports import JOB_ID, ImportJobs, TooManyImports
 from grizzly_pool.phones import PhoneCheck, phone_check
 from grizzly_pool.settings import Settings
 from grizzly_pool.store import (
@@ -370,6 +373,47 @@ async def operator_audit(request: Request, state: State) -> Response:
     return json_response({"events": events})
 
 
+async def start_import(request: Request, state: State, jobs: ImportJobs) -> Response:
+    """POST /admin/imports: the CSV body is kept in TMPDIR as for POST /admin/import, then checked and imported by a
+    job of this process; 202 {"job": id} at once."""
+    by = operator(request)
+    size = int(request.headers.get("content-length") or 0)
+    if size > MAX_IMPORT_BYTES:
+        raise AdminError(413, f"CSV larger than {MAX_IMPORT_BYTES} bytes: use the CLI (grizzly-pool import)")
+    try:
+        jobs.check_room()
+    except TooManyImports as exc:
+        raise AdminError(429, str(exc)) from None
+    folder = Path(tempfile.mkdtemp(prefix="grizzly-import-"))
+    try:
+        path = Path(folder, "import.csv")
+        size = await _spool(request, path)
+        job = jobs.start(state["store"], folder, path, size, state_phones(state), by)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError):
+            log.warning("csv import: cannot keep the file in TMPDIR: %s", exc)
+            raise AdminError(507, f"cannot keep the CSV in the pool's TMPDIR ({exc.strerror}): use the CLI") from exc
+        if isinstance(exc, TooManyImports):
+            raise AdminError(429, str(exc)) from None
+        raise
+    return json_response({"job": job}, 202)
+
+
+async def show_import(request: Request, state: State, jobs: ImportJobs) -> Response:
+    job_id = request.path_params["job"]
+    if not JOB_ID.match(job_id):
+        raise AdminError(400, "job must be 16 hex digits")
+    job = jobs.get(job_id)
+    if job is None:
+        raise AdminError(404, "unknown job (jobs live in the pool process that took them, until it restarts)")
+    return json_response(job.view())
+
+
+async def list_imports(request: Request, state: State, jobs: ImportJobs) -> Response:
+    return json_response({"jobs": [job.view() for job in jobs.newest()]})
+
+
 def _int_param_path(request: Request, name: str) -> int:
     try:
         return int(request.path_params[name])
@@ -379,6 +423,7 @@ def _int_param_path(request: Request, name: str) -> int:
 
 def create_admin_app(settings: Settings) -> Starlette:
     token = ("Bearer " + settings.admin_token).encode()
+    jobs = ImportJobs()
 
     def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -398,7 +443,10 @@ def create_admin_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with pool_lifespan(settings) as state:
-            yield state
+            try:
+                yield state
+            finally:
+                await jobs.close()  # before Redis closes: a job still running is stopped (state "failed")
 
     routes = [
         Route("/admin/stats", guarded(stats), methods=["GET"]),
@@ -416,6 +464,9 @@ def create_admin_app(settings: Settings) -> Starlette:
         Route("/admin/numbers/{number}", guarded(show_number), methods=["GET"]),
         Route("/admin/devices/{device}", guarded(set_device), methods=["POST"]),
         Route("/admin/import", guarded(import_csv), methods=["POST"]),
+        Route("/admin/imports", guarded(functools.partial(start_import, jobs=jobs)), methods=["POST"]),
+        Route("/admin/imports", guarded(functools.partial(list_imports, jobs=jobs)), methods=["GET"]),
+        Route("/admin/imports/{job}", guarded(functools.partial(show_import, jobs=jobs)), methods=["GET"]),
         Route("/admin/activations/{activation_id}", guarded(show_activation), methods=["GET"]),
         Route("/admin/unmatched", guarded(unmatched), methods=["GET"]),
     ]
