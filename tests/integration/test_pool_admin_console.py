@@ -102,6 +102,7 @@ BAD_QUERIES = [
     ("/admin/audit", {"count": "1001"}),
     ("/admin/numbers/abc", {}),
     ("/admin/imports/not-a-job", {}),
+    ("/admin/counts", {"upstream": "nobody"}),
 ]
 
 

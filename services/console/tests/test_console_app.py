@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from console_fakes import ADMIN_TOKEN, ALICE_TOKEN, FakeAdmin
@@ -353,3 +353,41 @@ def test_an_answer_the_console_cannot_read_is_a_502_page_not_a_500(
         reply = client.get("/")
     assert reply.status_code == 502 and "could not read" in reply.text
     assert "console page failed" in caplog.text
+
+
+def test_an_upload_without_the_csrf_token_is_refused_and_never_reaches_the_pool(
+    client: TestClient, pool: FakeAdmin
+) -> None:
+    log_in(client)
+    reply = client.post("/import", files={"file": ("farm.csv", b"number\n", "text/csv")})
+    assert reply.status_code == 403 and pool.posts() == []
+
+
+def test_a_body_over_the_limit_is_refused_with_413(
+    make_client: Callable[..., TestClient], pool: FakeAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grizzly_console import app
+
+    monkeypatch.setattr(app, "MAX_FORM_BYTES", 1024)
+    client = make_client()
+    csrf = log_in(client)
+    reply = client.post("/import", data={"csrf": csrf}, files={"file": ("farm.csv", b"x" * 4096, "text/csv")})
+    assert reply.status_code == 413 and "grizzly-pool import" in reply.text
+    assert pool.posts() == []
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413_too(
+    make_client: Callable[..., TestClient], pool: FakeAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grizzly_console import app
+
+    monkeypatch.setattr(app, "MAX_FORM_BYTES", 1024)
+    client = make_client()
+    csrf = log_in(client)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield f"csrf={csrf}&device=goip-1&cap=".encode()
+        yield b"1" * 4096
+
+    reply = client.post("/devices/set", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 413 and pool.posts() == []

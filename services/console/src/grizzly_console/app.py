@@ -138,6 +138,23 @@ def bad_input(page: Page, message: str) -> HTMLResponse:
 PageHandler = Callable[[Page], Awaitable[Response]]
 
 
+def _csrf_refused(request: Request, state: State, session: Session) -> Response:
+    log.warning(
+        "console POST refused: missing or wrong CSRF token",
+        extra={"fields": {"path": request.url.path, "operator": session.operator}},
+    )
+    return render(
+        request,
+        state,
+        "error.html",
+        403,
+        session=session,
+        title="Refused",
+        message="This form is out of date or did not come from the console (CSRF token missing or wrong). "
+        "Reload the page and try again.",
+    )
+
+
 def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
     """A route that needs a logged-in operator; its POSTs need the session's CSRF token too."""
 
@@ -152,26 +169,15 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         form = None
-        if request.method == "POST":
-            form = await request.form(max_files=1, max_fields=50)
-            sent = form.get(CSRF_FIELD)
-            if not state["auth"].csrf_ok(request, sent if isinstance(sent, str) else None):
-                log.warning(
-                    "console POST refused: missing or wrong CSRF token",
-                    extra={"fields": {"path": request.url.path, "operator": session.operator}},
-                )
-                return render(
-                    request,
-                    state,
-                    "error.html",
-                    403,
-                    session=session,
-                    title="Refused",
-                    message="This form is out of date or did not come from the console (CSRF token missing or "
-                    "wrong). Reload the page and try again.",
-                )
         try:
+            if request.method == "POST":
+                form = await request.form(max_files=1, max_fields=50)
+                sent = form.get(CSRF_FIELD)
+                if not state["auth"].csrf_ok(request, sent if isinstance(sent, str) else None):
+                    return _csrf_refused(request, state, session)
             return await handler(Page(request, state, session, form))
+        except HTTPException:
+            raise  # 413 from BodyLimit while the form was read: its own page
         except Exception:
             # an answer of an admin API the page could not read (a shape it does not know): say so, never a 500
             log.exception("console page failed", extra={"fields": {"path": request.url.path}})

@@ -880,7 +880,7 @@ class PoolStore:
         cursor = 0
         while True:
             async with self._gate:
-                cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=1000)
+                cursor, page = await self.redis.sscan(self.keys.fixed("devices"), cursor, count=500)
             names += [_text(d) for d in page]
             if cursor == 0:
                 return sorted(set(names))
