@@ -49,15 +49,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """TEST_INFRA_ONLY=1 (the second CI suite): keep only the tests whose outcome can depend on where Redis and
-    Kafka come from (they use the `infra` fixture) and the compose tests. The rest behave the same in any mode
-    and already ran in the first suite."""
+    Kafka come from (they use the `infra` fixture, and are not marked single_pass) and the compose tests. The rest
+    behave the same in any mode and already ran in the first suite."""
     if os.environ.get("TEST_INFRA_ONLY") != "1":
         return
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         compose = item.nodeid.startswith("tests/integration/test_compose_")
-        (keep if compose or "infra" in getattr(item, "fixturenames", ()) else drop).append(item)
+        uses_infra = "infra" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("single_pass")
+        (keep if compose or uses_infra else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

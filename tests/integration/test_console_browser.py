@@ -35,9 +35,10 @@ NUMBERS = (447700900301, 447700900302, 447700900303)
 DEVICE = "goip-7"
 
 # skipped on a developer's machine without it; in CI (CI=true) a missing browser fails the test instead
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason="apt-get install chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason="apt-get install chromium"),
+    pytest.mark.single_pass,  # the pages and the browser, not how Redis and Kafka run
+]
 
 
 @pytest.fixture(scope="module")

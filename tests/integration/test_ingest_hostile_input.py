@@ -170,6 +170,7 @@ def in_process(redis_server: RedisLike, kafka_broker: Broker) -> Iterator[tuple[
         yield client, config
 
 
+@pytest.mark.single_pass  # 4,000 generated requests: the parser's answers, not how Redis and Kafka run
 def test_hostile_json_gets_a_4xx_never_a_5xx_and_nothing_invalid_is_published(
     in_process: tuple[TestClient, Settings], record_property: Callable[[str, object], None]
 ) -> None:

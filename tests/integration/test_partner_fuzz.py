@@ -115,6 +115,7 @@ def edge(start_service: Callable[..., ServiceProcess], stack_env: dict[str, str]
         yield client
 
 
+@pytest.mark.single_pass  # 6,000 generated requests: the edge's answers, not how Redis and Kafka run
 def test_every_answer_is_the_envelope_at_200_and_refusals_leave_the_pool_unchanged(
     edge: TestClient, stack_env: dict[str, str], record_property: Callable[[str, object], None]
 ) -> None:

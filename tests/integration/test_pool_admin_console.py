@@ -20,6 +20,8 @@ from grizzly_testkit.infra import ServiceProcess, free_port
 ADMIN_TOKEN = "test-admin-token-0001"
 API_TOKEN = "test-pool-api-token-0001"
 
+pytestmark = pytest.mark.single_pass  # the admin views and import jobs, not how Redis and Kafka run
+
 
 @dataclass
 class Pool:
@@ -102,6 +104,7 @@ BAD_QUERIES = [
     ("/admin/audit", {"count": "1001"}),
     ("/admin/numbers/abc", {}),
     ("/admin/imports/not-a-job", {}),
+    ("/admin/counts", {"upstream": "nobody"}),
 ]
 
 

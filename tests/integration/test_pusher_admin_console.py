@@ -25,6 +25,8 @@ from tests.integration.fake_grizzly import FakeGrizzly, FakePool, inbound, produ
 from tests.integration.fixtures import UPSTREAM_KEY
 from tests.integration.test_pusher_delivery import audit_events
 
+pytestmark = pytest.mark.single_pass  # read-only views and admin routes, not how Redis and Kafka run
+
 OK_NUMBER = 447700900201
 FAILING_NUMBER = 447700900202
 OLD_NUMBER = 447700900203

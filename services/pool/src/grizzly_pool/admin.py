@@ -148,6 +148,8 @@ async def stats(request: Request, state: State) -> Response:
 async def counts(request: Request, state: State) -> Response:
     settings = state["settings"]
     upstream = request.query_params.get("upstream", settings.upstreams[0])
+    if upstream not in settings.upstreams:  # counts as that platform sees them: only a platform we serve
+        raise AdminError(400, f"unknown upstream {upstream[:64]!r} (UPSTREAMS: {', '.join(settings.upstreams)})")
     snapshot = await state["store"].snapshot(settings.services)
     table = snapshot.table(settings.split_countries)
     return json_response({"countryList": render_country_list(table, settings.country_maps.get(upstream, {}))})
@@ -384,13 +386,15 @@ async def start_import(request: Request, state: State, jobs: ImportJobs) -> Resp
         jobs.check_room()
     except TooManyImports as exc:
         raise AdminError(429, str(exc)) from None
-    folder = Path(tempfile.mkdtemp(prefix="grizzly-import-"))
+    folder: Path | None = None
     try:
+        folder = Path(tempfile.mkdtemp(prefix="grizzly-import-"))
         path = Path(folder, "import.csv")
         size = await _spool(request, path)
         job = jobs.start(state["store"], folder, path, size, state_phones(state), by)
     except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError):
             log.warning("csv import: cannot keep the file in TMPDIR: %s", exc)
             raise AdminError(507, f"cannot keep the CSV in the pool's TMPDIR ({exc.strerror}): use the CLI") from exc

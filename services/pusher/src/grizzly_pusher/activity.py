@@ -305,6 +305,16 @@ async def _with_status(redis: aioredis.Redis, entries: list[dict[str, Any]]) -> 
 STATUSES = ("pending", "retrying", "pushed", "parked")
 
 
+def _well_formed(value: Any) -> bool:
+    """A log entry as Activity.sms writes it (anything else in the stream is skipped, never a 500)."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("sms_id"), int)
+        and isinstance(value.get("activation_id"), int)
+        and isinstance(value.get("upstream"), str)
+    )
+
+
 async def recent_sms(
     redis: aioredis.Redis, *, count: int, activation: int | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
@@ -322,7 +332,7 @@ async def recent_sms(
         entries = []
         for _, fields in rows:
             value = _json((fields or {}).get(b"e"))
-            if isinstance(value, dict) and isinstance(value.get("sms_id"), int):
+            if _well_formed(value):
                 entries.append(value)
         if activation is not None:
             entries = [e for e in entries if e.get("activation_id") == activation]
