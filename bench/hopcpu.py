@@ -24,14 +24,7 @@ from grizzly_testkit.infra import LocalRedis
 from bench import pool_load, wrkgen
 from bench.infra import UPSTREAM_KEY, BenchEnv
 
-TICK = os.sysconf("SC_CLK_TCK")
 SOURCES = ("services/api-edge/src", "services/pool/src", "libs/common/src")
-
-
-def cpu_s(pid: int) -> float:
-    """user + system seconds of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 @dataclass
@@ -67,9 +60,9 @@ def load(url: str, clients: int, seconds: float, pids: dict[str, int], cycle: bo
     else:
         spec.update(body=orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode())
     wrkgen._wrk({**spec}, 1.0)  # warm up: every connection open on every hop
-    before = {hop: cpu_s(pid) for hop, pid in pids.items()}
+    before = {hop: wrkgen.process_cpu_s(pid) for hop, pid in pids.items()}
     result, wall, wrk_cpu = wrkgen._wrk(spec, seconds)
-    after = {hop: cpu_s(pid) for hop, pid in pids.items()}
+    after = {hop: wrkgen.process_cpu_s(pid) for hop, pid in pids.items()}
     requests = max(1, result["requests"])
     row = {f"{hop}_us": (after[hop] - before[hop]) / requests * 1e6 for hop in pids}
     row["rps"] = result["requests"] / (result["duration_us"] / 1e6)
