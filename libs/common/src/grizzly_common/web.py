@@ -44,7 +44,7 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
     Counted while reading: a chunked body or a lying Content-Length cannot get more than max_bytes into memory.
     """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
     # ASGI messages read directly, not through request.stream() (an async generator): on the partner hot path a
     # body is one message, and the generator cost as much as the rest of reading it
