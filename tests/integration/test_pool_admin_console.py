@@ -115,6 +115,24 @@ def test_new_admin_routes_refuse_bad_query_params_with_400(pool: Pool) -> None:
         assert reply.json()["status"] == "ERROR" and reply.json()["error"]
 
 
+def test_a_device_whose_name_holds_a_slash_can_be_changed(pool: Pool) -> None:
+    pool.add([(79002000000 + i, "goip/7", f"s{i}") for i in range(2)])
+    reply = pool.admin.post("/admin/devices/goip%2F7", json={"cap": 1})  # as the console quotes it
+    assert reply.status_code == 200, reply.text
+    assert pool.admin.get("/admin/devices", params={"q": "goip/"}).json()["devices"][0]["cap"] == 1
+    assert pool.admin.get("/admin/numbers", params={"count": "1"}).json()["numbers"]  # listed by device
+
+
+BAD_NUMBERS = [("/admin/activations", {"number": "²²²²²²²"}), ("/admin/numbers", {"cursor": "-1"}),
+               ("/admin/numbers", {"cursor": "9" * 25}), ("/admin/sims", {"count": "٣"})]  # fmt: skip
+
+
+def test_digits_from_other_scripts_and_out_of_range_cursors_are_a_400(pool: Pool) -> None:
+    for path, params in BAD_NUMBERS:
+        reply = pool.admin.get(path, params=params)
+        assert reply.status_code == 400, (path, params, reply.text)
+
+
 def test_devices_one_page_sorted_by_name_with_free_busy_offline_and_suspects(pool: Pool) -> None:
     pool.add([(79001000000 + i, "bank-b", f"s{i}") for i in range(3)])
     pool.add([(79001000010 + i, "Bank-A", f"s{i}") for i in range(5)])

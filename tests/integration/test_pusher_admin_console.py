@@ -226,6 +226,10 @@ def test_console_routes_refuse_a_missing_token_and_answer_bad_parameters_with_40
         "/admin/sms?activation=abc",
         "/admin/queue?count=0",
         "/admin/queue?count=1e3",
+        "/admin/sms?count=--5",  # passes a naive "strip the minus, isdigit" check, then int() raises
+        "/admin/sms?count=%C2%B2",  # "²": str.isdigit() says yes, int() says no
+        "/admin/sms?activation=--1",
+        "/admin/parked?count=%C2%B2",
     ]:
         status, answer = admin(port, "GET", path)
         assert (status, answer["status"]) == (400, "ERROR"), (path, answer)

@@ -17,7 +17,11 @@ def test_defaults_and_operators() -> None:
 
 
 def test_an_operator_name_with_punctuation_reads_its_token_from_an_upper_case_variable() -> None:
-    env = {**ENV, "CONSOLE_OPERATORS": "ops.night@farm-2", "CONSOLE_OPERATOR_OPS_NIGHT_FARM_2_TOKEN": "night-token-01"}
+    env = {
+        **ENV,
+        "CONSOLE_OPERATORS": "ops.night@farm-2",
+        "CONSOLE_OPERATOR_OPS_NIGHT_FARM_2_TOKEN": "night-shift-token-0001",
+    }
     assert [o.name for o in Settings.from_env(env).operators] == ["ops.night@farm-2"]
 
 
@@ -35,6 +39,15 @@ def test_an_operator_name_with_punctuation_reads_its_token_from_an_upper_case_va
         ({"POOL_ADMIN_TOKEN": ""}, "POOL_ADMIN_TOKEN is required"),
         ({"CONSOLE_COOKIE_SECURE": "maybe"}, "CONSOLE_COOKIE_SECURE must be true or false"),
         ({"CONSOLE_SESSION_TTL_S": "10"}, "CONSOLE_SESSION_TTL_S must be >= 60"),
+        ({"CONSOLE_OPERATOR_ADMIN_TOKEN": "short-token-1"}, "at least 16"),
+        (
+            {
+                "CONSOLE_HOST": "127.0.0.1",
+                "CONSOLE_FORWARDED_ALLOW_IPS": "127.0.0.1",
+                "CONSOLE_SESSION_SECRET": "local-dev-console-session-secret",
+            },
+            "local-dev example",
+        ),  # behind a proxy
     ],
 )
 def test_bad_settings_name_the_variable_and_never_the_secret(change: dict[str, str], message: str) -> None:

@@ -108,6 +108,11 @@ def decode_finish(body: bytes) -> FinishActivationRequest:
     return request
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def country_code(country: str | int) -> str:
     """Countries are compared as strings: the platform may send 0 or "0" or "russia"."""
     return str(country).strip().lower()
@@ -120,7 +125,7 @@ def normalize_prefixes(entries: list[str | int]) -> list[str]:
         if isinstance(entry, bool):
             raise BadRequest("invalid field: exceptionPhoneSet entries must be digits")
         digits = str(entry).strip().lstrip("+")
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_PREFIX_DIGITS:
+        if not is_digits(digits) or len(digits) > MAX_PREFIX_DIGITS:
             raise BadRequest(f"invalid field: exceptionPhoneSet entry {str(entry)[:32]!r} is not digits")
         prefixes.append(digits)
     return prefixes

@@ -55,7 +55,7 @@ class InternalAuth:
         if not any(matched) or not given:
             await _answer(send, 401, "missing or wrong internal token")
             return
-        if declared.isdigit() and int(declared) > self._max:
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max:
             await _answer(send, 413, f"request body too large (limit {self._max} bytes)")
             return
         chunks: list[bytes] = []
@@ -155,6 +155,14 @@ class RateLimiter:
             bucket[0] -= 1.0
             return True
         return False
+
+    def peek(self, source: str, now: float | None = None) -> bool:
+        """Whether allow() would let `source` through now, without taking a token (count failures only)."""
+        bucket = self._buckets.get(source)
+        if self.rate <= 0 or bucket is None:
+            return True
+        now = time.monotonic() if now is None else now
+        return min(self.burst, bucket[0] + (now - bucket[1]) * self.rate) >= 1.0
 
     def __len__(self) -> int:
         return len(self._buckets)

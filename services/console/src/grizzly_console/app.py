@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from urllib.parse import quote
 
 import httpx
+from grizzly_common.messages import is_digits
 from grizzly_common.security import RateLimiter, client_host
 from grizzly_common.web import app_state, json_response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -210,7 +211,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max:
+        if is_digits(declared) and int(declared) > self.max:
             await _too_large(send, self.max)
             return
         seen = 0
@@ -280,17 +281,19 @@ async def login(request: Request) -> Response:
     source = client_host(request.scope) or "?"
     form = await request.form(max_files=0, max_fields=10)
     target = _safe_next(str(form.get("next", "/")))
-    if not state["login_limiter"].allow(source):
-        log.warning("console login refused: too many attempts", extra={"fields": {"source": source}})
-        return render(request, state, "login.html", 429, next=target, error="Too many login attempts: wait a minute.")
     sent = form.get(CSRF_FIELD)
     if not state["auth"].csrf_ok(request, sent if isinstance(sent, str) else None):
         return render(
             request, state, "login.html", 403, next=target, error="The login form was out of date: try again."
         )
+    # only wrong tokens count: a good login never uses up the attempts of others behind the same address
+    if not state["login_limiter"].peek(source):
+        log.warning("console login refused: too many attempts", extra={"fields": {"source": source}})
+        return render(request, state, "login.html", 429, next=target, error="Too many login attempts: wait a minute.")
     token = form.get("token", "")
     operator = state["auth"].match(token if isinstance(token, str) else "")
     if operator is None:
+        state["login_limiter"].allow(source)
         log.warning("console login failed: unknown token", extra={"fields": {"source": source}})
         return render(request, state, "login.html", 401, next=target, error="Wrong token.")
     state["auth"].log_in(request, operator)

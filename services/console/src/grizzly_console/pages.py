@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from grizzly_common.messages import is_digits
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -229,7 +230,7 @@ async def set_device(page: Page) -> Response:
         change["online"] = page.field("online") == "1"
     if "cap" in (page.form or {}):
         cap_text = page.field("cap", 12) or "0"
-        if not cap_text.isdigit() or int(cap_text) > 1_000_000:
+        if not is_digits(cap_text) or int(cap_text) > 1_000_000:
             return bad_input(page, "cap must be a whole number from 0 (no limit) to 1000000")
         change["cap"] = int(cap_text)
     if not change:
@@ -271,7 +272,7 @@ async def numbers(page: Page) -> Response:
 async def activations(page: Page) -> Response:
     wanted = page.param("id", limit=24)
     if wanted:
-        if not wanted.isdigit():
+        if not is_digits(wanted):
             return bad_input(page, "an activation id is a whole number")
         return RedirectResponse(f"/activations/{wanted}", status_code=303)
     filters = {
@@ -286,7 +287,7 @@ async def activations(page: Page) -> Response:
         return bad_input(page, f"status must be one of {', '.join(s for s in STATUSES if s)}")
     if filters["number"] and not NUMBER.fullmatch(filters["number"]):
         return bad_input(page, "a number is 5-20 digits")
-    if before and not before.isdigit():
+    if before and not is_digits(before):
         return bad_input(page, "before must be an activation id")
     params: dict[str, str | int] = {k: v for k, v in filters.items() if v}
     if before:
@@ -304,7 +305,7 @@ async def activations(page: Page) -> Response:
 
 async def activation(page: Page) -> Response:
     activation_id = page.request.path_params["activation_id"]
-    if not str(activation_id).isdigit() or len(str(activation_id)) > 20:
+    if not is_digits(str(activation_id)) or len(str(activation_id)) > 20:
         return bad_input(page, "an activation id is a whole number")
     shown = await got(page.pool.get(f"/admin/activations/{activation_id}"))
     return page.render("activation.html", title=f"Activation {activation_id}", activation_id=activation_id,
@@ -319,7 +320,7 @@ async def sms(page: Page) -> Response:
     activation_filter = page.param("activation", limit=24)
     if status not in SMS_STATUSES:
         return bad_input(page, f"status must be one of {', '.join(s for s in SMS_STATUSES if s)}")
-    if activation_filter and not activation_filter.isdigit():
+    if activation_filter and not is_digits(activation_filter):
         return bad_input(page, "activation must be an activation id")
     params: dict[str, str | int] = {"count": 100}
     if status:

@@ -52,7 +52,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         host = env_str(env, "CONSOLE_HOST", "0.0.0.0")  # a container listens on all interfaces
-        local = is_loopback(host)  # reached from this machine only: the local-dev-... example secrets are allowed
+        forwarded = env_list(env, "CONSOLE_FORWARDED_ALLOW_IPS", ())
+        # reached from this machine only: the local-dev-... example secrets are allowed; not behind a proxy, which
+        # makes a loopback console as public as the proxy
+        local = is_loopback(host) and not forwarded
         pool_url = env_str(env, "CONSOLE_POOL_ADMIN_URL", "http://127.0.0.1:8082").rstrip("/")
         pusher_url = env_str(env, "CONSOLE_PUSHER_ADMIN_URL", "http://127.0.0.1:8084").rstrip("/")
         names = env_list(env, "CONSOLE_OPERATORS", ())
@@ -63,6 +66,8 @@ class Settings:
             if not OPERATOR_NAME.fullmatch(name):
                 raise SettingsError(f"CONSOLE_OPERATORS: {name!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ @ -)")
             token = env_secret(env, f"CONSOLE_OPERATOR_{variable_part(name)}_TOKEN", loopback=local)
+            if len(token) < 16 and not local:  # a login facing a network, guarded only by a per-address limit
+                raise SettingsError(f"CONSOLE_OPERATOR_{variable_part(name)}_TOKEN must be at least 16 characters")
             operators.append(Operator(name, token))
         if len({o.name for o in operators}) != len(operators):
             raise SettingsError("CONSOLE_OPERATORS names an operator twice")
@@ -85,5 +90,5 @@ class Settings:
             session_ttl_s=env_int(env, "CONSOLE_SESSION_TTL_S", 43200, minimum=60),
             cookie_secure=env_bool(env, "CONSOLE_COOKIE_SECURE", True),
             admin_timeout_s=env_float(env, "CONSOLE_ADMIN_TIMEOUT_S", 5.0, minimum=0.1),
-            forwarded_allow_ips=",".join(env_list(env, "CONSOLE_FORWARDED_ALLOW_IPS", ())),
+            forwarded_allow_ips=",".join(forwarded),
         )

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from grizzly_common import audit
 from grizzly_common.errors import Unavailable
+from grizzly_common.messages import is_digits
 from grizzly_common.web import app_state, json_response
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -107,10 +108,13 @@ def _numbers(values: list[str | int]) -> list[int]:
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
-    try:
-        return int(request.query_params.get(name, default))
-    except ValueError:
-        raise AdminError(400, f"{name} must be an integer") from None
+    """An integer query parameter: ASCII digits, at most 19 (a Redis cursor or an id fits in 64 bits)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not is_digits(value.removeprefix("-")) or len(value) > 19:
+        raise AdminError(400, f"{name} must be an integer")
+    return int(value)
 
 
 def _bounded(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -164,7 +168,7 @@ async def sims(request: Request, state: State) -> Response:
         except InventoryError as exc:
             raise AdminError(400, str(exc)) from None
     suspect = request.query_params.get("suspect", "") in ("1", "true", "yes")
-    cursor = _int_param(request, "cursor", 0)
+    cursor = _bounded(request, "cursor", 0, 0, 2**63 - 1)
     count = min(max(_int_param(request, "count", 200), 1), 10_000)
     next_cursor, rows = await state["store"].sims(suspect=suspect, device=device, cursor=cursor, count=count)
     return json_response({"cursor": next_cursor, "sims": rows})
@@ -182,7 +186,7 @@ async def earnings(request: Request, state: State) -> Response:
 
 
 async def list_numbers(request: Request, state: State) -> Response:
-    cursor = _int_param(request, "cursor", 0)
+    cursor = _bounded(request, "cursor", 0, 0, 2**63 - 1)
     count = min(max(_int_param(request, "count", 100), 1), 10_000)
     next_cursor, rows = await state["store"].list_numbers(cursor, count)
     return json_response({"cursor": next_cursor, "numbers": rows})
@@ -466,7 +470,7 @@ def create_admin_app(settings: Settings) -> Starlette:
         Route("/admin/numbers/remove", guarded(remove_numbers), methods=["POST"]),
         Route("/admin/numbers/online", guarded(set_online), methods=["POST"]),
         Route("/admin/numbers/{number}", guarded(show_number), methods=["GET"]),
-        Route("/admin/devices/{device}", guarded(set_device), methods=["POST"]),
+        Route("/admin/devices/{device:path}", guarded(set_device), methods=["POST"]),  # names may hold "/"
         Route("/admin/import", guarded(import_csv), methods=["POST"]),
         Route("/admin/imports", guarded(functools.partial(start_import, jobs=jobs)), methods=["POST"]),
         Route("/admin/imports", guarded(functools.partial(list_imports, jobs=jobs)), methods=["GET"]),

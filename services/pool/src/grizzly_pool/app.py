@@ -24,7 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 from grizzly_common.errors import Unavailable
 from grizzly_common.logging import log_fields
-from grizzly_common.messages import FINISH_STATUSES, country_code
+from grizzly_common.messages import FINISH_STATUSES, country_code, is_digits
 from grizzly_common.pool_api import (
     BatchRequest,
     BatchResult,
@@ -188,7 +188,7 @@ async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
     if body.upstream not in state["settings"].upstreams:  # its activations and counts are nobody's
         _claims("ERROR").inc()
         return ClaimResult(status="ERROR", error="bad request: unknown upstream")
-    if any(not p.isdigit() for p in body.exclude_prefixes):
+    if any(not is_digits(p) for p in body.exclude_prefixes):
         _claims("ERROR").inc()
         return ClaimResult(status="ERROR", error="exceptionPhoneSet entries must be digits")
     operator = body.operator.strip().lower() or ANY

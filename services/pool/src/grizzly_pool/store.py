@@ -16,6 +16,7 @@ candidate groups in the claim indexes (a random sample first), and walks in runs
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import time
@@ -30,6 +31,8 @@ import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.coalesce import Coalescer
+from grizzly_common.logging import log_fields
+from grizzly_common.messages import is_digits
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
 from redis.exceptions import NoScriptError, ResponseError
@@ -38,6 +41,7 @@ from grizzly_pool import metrics
 from grizzly_pool.keys import LUA as KEYS_LUA
 from grizzly_pool.keys import PoolKeys
 
+log = logging.getLogger(__name__)
 UNLIMITED: Final = 1 << 62
 ANY: Final = "any"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
@@ -93,7 +97,7 @@ class InventoryError(ValueError):
 
 def check_number(value: str | int) -> int:
     text = str(value).strip().lstrip("+")
-    if not text.isdigit() or not 6 <= len(text) <= 15 or text[0] == "0":
+    if not is_digits(text) or not 6 <= len(text) <= 15 or text[0] == "0":
         raise InventoryError(f"number {str(value)[:32]!r} must be 6-15 digits with the country code, no leading 0")
     return int(text)
 
@@ -251,7 +255,7 @@ MAX_EARN_DAYS: Final = 800
 def earning_days(since: str) -> list[str]:
     """ "7d" (or "7") -> the last 7 UTC days, oldest first, today included."""
     text = since.strip().lower().removesuffix("d")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_EARN_DAYS:
+    if not is_digits(text) or not 1 <= int(text) <= MAX_EARN_DAYS:
         raise ValueError(f"since must be 1d-{MAX_EARN_DAYS}d")
     today = time.time()
     return [time.strftime("%Y-%m-%d", time.gmtime(today - 86400 * back)) for back in range(int(text) - 1, -1, -1)]
@@ -812,7 +816,7 @@ class PoolStore:
         rows: list[dict[str, Any]] = []
         current = newest
         for _ in range(HISTORY_WALK_MAX):  # a chain can only go down, but never trust stored data to end
-            if not current or not current.isdigit() or len(rows) >= limit:
+            if not current or not is_digits(current) or len(rows) >= limit:
                 break
             async with self._gate:
                 values = await self.redis.hmget(self.keys.act(current), ACT_FIELDS)
@@ -822,7 +826,7 @@ class PoolStore:
             if before is None or row["id"] < before:
                 rows.append(row)
             nxt = _text(values[-1] or b"")
-            if nxt.isdigit() and int(nxt) >= int(current):
+            if is_digits(nxt) and int(nxt) >= int(current):
                 break
             current = nxt
         return rows
@@ -977,21 +981,39 @@ class PoolStore:
         }  # fmt: skip
 
     async def record_change(self, by: str, action: str, **fields: Any) -> None:
-        """An operator's change (admin API, CLI) in the shared operator stream (audit:ops), with who made it."""
-        async with self._gate:
-            await audit.record_operator(self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields)
+        """An operator's change (admin API, CLI) in the shared operator stream (audit:ops), with who made it. The
+        change is made by then: a failure here is logged with who and what, not answered as the change failing."""
+        try:
+            async with self._gate:
+                await audit.record_operator(self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields)
+        except Exception as exc:  # noqa: BLE001 - logged, never lost silently
+            log.error(
+                "operator change not recorded in audit:ops",
+                extra=log_fields(by=by, action=action, error=type(exc).__name__, **fields),
+            )
 
     async def _numbers_page(self, cursor: int, count: int) -> tuple[int, list[int]]:
-        """One page of the inventory, whole devices at a time (SSCAN of the devices, each device's slots): there
-        is no set of every number, which would cost about 60 B per number."""
-        next_cursor, devices = await self.redis.sscan(
-            self.keys.fixed("devices"), cursor, count=max(1, count // NUMBERS_PER_DEVICE)
-        )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for device in devices:
-                pipe.hvals(self.keys.slots(_text(device)))
-            slots = await pipe.execute()
-        return int(next_cursor), sorted(int(n) for held in slots for n in held)
+        """One page of the inventory, whole devices at a time: the devices in name order from `cursor` (an offset)
+        until the page holds `count` numbers (plus the rest of the last device); next cursor 0 = done. There is no
+        set of every number (it would cost about 60 B per number), and no SSCAN of the devices: SSCAN's count is a
+        hint that a small set ignores, handing back every device at once."""
+        names = await self.device_names()
+        numbers: list[int] = []
+        position = cursor
+        step = max(1, count // NUMBERS_PER_DEVICE)
+        while position < len(names) and len(numbers) < count:
+            devices = names[position : position + step]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for device in devices:
+                    pipe.hvals(self.keys.slots(device))
+                async with self._gate:
+                    slots = await pipe.execute()
+            for held in slots:
+                position += 1
+                numbers += (int(n) for n in held)
+                if len(numbers) >= count:
+                    break
+        return (position if position < len(names) else 0), sorted(numbers)
 
     async def list_numbers(self, cursor: int = 0, count: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """One page of the inventory (whole devices, about `count` numbers) with each number's fields; next cursor 0

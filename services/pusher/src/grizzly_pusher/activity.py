@@ -33,6 +33,7 @@ from grizzly_common import audit
 from grizzly_common.errors import DecodeError
 from grizzly_common.events import PushTask, decode_task
 from grizzly_common.logging import log_fields
+from grizzly_common.messages import is_digits
 
 from grizzly_pusher import metrics
 from grizzly_pusher.store import DUE_KEY, OWNER_KEY, PARKED_INDEX_KEY, PARKED_KEY, TASKS_KEY, now_ms, task_id
@@ -51,7 +52,7 @@ MINUTES_TTL_S = 2 * 3600
 WINDOW_MIN = 60
 TRAIL_TAIL = 8  # audit events read per SMS for its last answer
 MAX_COUNT = 500
-SCAN_MAX = 5000  # log entries examined at most by one filtered /admin/sms
+SCAN_MAX = 1000  # log entries examined at most by one filtered /admin/sms (it runs on the delivery loop)
 
 
 def answers_key(upstream: str) -> str:
@@ -378,7 +379,7 @@ async def queue(redis: aioredis.Redis, *, count: int) -> dict[str, Any]:
         upstream, _, sms = tid.rpartition(":")
         entry: dict[str, Any] = {
             "task_id": tid,
-            "sms_id": int(sms) if sms.isdigit() else None,
+            "sms_id": int(sms) if is_digits(sms) else None,
             "activation_id": None,
             "upstream": upstream if upstream and upstream != "?" else None,
             "attempts": 0,

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from grizzly_common.errors import Unavailable
+from grizzly_common.messages import is_digits
 from grizzly_common.web import app_state, json_response
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,7 +35,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
     value = request.query_params.get(name, "")
     if not value:
         return default
-    if len(value) > 20 or not value.lstrip("-").isdigit():
+    if len(value) > 20 or not is_digits(value.removeprefix("-")):
         raise BadRequest(f"{name} must be an integer")
     return int(value)
 

@@ -18,6 +18,7 @@ from grizzly_common.events import (
     MAX_TIME_MS,
     NO_CONTROL,
 )
+from grizzly_common.messages import is_digits
 
 from grizzly_ingest.errors import BadInput
 from grizzly_ingest.metrics import CLOCK_IGNORED
@@ -63,7 +64,7 @@ def source_id(field: str, value: str | int | None) -> str:
 def sender(field: str, value: str) -> str:
     """ "+447781234567" -> "447781234567"; alphanumeric senders ("Telegram") stay as they are. Never empty."""
     value = one_line(field, value, MAX_SENDER_CHARS + 1)  # +1: the "+" of a numeric sender is dropped
-    if value.startswith("+") and value[1:].isdigit():
+    if value.startswith("+") and is_digits(value[1:]):
         value = value[1:]
     if not value:
         raise _bad(field, "must not be empty")
