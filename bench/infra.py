@@ -137,6 +137,17 @@ class BenchEnv:
         self.start_module("bench.trivial", {"BENCH_TRIVIAL_PORT": str(port)}, port, "trivial")
         return port
 
+    def pid(self, port: int) -> int | None:
+        """The process id of a service this run started (by the port it answers on), or of its own Redis (by
+        Redis's port); None when the bench did not start it (BENCH_REDIS_URL)."""
+        for process in self._processes:
+            if process.port == port and process.process is not None:
+                return process.process.pid
+        for server in self._owned:
+            if isinstance(server, LocalRedis) and server.port == port and server.process is not None:
+                return server.process.pid
+        return None
+
     def start_fake_push(self) -> int:
         port = free_port()
         self.start_module("bench.fake_push", {"BENCH_FAKE_PORT": str(port)}, port, "fake-push")

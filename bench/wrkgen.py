@@ -8,6 +8,7 @@ Requests count GET_NUMBER and FINISH_ACTIVATION alike (in "cycle" mode they alte
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import orjson
 
 SCRIPT = Path(__file__).with_name("wrk.lua")
 THREADS = 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def available() -> bool:
@@ -70,10 +72,20 @@ def _wrk(spec: dict[str, Any], duration_s: float) -> tuple[dict[str, Any], float
     return orjson.loads(lines[-1]), wall, cpu
 
 
-def run(spec: dict[str, Any]) -> dict[str, Any]:
+def process_cpu_s(pid: int) -> float:
+    """user + system seconds a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run(spec: dict[str, Any], pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """pids: processes (name -> pid) whose CPU per request over the timed run is reported as cpu_us[name]."""
     if spec.get("warmup_s", 0) > 0:
         _wrk(spec, spec["warmup_s"])
+    pids = pids or {}
+    before = {name: process_cpu_s(pid) for name, pid in pids.items()}
     result, wall, cpu = _wrk(spec, spec["duration_s"])
+    used = {name: process_cpu_s(pid) - before[name] for name, pid in pids.items()}
     elapsed = result["duration_us"] / 1e6
     requests = result["requests"]
     ops = requests / elapsed if elapsed > 0 else 0.0
@@ -91,4 +103,5 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "floor_ms": round(spec["concurrency"] / ops * 1000, 3) if ops else 0.0,
         "loadgen_cpu": round(cpu / wall, 2) if wall > 0 else 0.0,  # cores the generator used
         "generator": "wrk",
+        "cpu_us": {name: round(seconds / max(1, requests) * 1e6, 1) for name, seconds in used.items()},
     }

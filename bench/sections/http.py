@@ -41,9 +41,16 @@ def use_wrk() -> bool:
     return wrkgen.available() and os.environ.get("BENCH_LOADGEN", "") != "python"
 
 
-def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
-    """A closed-loop load with this run's generator (wrk, else the aiohttp client)."""
-    return wrkgen.run(spec) if use_wrk() else run_loadgen(spec)
+def closed_loop(spec: dict[str, Any], pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """A closed-loop load with this run's generator (wrk, else the aiohttp client). With wrk, the CPU per request of
+    each process in pids (name -> pid) over the timed run is result["cpu_us"][name]."""
+    return wrkgen.run(spec, pids) if use_wrk() else run_loadgen(spec)
+
+
+def cpu_note(result: dict[str, Any]) -> str:
+    """CPU per request of each measured process: on a shared machine a steadier figure than requests/s."""
+    cpu = result.get("cpu_us") or {}
+    return ("CPU per request " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu.items()) + "; ") if cpu else ""
 
 
 def generator_note(result: dict[str, Any]) -> str:
@@ -62,7 +69,7 @@ def hot_path_note(result: dict[str, Any], concurrency: int) -> str:
             f"; errors {result['errors']}, NO_NUMBERS {result.get('no_numbers', 0)}, finish errors "
             f"{result.get('finish_errors', 0)}"
         )
-    return f"{note}; {generator_note(result)}"
+    return f"{note}; {cpu_note(result)}{generator_note(result)}"
 
 
 def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[Row]:
@@ -72,8 +79,11 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
         rows.append(row)
 
     have_services = module_available("grizzly_pool") and module_available("grizzly_edge")
-    trivial_url = f"http://127.0.0.1:{env.start_trivial()}/"
+    trivial_port = env.start_trivial()
+    trivial_url = f"http://127.0.0.1:{trivial_port}/"
+    trivial_pids = {name: pid for name, pid in (("trivial", env.pid(trivial_port)),) if pid is not None}
     url = ""
+    hops: dict[str, int] = {}  # the partner URL's processes: api-edge, the pool, Redis
     numbers = env.n(20000, 100000)
     if have_services:
         env.flush_redis()
@@ -83,14 +93,18 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
         env.start_service("pool", stack)
         env.start_service("edge", stack)
         url = f"http://127.0.0.1:{stack['EDGE_PORT']}/"
+        ports = {"edge": int(stack["EDGE_PORT"]), "pool": int(stack["POOL_PORT"])}
+        ports["Redis"] = int(stack["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        hops = {name: pid for name, port in ports.items() if (pid := env.pid(port)) is not None}
     else:
         rows.append(Row(SECTION, "api-edge", note="skipped: grizzly_pool / grizzly_edge not installed yet"))
     # the trivial endpoint and the partner URL back to back at each concurrency: on a shared machine the load of
     # other work changes within minutes, so each ratio compares two loads taken seconds apart
     for concurrency in concurrencies:
         body = orjson.dumps({"action": "GET_SERVICES", "key": UPSTREAM_KEY}).decode()
-        result = closed_loop(_spec(trivial_url, concurrency, env, body=body))
-        rows.append(Row.from_summary(SECTION, TRIVIAL, result, concurrency=concurrency, note=generator_note(result)))
+        result = closed_loop(_spec(trivial_url, concurrency, env, body=body), trivial_pids)
+        note = cpu_note(result) + generator_note(result)
+        rows.append(Row.from_summary(SECTION, TRIVIAL, result, concurrency=concurrency, note=note))
         if not url:
             continue
         spec = _spec(
@@ -104,7 +118,7 @@ def run(env: BenchEnv, concurrencies: tuple[int, ...] = CONCURRENCIES) -> list[R
             services=list(pool_load.SERVICES[:10]),
             finish_status=4,
         )
-        result = closed_loop(spec)
+        result = closed_loop(spec, hops)
         case = "GET_NUMBER+FINISH requests via api-edge" if use_wrk() else "GET_NUMBER (+FINISH) via api-edge"
         rows.append(
             Row.from_summary(

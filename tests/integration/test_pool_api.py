@@ -416,3 +416,42 @@ def test_numbers_are_checked_against_the_phone_number_plan_and_the_rows_country(
     done = subprocess.run([sys.executable, "-m", "grizzly_pool", "add", "74951234567", "ru", "mts", "d1", "9"], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "is not a mobile number" in done.stderr
+
+
+def test_pool_batch_answers_each_claim_and_finish_in_order_behind_the_token(
+    start_service: Start, stack_env: dict[str, str]
+) -> None:
+    start_service("pool", POOL_MAX_BODY_BYTES="8192")
+    import_csv(stack_env, csv_text(2))
+    url = f"{internal(stack_env)}/v1/batch"
+    claims = {"claims": [claim_body(), {**claim_body(), "upstream": "smshub"}, claim_body(), claim_body()]}
+    reply = httpx.post(url, json=claims, headers=token(stack_env))
+    assert reply.status_code == 200
+    answers = reply.json()
+    statuses = [c["status"] for c in answers["claims"]]  # which concurrent claim wins a number is not fixed
+    assert statuses[1] == "ERROR" and sorted(statuses) == ["ERROR", "NO_NUMBERS", "SUCCESS", "SUCCESS"]
+    assert answers["finishes"] == []
+    first, second = (c["activation_id"] for c in answers["claims"] if c["status"] == "SUCCESS")
+    finishes = [{"upstream": "grizzly", "activation_id": i, "status": 4} for i in (second, 42, first, first)]
+    reply = httpx.post(url, json={"finishes": finishes}, headers=token(stack_env))
+    assert reply.json()["finishes"] == [
+        {"status": "SUCCESS", "error": ""},
+        {"status": "ERROR", "error": "unknown activationId"},
+        {"status": "SUCCESS", "error": ""},
+        {"status": "SUCCESS", "error": ""},
+    ]
+    assert reply.json()["claims"] == []
+    again = httpx.post(url, json={"claims": [claim_body(service="wa")]}, headers=token(stack_env)).json()
+    assert again["claims"][0]["status"] == "SUCCESS"  # the finishes freed the numbers
+    # what every internal call gets: the token, the body cap, a bad body refused before any claim runs
+    assert httpx.post(url, json=claims).status_code == 401
+    assert httpx.post(url, json=claims, headers={"X-Internal-Token": "wrong-token-0000"}).status_code == 401
+    big = {"claims": [{**claim_body(), "request_json": "x" * 9000}]}
+    assert httpx.post(url, json=big, headers=token(stack_env)).status_code == 413
+    bad = httpx.post(url, content=b'{"claims": [{"upstream": 1}]}', headers=token(stack_env))
+    assert bad.status_code == 400 and bad.json()["status"] == "ERROR"
+    assert httpx.get(url, headers=token(stack_env)).status_code == 405
+    assert services(stack_env)[0]["operatorMap"]["any"]["tg"] == 1  # the first number, finished with 4
+    metrics = httpx.get(f"{internal(stack_env)}/metrics").text
+    assert 'pool_claims_total{result="SUCCESS"} 3.0' in metrics
+    assert 'pool_finishes_total{outcome="unknown",status="4"} 1.0' in metrics

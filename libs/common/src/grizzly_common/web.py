@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from grizzly_common.errors import BodyTooLarge
 
@@ -43,7 +45,11 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
 
     Counted while reading: a chunked body or a lying Content-Length cannot get more than max_bytes into memory.
     """
-    declared = request.headers.get("content-length", "")
+    return await receive_limited_body(request.receive, request.headers.get("content-length", ""), max_bytes)
+
+
+async def receive_limited_body(receive: Receive, declared: str, max_bytes: int) -> bytes:
+    """read_limited_body for a raw ASGI app: `declared` is the Content-Length header ("" when there is none)."""
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
     # ASGI messages read directly, not through request.stream() (an async generator): on the partner hot path a
@@ -51,7 +57,7 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -163,6 +169,10 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         forwarded_allow_ips=forwarded_allow_ips,
     )
+    # what is imported by now (modules, classes, functions: most of the process's objects) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks it again and again
+    gc.collect()
+    gc.freeze()
     if also is None:
         uvicorn.Server(config).run()
         return

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import aiohttp
 from grizzly_common.errors import BadRequest, PartnerError, WrongKey
@@ -15,13 +15,12 @@ from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
 from grizzly_common.pool_client import PoolClient
 from grizzly_common.security import client_host
-from grizzly_common.web import app_state, cancel_and_wait, health_routes, read_limited_body
+from grizzly_common.web import app_state, cancel_and_wait, health_routes, receive_limited_body
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grizzly_edge.actions import Answer, Call
 from grizzly_edge.auth import KeyRing
@@ -35,8 +34,6 @@ from grizzly_edge.settings import Settings
 
 log = logging.getLogger("grizzly_edge")
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 
 class State(TypedDict):
     pool: PoolClient
@@ -44,39 +41,24 @@ class State(TypedDict):
     batcher: PoolBatcher
 
 
-class PartnerResponse(Response):
-    """A partner answer: JSON at HTTP 200, its few headers built at once (Starlette's general init_headers cost a
-    fifth of the edge's own work per request)."""
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, gzipped: bool) -> None:
-        self.status_code = 200
-        self.background = None
-        self.body = body
-        self.raw_headers = [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", b"application/json"),
-            (b"vary", b"Accept-Encoding"),
-        ]
-        if gzipped:
-            self.raw_headers.append((b"content-encoding", b"gzip"))
+def _headers(body: bytes, gzipped: bool) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/json"),
+        (b"vary", b"Accept-Encoding"),
+    ]
+    if gzipped:
+        headers.append((b"content-encoding", b"gzip"))
+    return headers
 
 
-def _reply(request: Request, settings: Settings, body: bytes) -> Response:
-    if len(body) >= settings.gzip_min_bytes and accepts_gzip(request.headers.get("accept-encoding")):
-        return PartnerResponse(compress(body, settings.gzip_level), gzipped=True)
-    return PartnerResponse(body, gzipped=False)
-
-
-def hung_up(request: Request) -> Callable[[], Awaitable[bool]]:
+def hung_up(scope: Scope, receive: Receive) -> Callable[[], Awaitable[bool]]:
     """Whether the platform has hung up. Under uvicorn, its request cycle's own flag (Starlette's is_disconnected
     costs about 60 µs a call, an anyio cancel scope); under any other server or a receive wrapped by a middleware,
     Starlette's check."""
-    flag = getattr(getattr(request.receive, "__self__", None), "disconnected", None)
-    if not isinstance(flag, bool):
-        return request.is_disconnected
-    cycle = request.receive.__self__  # type: ignore[attr-defined]
+    cycle: Any = getattr(receive, "__self__", None)
+    if not isinstance(getattr(cycle, "disconnected", None), bool):
+        return Request(scope, receive).is_disconnected
 
     async def disconnected() -> bool:
         return bool(cycle.disconnected)
@@ -94,7 +76,9 @@ def error_answer(exc: Exception, action: str) -> Answer:
     return Answer("ERROR", error_body("internal error"))
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ASGIApp:
+    """The partner paths answered by `partner` (raw ASGI), the rest by Starlette, all behind EdgeGuard (ports,
+    allowlists, rate limit)."""
     keys = KeyRing(settings.upstreams)
     access = SourceAccess(settings)
 
@@ -119,26 +103,51 @@ def create_app(settings: Settings) -> Starlette:
             )
             yield {"pool": pool, "claims": claims, "batcher": batcher}
 
-    async def partner(request: Request) -> Response:
+    async def partner(scope: Scope, receive: Receive, send: Send) -> None:
+        """The partner paths as a raw ASGI app: the whole protocol answer is this function (Starlette's routing,
+        middleware stack, Request and Response cost more than the edge's own work per request). Never raises: every
+        failure is the ERROR envelope at HTTP 200 (error_answer)."""
         started = time.perf_counter()
         action = "invalid"
+        accept_encoding: bytes | None = None
         try:
-            if request.method != "POST":
-                raise BadRequest(f"method {request.method} not allowed: POST a JSON body")
-            raw = await read_limited_body(request, settings.max_body_bytes)
-            body = decode_content(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
+            declared = content_encoding = None
+            for name, value in scope["headers"]:  # names are lower case (ASGI); the first of a repeated one counts
+                if name == b"content-length":
+                    declared = declared if declared is not None else value
+                elif name == b"content-encoding":
+                    content_encoding = content_encoding if content_encoding is not None else value
+                elif name == b"accept-encoding":
+                    accept_encoding = accept_encoding if accept_encoding is not None else value
+            method = scope["method"]
+            if method != "POST":
+                raise BadRequest(f"method {method} not allowed: POST a JSON body")
+            raw = await receive_limited_body(receive, (declared or b"").decode("latin-1"), settings.max_body_bytes)
+            body = raw
+            if content_encoding is not None:
+                body = decode_content(raw, content_encoding.decode("latin-1"), settings.max_decompressed_bytes)
             target = route(body, keys)
-            if not access.upstream_allows(target.upstream, client_host(request.scope)):
+            if not access.upstream_allows(target.upstream, client_host(scope)):
                 raise WrongKey(FORBIDDEN_SOURCE)  # this upstream's key from outside its CIDRs
             action = target.action
-            state = app_state(request, State)
-            call = Call(target.upstream, body, state["pool"], state["claims"], state["batcher"], hung_up(request))
+            state: State = scope["state"]
+            call = Call(
+                target.upstream, body, state["pool"], state["claims"], state["batcher"], hung_up(scope, receive)
+            )
             answer = await target.handler(call)
         except Exception as exc:  # noqa: BLE001 - never a 500: the platform gets the ERROR envelope
             answer = error_answer(exc, action)
         results(action, answer.status).inc()
         request_seconds(action).observe(time.perf_counter() - started)
-        return _reply(request, settings, answer.body)
+        reply, gzipped = answer.body, False
+        if (
+            len(reply) >= settings.gzip_min_bytes
+            and accept_encoding
+            and accepts_gzip(accept_encoding.decode("latin-1"))
+        ):
+            reply, gzipped = compress(reply, settings.gzip_level), True
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(reply, gzipped)})
+        await send({"type": "http.response.body", "body": reply})
 
     async def on_partner_error(request: Request, exc: Exception) -> Response:
         """Anything that escaped the partner endpoint (it catches its own): the same ERROR envelope."""
@@ -151,15 +160,22 @@ def create_app(settings: Settings) -> Starlette:
     async def pool_ready(request: Request) -> None:
         await app_state(request, State)["pool"].healthy()
 
-    routes = [Route(path, partner, methods=ALL_METHODS) for path in settings.paths]
-    routes += health_routes({"pool": pool_ready})
-    return Starlette(
-        routes=routes,
+    # lifespan, health, metrics and every other path: Starlette
+    others = Starlette(
+        routes=health_routes({"pool": pool_ready}),
         lifespan=lifespan,
-        middleware=[Middleware(EdgeGuard, settings=settings, access=access)],
         exception_handlers={
             HTTPException: on_http_error,
             PartnerError: on_partner_error,
             Exception: on_partner_error,
         },
     )
+    paths = frozenset(settings.paths)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in paths:
+            await partner(scope, receive, send)
+        else:
+            await others(scope, receive, send)
+
+    return EdgeGuard(app, settings=settings, access=access)
