@@ -20,6 +20,8 @@ from grizzly_testkit.infra import ServiceProcess
 
 from tests.integration.fixtures import UPSTREAM_KEY
 
+pytestmark = pytest.mark.single_pass  # the protocol's answers, not how Redis and Kafka run
+
 NUMBERS = [79001000001, 79001000002, 79181000003]
 GET_NUMBER = {
     "action": "GET_NUMBER",

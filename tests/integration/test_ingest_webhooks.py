@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from grizzly_common.events import InboundMessage, Topics, decode_inbound
 from grizzly_testkit.infra import ServiceProcess
 
+pytestmark = pytest.mark.single_pass  # each source's payloads, not how Redis and Kafka run
+
 TOKEN = "test-ingest-token-0001"
 ANDROID_SECRET = "android-signing-key-0001"
 GOIP_TOKEN = "test-goip-token-0001"  # INGEST_GOIP_TOKEN of the fixtures' stack

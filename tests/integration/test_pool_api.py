@@ -16,6 +16,8 @@ import httpx
 import pytest
 from grizzly_testkit.infra import ServiceProcess
 
+pytestmark = pytest.mark.single_pass  # the pool's HTTP API over a real Redis, not how Redis runs
+
 Start = Callable[..., ServiceProcess]
 
 

@@ -14,11 +14,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pytest
 from grizzly_common.redis_client import make_redis
 from grizzly_pool.store import ANY, UNLIMITED, ClaimRefused, NumberRow, PoolStore
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+pytestmark = pytest.mark.single_pass  # the scripts' logic against a model, not how Redis runs
 
 SERVICES = ("tg", "wa")
 SPLIT = frozenset({"ru"})
