@@ -7,6 +7,7 @@ refuse), the pool lookup a FakePool.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -61,18 +62,9 @@ def by_sms(port: int, query: str = "") -> dict[int, dict[str, Any]]:
 
 
 @pytest.fixture
-def pusher(start_service: Callable[..., ServiceProcess], fake_pool: FakePool) -> Callable[..., ServiceProcess]:
-    def start(**overrides: str) -> ServiceProcess:
-        env = {
-            "PUSHER_POOL_URL": fake_pool.url,
-            "PUSHER_LEASE_S": "4",
-            "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "1",
-            "PUSHER_MAX_RETRY_AGE_S": "60",  # an SMS produced 100 s old is parked at its first failure
-            "PUSHER_ADMIN_TOKEN": TOKEN,
-        }
-        return start_service("pusher", **dict(env, **overrides))
-
-    return start
+def pusher(start_pusher: Callable[..., ServiceProcess]) -> Callable[..., ServiceProcess]:
+    # an SMS produced 100 s old is parked at its first failure
+    return functools.partial(start_pusher, PUSHER_MAX_RETRY_AGE_S="60", PUSHER_ADMIN_TOKEN=TOKEN)
 
 
 def test_console_sees_each_push_its_status_answers_and_the_retry_queue(

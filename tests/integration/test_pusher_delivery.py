@@ -86,12 +86,8 @@ def metric(port: int, name: str) -> float:
 
 
 @pytest.fixture
-def pusher(start_service: Callable[..., ServiceProcess], fake_pool: FakePool) -> Callable[..., ServiceProcess]:
-    def start(**overrides: str) -> ServiceProcess:
-        env = {"PUSHER_POOL_URL": fake_pool.url, "PUSHER_LEASE_S": "4", "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "1"}
-        return start_service("pusher", **dict(env, **overrides))
-
-    return start
+def pusher(start_pusher: Callable[..., ServiceProcess]) -> Callable[..., ServiceProcess]:
+    return start_pusher
 
 
 def test_sms_call_and_call_record_are_pushed_with_numeric_fields_and_user_agent(

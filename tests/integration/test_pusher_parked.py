@@ -7,6 +7,7 @@ Real Kafka and Redis; the platform is FakeGrizzly, the pool lookup a FakePool.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import subprocess
@@ -59,18 +60,9 @@ def successes(fake: FakeGrizzly, sms_id: int) -> int:
 
 
 @pytest.fixture
-def pusher(start_service: Callable[..., ServiceProcess], fake_pool: FakePool) -> Callable[..., ServiceProcess]:
-    def start(**overrides: str) -> ServiceProcess:
-        env = {
-            "PUSHER_POOL_URL": fake_pool.url,
-            "PUSHER_LEASE_S": "4",
-            "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "1",
-            "PUSHER_MAX_RETRY_AGE_S": "3",  # with PUSHER_RETRY_S=1: a push failing for 3 s is parked
-            "PUSHER_ADMIN_TOKEN": TOKEN,
-        }
-        return start_service("pusher", **dict(env, **overrides))
-
-    return start
+def pusher(start_pusher: Callable[..., ServiceProcess]) -> Callable[..., ServiceProcess]:
+    # with PUSHER_RETRY_S=1: a push failing for 3 s is parked
+    return functools.partial(start_pusher, PUSHER_MAX_RETRY_AGE_S="3", PUSHER_ADMIN_TOKEN=TOKEN)
 
 
 def parked_total(port: int) -> int:

@@ -10,6 +10,7 @@ not happen yet: at most the in-flight bound (PUSHER_CONCURRENCY); the number see
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import sys
@@ -39,17 +40,10 @@ def burst(fake_pool: FakePool, count: int, numbers: int = 200, first_id: int = 1
 
 
 @pytest.fixture
-def pusher(start_service: Callable[..., ServiceProcess], fake_pool: FakePool) -> Callable[..., ServiceProcess]:
-    def start(**overrides: str) -> ServiceProcess:
-        env = {
-            "PUSHER_POOL_URL": fake_pool.url,
-            "PUSHER_LEASE_S": "3",
-            "UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S": "2",
-            "PUSHER_CONCURRENCY": str(CONCURRENCY),
-        }
-        return start_service("pusher", **dict(env, **overrides))
-
-    return start
+def pusher(start_pusher: Callable[..., ServiceProcess]) -> Callable[..., ServiceProcess]:
+    return functools.partial(
+        start_pusher, PUSHER_LEASE_S="3", UPSTREAM_GRIZZLY_PUSH_TIMEOUT_S="2", PUSHER_CONCURRENCY=str(CONCURRENCY)
+    )
 
 
 def report(name: str, value: object) -> None:
