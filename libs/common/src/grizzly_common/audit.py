@@ -12,11 +12,17 @@ Secrets never go in: callers pass the platform's request without its key.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
+from grizzly_common.logging import log_fields
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_S = 90 * 86400  # services read AUDIT_RETENTION_DAYS (grizzly_common.settings.audit_retention_s)
 
@@ -42,6 +48,12 @@ end
 _APPEND = APPEND_FUNCTION + "audit_append(KEYS[1], ARGV[1], ARGV[2])\n"
 UNMATCHED_MAXLEN = 1_000_000  # approximate cap of the unmatched stream (oldest trimmed first)
 OPS_MAXLEN = 100_000  # approximate cap of the operator stream: years of hand-made changes
+# who made a change (X-Operator, a console login, "cli"): the one rule every service checks names against
+OPERATOR_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+def is_operator_name(by: str) -> bool:
+    return OPERATOR_NAME.fullmatch(by) is not None
 
 
 def activation_key(activation_id: int, prefix: str = "") -> str:
@@ -120,3 +132,17 @@ async def read_operator(redis: aioredis.Redis, *, prefix: str = "", count: int =
     """The newest `count` operator changes, newest first."""
     entries = await redis.xrevrange(ops_key(prefix), count=count)
     return [orjson.loads(fields[b"event"]) for _id, fields in entries or [] if fields]
+
+
+async def record_operator_or_log(
+    redis: aioredis.Redis, by: str, action: str, *, prefix: str = "", **fields: Any
+) -> None:
+    """record_operator for a change already made: a failure is logged with who and what, never raised (the change
+    stands, and a retry would find nothing left to do)."""
+    try:
+        await record_operator(redis, by, action, prefix=prefix, **fields)
+    except Exception as exc:  # noqa: BLE001 - logged, never lost silently
+        log.error(
+            "operator change not recorded in audit:ops",
+            extra=log_fields(by=by, action=action, error=type(exc).__name__, **fields),
+        )

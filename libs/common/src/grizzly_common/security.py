@@ -55,7 +55,7 @@ class InternalAuth:
         if not any(matched) or not given:
             await _answer(send, 401, "missing or wrong internal token")
             return
-        if declared.isascii() and declared.isdigit() and int(declared) > self._max:
+        if declared.isdigit() and int(declared) > self._max:  # bytes: ASCII digits only
             await _answer(send, 413, f"request body too large (limit {self._max} bytes)")
             return
         chunks: list[bytes] = []

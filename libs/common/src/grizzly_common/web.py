@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from grizzly_common.errors import BodyTooLarge
+from grizzly_common.messages import is_digits
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
 
 async def receive_limited_body(receive: Receive, declared: str, max_bytes: int) -> bytes:
     """read_limited_body for a raw ASGI app: `declared` is the Content-Length header ("" when there is none)."""
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+    if is_digits(declared) and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body too large (limit {max_bytes} bytes)")
     # ASGI messages read directly, not through request.stream() (an async generator): on the partner hot path a
     # body is one message, and the generator cost as much as the rest of reading it

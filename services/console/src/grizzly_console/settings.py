@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from grizzly_common import audit
 from grizzly_common.settings import (
     SettingsError,
     env_bool,
@@ -18,7 +19,6 @@ from grizzly_common.settings import (
 )
 
 # the same shape the admin APIs accept in X-Operator: the name goes there unchanged
-OPERATOR_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Settings:
             raise SettingsError("CONSOLE_OPERATORS is required (comma list of operator names, e.g. admin)")
         operators = []
         for name in names:
-            if not OPERATOR_NAME.fullmatch(name):
+            if not audit.is_operator_name(name):
                 raise SettingsError(f"CONSOLE_OPERATORS: {name!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ @ -)")
             token = env_secret(env, f"CONSOLE_OPERATOR_{variable_part(name)}_TOKEN", loopback=local)
             if len(token) < 16 and not local:  # a login facing a network, guarded only by a per-address limit

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import hmac
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,7 +48,6 @@ from grizzly_pool.store import (
 
 log = logging.getLogger(__name__)
 MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bigger files: use the CLI, which needs no copy of the file
-_OPERATOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 STATUSES = frozenset({"open", "released", "1", "3", "4", "5"})  # act:{id}.status: open, first finish, released
 
 Handler = Callable[[Request, State], Awaitable[Response]]
@@ -130,7 +128,7 @@ def operator(request: Request) -> str:
     by = request.headers.get("x-operator")
     if by is None:
         return "api"
-    if not _OPERATOR.match(by):
+    if not audit.is_operator_name(by):
         raise AdminError(400, "X-Operator must be 1-64 of A-Z a-z 0-9 . _ @ -")
     return by
 

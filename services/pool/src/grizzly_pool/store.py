@@ -16,7 +16,6 @@ candidate groups in the claim indexes (a random sample first), and walks in runs
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import re
 import time
@@ -31,7 +30,6 @@ import orjson
 import redis.asyncio as aioredis
 from grizzly_common import audit
 from grizzly_common.coalesce import Coalescer
-from grizzly_common.logging import log_fields
 from grizzly_common.messages import is_digits
 from grizzly_common.pool_api import LookupResult, ResolveResult
 from grizzly_common.redis_client import NEXT_ID_FUNCTION, load_lua
@@ -41,7 +39,6 @@ from grizzly_pool import metrics
 from grizzly_pool.keys import LUA as KEYS_LUA
 from grizzly_pool.keys import PoolKeys
 
-log = logging.getLogger(__name__)
 UNLIMITED: Final = 1 << 62
 ANY: Final = "any"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.:@/-]{0,63}$")
@@ -993,13 +990,9 @@ class PoolStore:
     async def record_change(self, by: str, action: str, **fields: Any) -> None:
         """An operator's change (admin API, CLI) in the shared operator stream (audit:ops), with who made it. The
         change is made by then: a failure here is logged with who and what, not answered as the change failing."""
-        try:
-            async with self._gate:
-                await audit.record_operator(self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields)
-        except Exception as exc:  # noqa: BLE001 - logged, never lost silently
-            log.error(
-                "operator change not recorded in audit:ops",
-                extra=log_fields(by=by, action=action, error=type(exc).__name__, **fields),
+        async with self._gate:
+            await audit.record_operator_or_log(
+                self.redis, by, action, prefix=self.audit_prefix, source="pool", **fields
             )
 
     async def _numbers_page(self, cursor: int, count: int) -> tuple[int, list[int]]:

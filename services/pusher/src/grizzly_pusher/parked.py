@@ -32,7 +32,6 @@ from grizzly_pusher.store import DUE_KEY, PARKED_INDEX_KEY, PARKED_KEY, TASKS_KE
 log = logging.getLogger(__name__)
 
 ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-OPERATOR = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 MAX_PAGE = 1000
 LIST_PREVIEW = 120
 SHOW_PREVIEW = 4000
@@ -68,7 +67,7 @@ def check_id(entry_id: str) -> str:
 
 def check_operator(by: str) -> str:
     """Who made a change (X-Operator; the CLI is "cli"): 1-64 of [A-Za-z0-9._@-]."""
-    if not OPERATOR.fullmatch(by):
+    if not audit.is_operator_name(by):
         raise BadRequest("bad operator name: 1-64 characters of A-Z a-z 0-9 . _ @ -")
     return by
 
@@ -235,13 +234,7 @@ class ParkedStore:
     async def _record_operator(self, by: str, action: str, **fields: Any) -> None:
         """Who made the change, in the operator stream (audit:ops) the console shows. The change is made by then:
         a failure here is logged, not answered as a failure (a retry would find nothing left to do)."""
-        try:
-            await audit.record_operator(self.redis, by, action, **fields)
-        except Exception as exc:  # noqa: BLE001 - logged with who and what, never lost silently
-            log.error(
-                "operator change not recorded in audit:ops",
-                extra=log_fields(by=by, action=action, error=type(exc).__name__, **fields),
-            )
+        await audit.record_operator_or_log(self.redis, by, action, **fields)
 
     async def _repush_one(self, parked: Parked, via: str, by: str) -> RepushResult:
         task = parked.task
