@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grizzly_pool import metrics
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import ANY, RELEASE_BATCH, ClaimRefused, PoolStore
+from grizzly_pool.store import ANY, RELEASE_BATCH, Claimed, ClaimRefused, Finished, PoolStore, today
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -184,32 +184,51 @@ async def claim(request: Request) -> Response:
 
 
 async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
-    """One claim, by /v1/claim or as part of /v1/batch (the same checks, metrics and answer)."""
+    """One claim, by /v1/claim or on its own (the same checks, metrics and answer as a claim of /v1/batch)."""
+    refused = _claim_refused(state, body)
+    if refused is not None:
+        return refused
+    try:
+        claimed: Claimed | None | Exception = await state["store"].claim(**_claim_fields(state, body))
+    except Exception as exc:  # noqa: BLE001 - answered by _claim_answer
+        claimed = exc
+    return _claim_answer(body, claimed)
+
+
+def _claim_refused(state: State, body: ClaimRequest) -> ClaimResult | None:
+    """The answer to a claim the pool does not run, else None."""
     if body.upstream not in state["settings"].upstreams:  # its activations and counts are nobody's
         _claims("ERROR").inc()
         return ClaimResult(status="ERROR", error="bad request: unknown upstream")
     if any(not is_digits(p) for p in body.exclude_prefixes):
         _claims("ERROR").inc()
         return ClaimResult(status="ERROR", error="exceptionPhoneSet entries must be digits")
-    operator = body.operator.strip().lower() or ANY
-    try:
-        claimed = await state["store"].claim(
-            upstream=body.upstream,
-            country=our_country(state["settings"], body.upstream, body.country),
-            operator=operator,
-            service=body.service.strip().lower(),
-            sum=body.sum,
-            currency=body.currency,
-            exclude_prefixes=body.exclude_prefixes,
-            request_json=body.request_json,
-            claim_id=body.claim_id,
-            deadline_ms=body.deadline_ms,
-        )
-    except ClaimRefused:
+    return None
+
+
+def _claim_fields(state: State, body: ClaimRequest) -> dict[str, Any]:
+    """PoolStore.claim's arguments for a claim request."""
+    return {
+        "upstream": body.upstream,
+        "country": our_country(state["settings"], body.upstream, body.country),
+        "operator": body.operator.strip().lower() or ANY,
+        "service": body.service.strip().lower(),
+        "sum": body.sum,
+        "currency": body.currency,
+        "exclude_prefixes": body.exclude_prefixes,
+        "request_json": body.request_json,
+        "claim_id": body.claim_id,
+        "deadline_ms": body.deadline_ms,
+    }
+
+
+def _claim_answer(body: ClaimRequest, claimed: Claimed | None | Exception) -> ClaimResult:
+    """The answer, metrics and log line of a claim the pool ran."""
+    if isinstance(claimed, ClaimRefused):
         _claims("REFUSED").inc()
         return ClaimResult(status="ERROR", error="claim refused: past its deadline or released")
-    except Exception:
-        log.exception("claim failed")
+    if isinstance(claimed, Exception):
+        log.error("claim failed", exc_info=claimed)
         _claims("ERROR").inc()
         return ClaimResult(status="ERROR", error=Unavailable.error)
     if claimed is None:
@@ -297,17 +316,33 @@ async def finish(request: Request) -> Response:
 
 
 async def finish_one(state: State, body: FinishRequest) -> FinishResult:
-    """One finish, by /v1/finish or as part of /v1/batch (the same checks, metrics and answer)."""
+    """One finish, by /v1/finish (the same checks, metrics and answer as a finish of /v1/batch)."""
+    refused = _finish_refused(state, body)
+    if refused is not None:
+        return refused
+    try:
+        done: Finished | Exception = await state["store"].finish(
+            upstream=body.upstream, activation_id=body.activation_id, status=body.status
+        )
+    except Exception as exc:  # noqa: BLE001 - answered by _finish_answer
+        done = exc
+    return _finish_answer(body, done)
+
+
+def _finish_refused(state: State, body: FinishRequest) -> FinishResult | None:
+    """The answer to a finish the pool does not run, else None."""
     if body.status not in FINISH_STATUSES:
         _finishes(body.status, "invalid").inc()
         return FinishResult(status="ERROR", error="status must be one of 1, 3, 4, 5")
     if body.upstream not in state["settings"].upstreams:
         return FinishResult(status="ERROR", error="bad request: unknown upstream")
-    try:
-        done = await state["store"].finish(upstream=body.upstream, activation_id=body.activation_id,
-                                           status=body.status)  # fmt: skip
-    except Exception:
-        log.exception("finish failed")
+    return None
+
+
+def _finish_answer(body: FinishRequest, done: Finished | Exception) -> FinishResult:
+    """The answer, metrics and log line of a finish the pool ran."""
+    if isinstance(done, Exception):
+        log.error("finish failed", exc_info=done)
         return FinishResult(status="ERROR", error=Unavailable.error)
     _finishes(body.status, done.outcome).inc()
     if done.earned_micros:
@@ -322,11 +357,30 @@ async def finish_one(state: State, body: FinishRequest) -> FinishResult:
         log.warning("finish of a released activation", extra=log_fields(activation_id=body.activation_id,
                                                                         status=body.status))  # fmt: skip
         return FinishResult(status="SUCCESS")
-    log.debug(  # DEBUG: per request (see claim_one); the audit trail has it
+    log.debug(  # DEBUG: per request (see _claim_answer); the audit trail has it
         "finished" if done.outcome == "finished" else "finish repeated",
         extra=log_fields(activation_id=body.activation_id, status=body.status, first_status=done.first_status),
     )
     return FinishResult(status="SUCCESS")
+
+
+async def run_batch(state: State, body: BatchRequest) -> BatchResult:
+    """Each claim and finish checked and answered exactly as by /v1/claim and /v1/finish, in request order; the
+    ones that run go to Redis in one round trip (PoolStore.run_batch)."""
+    store = state["store"]
+    day = today()
+    earn_key = await store.earn_key(day)
+    claims = [(item, _claim_refused(state, item)) for item in body.claims]
+    finishes = [(item, _finish_refused(state, item)) for item in body.finishes]
+    claimed, finished = await store.run_batch(
+        [store.claim_call(**_claim_fields(state, item), earn_key=earn_key, day=day) for item, no in claims if not no],
+        [store.finish_call(f.upstream, f.activation_id, f.status, earn_key) for f, no in finishes if not no],
+    )
+    ran_claims, ran_finishes = iter(claimed), iter(finished)
+    return BatchResult(
+        claims=[no or _claim_answer(item, next(ran_claims)) for item, no in claims],
+        finishes=[no or _finish_answer(item, next(ran_finishes)) for item, no in finishes],
+    )
 
 
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
@@ -361,13 +415,7 @@ async def batch(scope: Scope, receive: Receive, send: Send) -> None:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             await _send_json(send, 400, orjson.dumps({"status": "ERROR", "error": f"bad request: {exc}"}))
             return
-        state: State = scope["state"]
-        answers = await asyncio.gather(
-            *(claim_one(state, item) for item in body.claims), *(finish_one(state, item) for item in body.finishes)
-        )
-        claims = len(body.claims)
-        result = BatchResult(claims=answers[:claims], finishes=answers[claims:])  # type: ignore[arg-type]
-        await _send_json(send, 200, _encoder.encode(result))
+        await _send_json(send, 200, _encoder.encode(await run_batch(scope["state"], body)))
     except Exception as exc:  # noqa: BLE001 - as _internal_error: logged, the envelope, never a 500
         log.error("unhandled error on /v1/batch: %s", type(exc).__name__)
         await _send_json(send, 200, orjson.dumps({"status": "ERROR", "error": "internal error"}))

@@ -16,11 +16,12 @@ candidate groups in the claim indexes (a random sample first), and walks in runs
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, cast
@@ -267,7 +268,8 @@ def earning_dimensions(by: str) -> list[str]:
     return names
 
 
-def _today() -> str:
+def today() -> str:
+    """Today's date (UTC), as earnings keys name their day."""
     return time.strftime("%Y-%m-%d", time.gmtime())
 
 
@@ -300,6 +302,10 @@ def _flag(value: bytes | str | None) -> bool:
 def _text(value: bytes | str) -> str:
     """A Redis reply as text (this client does not decode replies; redis-py's types allow both)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_exception(error: BaseException) -> Exception:
+    return error if isinstance(error, Exception) else RuntimeError(f"claim interrupted: {type(error).__name__}")
 
 
 def _event_parts(event: str, **fields: Any) -> list[bytes]:
@@ -359,7 +365,8 @@ class PoolStore:
         # connections, so the pool itself never has to queue anyone (asyncio.Semaphore serves waiters in order).
         self._gate = asyncio.Semaphore(min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16))
 
-    async def _earn_key(self, day: str) -> str:
+    async def earn_key(self, day: str) -> str:
+        """The earnings key of a day (UTC), with its TTL set once per process."""
         name = self.keys.earn(day)
         if day not in self._earn_days:
             async with self._gate:
@@ -463,13 +470,16 @@ class PoolStore:
         try:
             # hiredis's stub types the argument as a 1-tuple; it takes a command of any length
             packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
-            await connection.send_packed_command(packed)
-            answers: list[Any] = []
-            for _ in commands:
-                try:
-                    answers.append(await connection.read_response())
-                except ResponseError as exc:  # this command's error; the connection is still in step
-                    answers.append(exc)
+            # one deadline for the whole round trip, not one timer per reply (redis-py's per-read timeout was a
+            # tenth of the pool's CPU on the hot path)
+            async with asyncio.timeout(connection.socket_timeout):
+                await connection.send_packed_command(packed)
+                answers: list[Any] = []
+                for _ in commands:
+                    try:
+                        answers.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as exc:  # this command's error; the connection is still in step
+                        answers.append(exc)
             return answers
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse it
@@ -583,8 +593,32 @@ class PoolStore:
         """One atomic check-and-claim (claim.lua, which also appends the "issued" audit event); None when nothing
         fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
         or past deadline_ms, and is held until confirm(), finish() or a release."""
+        day = today()
+        call = self.claim_call(
+            upstream=upstream, country=country, operator=operator, service=service, sum=sum, currency=currency,
+            exclude_prefixes=exclude_prefixes, request_json=request_json, claim_id=claim_id,
+            deadline_ms=deadline_ms, earn_key=await self.earn_key(day), day=day,
+        )  # fmt: skip
+        return await self._claim_walk(call, await self._run(*call))
+
+    def claim_call(
+        self,
+        *,
+        upstream: str,
+        country: str,
+        operator: str,
+        service: str,
+        sum: str,
+        currency: int | None,
+        exclude_prefixes: Sequence[str],
+        request_json: str,
+        claim_id: str,
+        deadline_ms: int,
+        earn_key: str,
+        day: str,
+    ) -> ScriptCall:
+        """claim.lua's first run of a claim (see claim()); earn_key: earn_key(day), awaited once by the caller."""
         k = self.keys
-        day = _today()
         if operator == ANY:
             index, terms = k.cg(country), k.ca(country)
         else:
@@ -598,20 +632,30 @@ class PoolStore:
             int(time.time() * 1000), self.sample_size, GROUP_SAMPLE,
             self._audit_key_prefix, head, tail, claim_id, deadline_ms, self.hold_ms,
             len(exclude_prefixes), *exclude_prefixes, random.getrandbits(31), self.claim_budget, _micros(sum),
-            day,
+            day, "", "", "0",  # the walk: a first run
         ]  # fmt: skip
-        keys = (k.fixed("actid"), index, terms, k.fixed("held"), k.claim(claim_id), await self._earn_key(day))
-        walk: list[str | int | bytes] = ["", "", "0"]
-        while True:  # each run is atomic and bounded; a run that spends its budget says where the next resumes
-            result = await self._run("claim", keys, [*args, *walk])
-            if not result:
-                return None
-            if len(result) == 1:
-                raise ClaimRefused(claim_id)
-            if result[0] != b"more":
-                break
-            walk = result[1:]
+        keys = (k.fixed("actid"), index, terms, k.fixed("held"), k.claim(claim_id), earn_key)
+        return ("claim", keys, args)
+
+    @staticmethod
+    def _claim_outcome(call: ScriptCall, result: Any) -> Claimed | None | list[Any]:
+        """What a claim.lua run answered: the claim, None (nothing fits), or where the next run resumes (a run that
+        spent its budget). Raises ClaimRefused."""
+        if not result:
+            return None
+        if len(result) == 1:
+            raise ClaimRefused(_text(call[1][4]))
+        if result[0] == b"more":
+            return list(result[1:])
         return Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
+
+    async def _claim_walk(self, call: ScriptCall, result: Any) -> Claimed | None:
+        """Each claim.lua run is atomic and bounded: runs follow one another until a number is claimed or nothing
+        fits."""
+        _, keys, first = call
+        while isinstance(outcome := self._claim_outcome(call, result), list):
+            result = await self._run("claim", keys, [*first[:-3], *outcome])
+        return outcome
 
     async def confirm(self, activation_ids: Sequence[int]) -> int:
         """api-edge gave these activations to the platform: no longer held. Returns how many were still held (the
@@ -644,6 +688,11 @@ class PoolStore:
 
     async def finish(self, *, upstream: str, activation_id: int, status: int) -> Finished:
         """First status wins (finish.lua, which also appends the "finish" / "finish_repeat" audit event)."""
+        call = self.finish_call(upstream, activation_id, status, await self.earn_key(today()))
+        return self.finished(await self._run(*call))
+
+    def finish_call(self, upstream: str, activation_id: int, status: int, earn_key: str) -> ScriptCall:
+        """finish.lua's run (see finish()); earn_key: earn_key(today), awaited once by the caller."""
         args: list[str | int | bytes] = [
             self.prefix, upstream, status, self.cancel_limit, int(time.time() * 1000), activation_id,
             self._audit_key_prefix + str(activation_id), self.retention_s,
@@ -651,15 +700,59 @@ class PoolStore:
             self.suspect_streak, int(self.suspect_offline),
             *_event_parts("sim_suspect", number=_HOLE, streak=self.suspect_streak, offline=_HOLE),
         ]  # fmt: skip
-        keys = [self.keys.act(activation_id), self.keys.fixed("held"), await self._earn_key(_today()),
-                self.keys.fixed("suspects")]  # fmt: skip
-        result = await self._run("finish", keys, args)
+        keys = (self.keys.act(activation_id), self.keys.fixed("held"), earn_key, self.keys.fixed("suspects"))
+        return ("finish", keys, args)
+
+    @staticmethod
+    def finished(result: Any) -> Finished:
+        """finish.lua's answer."""
         outcome = result[0].decode()
         if outcome in ("unknown", "released"):
             return Finished(outcome)
         if len(result) == 2:
             return Finished(outcome, int(result[1]))
         return Finished(outcome, int(result[1]), _text(result[2]), _text(result[3]), int(result[4]))
+
+    async def run_batch(
+        self, claims: Sequence[ScriptCall], finishes: Sequence[ScriptCall]
+    ) -> tuple[list[Claimed | None | Exception], list[Finished | Exception]]:
+        """Prepared claims and finishes (claim_call, finish_call) in one Redis round trip, each still its own atomic
+        script with its own outcome (an exception of its own, or the pipeline's for all). api-edge's batches arrive
+        coalesced already: no per-item task, future or second coalescing here (they were most of the pool's CPU)."""
+        started = time.perf_counter()
+        try:
+            replies: list[Any] = await self._run_pipeline([*claims, *finishes])
+        except Exception as exc:  # noqa: BLE001 - a broken connection: every item of the batch gets it
+            replies = [exc] * (len(claims) + len(finishes))
+        finally:
+            elapsed = time.perf_counter() - started
+            for name, count in (("claim", len(claims)), ("finish", len(finishes))):
+                for _ in range(count):
+                    self._timers[name].observe(elapsed)
+        claimed: list[Claimed | None | Exception] = []
+        walks: dict[int, Awaitable[Claimed | None]] = {}  # claims whose first run spent its budget: walked on
+        for i, (call, reply) in enumerate(zip(claims, replies, strict=False)):
+            try:
+                outcome = reply if isinstance(reply, Exception) else self._claim_outcome(call, reply)
+            except ClaimRefused as exc:
+                outcome = exc
+            if isinstance(outcome, list):
+                walks[i] = self._claim_walk(call, reply)
+                outcome = None
+            claimed.append(outcome)
+        if walks:
+            for i, walked in zip(walks, await asyncio.gather(*walks.values(), return_exceptions=True), strict=True):
+                claimed[i] = walked if not isinstance(walked, BaseException) else _as_exception(walked)
+        finished: list[Finished | Exception] = []
+        for reply in replies[len(claims) :]:
+            if isinstance(reply, Exception):
+                finished.append(reply)
+            else:
+                try:
+                    finished.append(self.finished(reply))
+                except Exception as exc:  # noqa: BLE001 - an answer it cannot read: this finish's error
+                    finished.append(exc)
+        return claimed, finished
 
     async def activation(self, activation_id: int) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.act(activation_id))
