@@ -93,13 +93,13 @@ local function claim(group, dev_key, number)
   -- number's history act by act without an index of its own (the chain ends where an activation expired)
   redis.call('HSET', act_key, 'number', number, 'upstream', upstream, 'service', service,
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day, 'prev', f[6] or '')
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day, 'prev', f[6] or '',
+    'claim', claim_id)
   redis.call('HINCRBY', key.sh(number), 'issued', 1)
   local currency = ARGV[5] == '' and 'none' or ARGV[5]
   redis.call('HINCRBY', KEYS[6], upstream .. '|' .. service .. '|' .. f[1] .. '|' .. currency .. '|issued', 1)
   redis.call('RPUSH', ARGV[10] .. id, ARGV[11] .. number .. ARGV[12])
   if claim_id ~= '' then
-    redis.call('HSET', act_key, 'claim', claim_id)
     redis.call('SET', KEYS[5], id, 'PX', 2 * hold)
     redis.call('ZADD', KEYS[4], now_ms + hold, id)
   end

@@ -45,12 +45,28 @@ local function add_term(acc, term, field, value)
   row[field] = (row[field] or 0) + value
 end
 
+-- a group's free-set size and blocked-free counters ({f = F, b = {service = B(s)}}), read once per script: the
+-- tracker keeps them up to date as add_free / remove_free change them, so commit() need not read them again
+local function group_state(key, cache, group)
+  local g = cache[group]
+  if not g then
+    g = {f = redis.call('SCARD', key.free(group)), b = {}}
+    if g.f > 0 then
+      local blocked = redis.call('HGETALL', key.bf(group))
+      for i = 1, #blocked, 2 do g.b[blocked[i]] = tonumber(blocked[i + 1]) end
+    end
+    cache[group] = g
+  end
+  return g
+end
+
 -- add sign * (the contribution of these groups of one device, with room `left`) to acc; returns group -> F
-local function contribute(key, groups, left, acc, sign)
+local function contribute(key, cache, groups, left, acc, sign)
   local sizes, countries = {}, {}
   for _, group in ipairs(groups) do
     local country, operator = split_group(group)
-    local f = redis.call('SCARD', key.free(group))
+    local g = group_state(key, cache, group)
+    local f = g.f
     sizes[group] = f
     local c = countries[country]
     if not c then
@@ -62,11 +78,8 @@ local function contribute(key, groups, left, acc, sign)
       local term = key.cs(country, operator)
       local t = limit(f, left)
       add_term(acc, term, '_', sign * t)
-      local blocked = redis.call('HGETALL', key.bf(group))
-      for i = 1, #blocked, 2 do
-        local b = tonumber(blocked[i + 1])
+      for service, b in pairs(g.b) do
         if b > 0 then
-          local service = blocked[i]
           add_term(acc, term, service, sign * (t - limit(f - b, left)))
           c.b[service] = (c.b[service] or 0) + b
         end
@@ -101,7 +114,7 @@ local Tracker = {}
 Tracker.__index = Tracker
 
 local function tracker(key)
-  return setmetatable({key = key, devices = {}, acc = {}}, Tracker)
+  return setmetatable({key = key, devices = {}, acc = {}, groups = {}}, Tracker)
 end
 
 -- whole: read the whole device even if it has no limit (set_device: the limit itself changes)
@@ -115,13 +128,13 @@ function Tracker:touch(device, group, whole)
     if d.whole then
       local all = members(self.key, device)
       for _, g in ipairs(all) do d.groups[g] = true end
-      contribute(self.key, all, left, self.acc, -1)
+      contribute(self.key, self.groups, all, left, self.acc, -1)
     end
   end
   if group and not d.groups[group] then
     -- a device read whole has no other group with numbers: this one is new (nothing to subtract)
     d.groups[group] = true
-    if not d.whole then contribute(self.key, {group}, nil, self.acc, -1) end
+    if not d.whole then contribute(self.key, self.groups, {group}, nil, self.acc, -1) end
   end
 end
 
@@ -137,7 +150,7 @@ function Tracker:commit()
     end
     local groups = {}
     for g in pairs(d.groups) do groups[#groups + 1] = g end
-    local sizes = contribute(key, groups, left, self.acc, 1)
+    local sizes = contribute(key, self.groups, groups, left, self.acc, 1)
     local open = left == nil or left > 0
     for _, g in ipairs(groups) do set_indexed(key, g, open and sizes[g] > 0) end
   end
@@ -148,29 +161,32 @@ function Tracker:commit()
   end
 end
 
--- a number joins (delta 1) or leaves (-1) the free set: one blocked-free counter per service it is blocked for
-local function count_blocked(key, group, number, delta)
+-- a number joins (delta 1) or leaves (-1) the free set: its group's size and one blocked-free counter per service
+-- it is blocked for change (in Redis, and in the tracker's copy when it has read the group)
+local function count_free(t, group, number, delta)
+  local key = t.key
+  redis.call('HINCRBY', key.fixed('totals'), 'free', delta)
+  local g = t.groups[group]
+  if g then g.f = g.f + delta end
   for _, field in ipairs(redis.call('HKEYS', key.hist(number))) do
-    if string.sub(field, 1, 2) == 'b:' then redis.call('HINCRBY', key.bf(group), string.sub(field, 3), delta) end
+    if string.sub(field, 1, 2) == 'b:' then
+      local service = string.sub(field, 3)
+      local b = redis.call('HINCRBY', key.bf(group), service, delta)
+      if g then g.b[service] = b end
+    end
   end
 end
 
 local function add_free(t, group, number)
-  local key = t.key
   local _, _, device = split_group(group)
   t:touch(device, group)
-  if redis.call('SADD', key.free(group), number) == 0 then return end
-  redis.call('HINCRBY', key.fixed('totals'), 'free', 1)
-  count_blocked(key, group, number, 1)
+  if redis.call('SADD', t.key.free(group), number) == 1 then count_free(t, group, number, 1) end
 end
 
 local function remove_free(t, group, number)
-  local key = t.key
   local _, _, device = split_group(group)
   t:touch(device, group)
-  if redis.call('SREM', key.free(group), number) == 0 then return end
-  redis.call('HINCRBY', key.fixed('totals'), 'free', -1)
-  count_blocked(key, group, number, -1)
+  if redis.call('SREM', t.key.free(group), number) == 1 then count_free(t, group, number, -1) end
 end
 
 -- an activation ends (finish or release, so both free a number the same way): its device module comes back, the
