@@ -119,3 +119,41 @@ def test_unsettled_claims_are_released_after_the_hold_confirmed_and_finished_one
         assert await store.confirm([lost.activation_id]) == 0  # too late: it was released
 
     run(redis_url, body, hold_s=0.5)
+
+
+def test_pipelined_calls_survive_their_kept_connection_being_closed(redis_url: str) -> None:
+    """The round trips of claims and finishes keep their connections between batches: one that Redis closed (a
+    restart, CLIENT KILL, a timeout) is reconnected before it is used, so the next batch succeeds."""
+
+    async def body(store: PoolStore) -> None:
+        await seed(store, 4)
+        day = store.keys.earn("x")
+        calls = [
+            store.claim_call(
+                upstream="grizzly",
+                country="ru",
+                operator="any",
+                service="tg",
+                sum="0.35",
+                currency=None,
+                exclude_prefixes=[],
+                request_json="{}",
+                claim_id=f"k{i}",
+                deadline_ms=0,
+                earn_key=day,
+                day="x",
+            )  # fmt: skip
+            for i in range(2)
+        ]
+        claimed, _ = await store.run_batch(calls, [])
+        assert all(isinstance(c, Claimed) for c in claimed)
+        assert store._kept, "the round trip's connection is kept for the next one"
+        killed = await store.redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert int(killed) >= 1
+        await asyncio.sleep(0.1)  # the event loop sees the connection closed
+        first = cast(Claimed, claimed[0])
+        _, finished = await store.run_batch([], [store.finish_call("grizzly", first.activation_id, 4, day)])
+        assert [f if isinstance(f, Exception) else f.outcome for f in finished] == ["finished"]
+        assert await claim(store, "after-kill") is not None
+
+    run(redis_url, body)

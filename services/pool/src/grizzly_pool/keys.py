@@ -95,7 +95,9 @@ class PoolKeys:
 
     def _key(self, name: str, *parts: str | int) -> str:
         assert len(parts) == len(_PARTS[name])
-        return f"{self.prefix}{name}:{SEP.join(str(p) for p in parts)}"
+        if len(parts) == 1:  # most keys, several per claim and finish: no join
+            return f"{self.prefix}{name}:{parts[0]}"
+        return f"{self.prefix}{name}:{SEP.join(map(str, parts))}"
 
     def num(self, number: int | str) -> str:
         return self._key("num", number)

@@ -56,6 +56,7 @@ ADD_PIPELINE: Final = 16  # add_numbers runs sent in one round trip (the import'
 NUMBERS_PER_DEVICE: Final = 64  # a guess for paging the inventory by devices (SIM banks hold 32-512)
 MIGRATE_PAGE: Final = 64  # groups per run of the upgrade migration
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
+KEPT_CONNECTIONS: Final = 4  # Redis connections the round trips of pipelined calls keep (api-edge: 4 batches at once)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
@@ -363,7 +364,12 @@ class PoolStore:
         # connection to a newer task goes back to the end of the queue, so with more callers than connections some
         # wait for seconds (and time out). This FIFO gate lets at most as many calls through as there are
         # connections, so the pool itself never has to queue anyone (asyncio.Semaphore serves waiters in order).
-        self._gate = asyncio.Semaphore(min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16))
+        connections = min(getattr(redis.connection_pool, "max_connections", 1 << 16), 1 << 16)
+        # _pipeline keeps a few connections between its round trips (taking one from redis-py's pool and giving it
+        # back cost more than a small batch's own work); they count as in use, so the gate lets fewer calls through
+        self._keep = KEPT_CONNECTIONS if connections >= 4 * KEPT_CONNECTIONS else 0
+        self._kept: list[Any] = []
+        self._gate = asyncio.Semaphore(connections - self._keep)
 
     async def earn_key(self, day: str) -> str:
         """The earnings key of a day (UTC), with its TTL set once per process."""
@@ -466,8 +472,16 @@ class PoolStore:
         own packer, in Python, took a third of the pool's CPU on the hot path. Never retried on a broken connection
         (redis-py's pipeline is): a claim may have run, so every caller gets the error and its claim is released."""
         pool = self.redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        if self._kept:
+            connection = self._kept.pop()
+        else:
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         try:
+            if await connection.can_read():
+                # an idle connection has nothing to read unless Redis closed it (a restart, CLIENT KILL, a timeout):
+                # a new one, instead of failing this batch (redis-py's own check is off while it listens for
+                # maintenance notifications)
+                await connection.disconnect()
             # hiredis's stub types the argument as a 1-tuple; it takes a command of any length
             packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
             # one deadline for the whole round trip, not one timer per reply (redis-py's per-read timeout was a
@@ -480,12 +494,15 @@ class PoolStore:
                         answers.append(await connection.read_response(timeout=math.inf))
                     except ResponseError as exc:  # this command's error; the connection is still in step
                         answers.append(exc)
-            return answers
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse it
-            raise
-        finally:
             await pool.release(connection)
+            raise
+        if len(self._kept) < self._keep:
+            self._kept.append(connection)
+        else:
+            await pool.release(connection)
+        return answers
 
     # inventory -------------------------------------------------------------------------------------------------
     async def add_numbers(self, rows: Iterable[NumberRow], batch: int = ADD_BATCH) -> AddReport:
