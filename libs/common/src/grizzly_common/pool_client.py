@@ -1,4 +1,5 @@
-"""The one client of the pool's internal API (api-edge, sms-ingest and the pusher), over a keep-alive aiohttp session.
+"""The one client of the pool's internal API (api-edge, sms-ingest and the pusher), over keep-alive connections
+(grizzly_common.http1).
 
 One failure mapping for every caller: no answer, a timeout, an HTTP status other than 200 or an answer that does not
 decode is PoolUnavailable (a retriable Unavailable). Each service maps that once: the edge answers the ERROR
@@ -12,11 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import aiohttp
 import msgspec
 
 from grizzly_common import pool_api
 from grizzly_common.errors import Unavailable
+from grizzly_common.http1 import HttpError, KeepAliveClient
 from grizzly_common.logging import log_fields
 from grizzly_common.security import INTERNAL_TOKEN_HEADER
 
@@ -32,18 +33,14 @@ class PoolUnavailable(Unavailable):
 
 
 class PoolClient:
-    def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, *, token: str = "", timeout_s: float | None = None
-    ) -> None:
-        """token: POOL_API_TOKEN, sent on every call. timeout_s: the most one call waits (None: the session's own
-        total timeout)."""
-        self._session = session
-        self._headers = {"Content-Type": "application/json"}
+    def __init__(self, base_url: str, *, token: str = "", timeout_s: float = 5.0, connections: int = 64) -> None:
+        """token: POOL_API_TOKEN, sent on every call. timeout_s: the most one call waits. connections: the most calls
+        in flight at once (the rest wait their turn, within their timeout). Close it with aclose()."""
+        headers = {"Content-Type": "application/json"}
         if token:
-            self._headers[INTERNAL_TOKEN_HEADER] = token
-        self._base_url = base_url.rstrip("/")
-        # aiohttp reads timeout=None as "no timeout": without our own, each call uses the session's
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else session.timeout
+            headers[INTERNAL_TOKEN_HEADER] = token
+        self._http = KeepAliveClient(base_url.rstrip("/"), headers=headers, connections=connections)
+        self._timeout_s = timeout_s
         self._decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
         self._lookup_many_missing = False  # the pool answered 404 to /v1/lookup_many (an older pool)
         self._batch_missing = False  # the pool answered 404 to /v1/batch (an older pool)
@@ -51,7 +48,10 @@ class PoolClient:
     @property
     def timeout_s(self) -> float:
         """The most one call waits for the pool."""
-        return self._timeout.total or 0.0
+        return self._timeout_s
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     async def call(self, path: str, request: msgspec.Struct, result_type: type[T]) -> T:
         """POST `request` to `path` and decode the answer as `result_type`; any failure is PoolUnavailable."""
@@ -65,16 +65,11 @@ class PoolClient:
             log.warning("pool answer undecodable", extra=log_fields(path=path, error=str(exc)[:200]))
             raise PoolUnavailable() from None
 
-    async def _post(self, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, bytes]:
+    async def _post(self, path: str, data: bytes, timeout_s: float | None = None) -> tuple[int, bytes]:
         try:
-            async with self._session.post(
-                self._base_url + path,
-                data=data,
-                headers=self._headers,
-                timeout=timeout or self._timeout,
-            ) as reply:
-                return reply.status, await reply.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            return await self._http.request("POST", path, data, timeout_s=self._timeout_s if timeout_s is None
+                                            else max(0.001, timeout_s))  # fmt: skip
+        except (HttpError, OSError, TimeoutError) as exc:
             log.warning("pool call failed", extra=log_fields(path=path, error=type(exc).__name__))
             raise PoolUnavailable() from None
 
@@ -87,12 +82,11 @@ class PoolClient:
     async def healthy(self) -> None:
         """Raises unless the pool's /healthz answers 200."""
         try:
-            async with self._session.get(self._base_url + "/healthz", timeout=self._timeout) as reply:
-                await reply.read()
-                if reply.status != 200:
-                    raise PoolUnavailable(f"pool /healthz answered {reply.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, _ = await self._http.request("GET", "/healthz", timeout_s=self._timeout_s)
+        except (HttpError, OSError, TimeoutError) as exc:
             raise PoolUnavailable(type(exc).__name__) from None
+        if status != 200:
+            raise PoolUnavailable(f"pool /healthz answered {status}")
 
     # -- the API, typed -------------------------------------------------------------------------------------
     async def services(self, upstream: str) -> pool_api.ServicesResult:
@@ -112,8 +106,7 @@ class PoolClient:
         without /v1/batch (HTTP 404: an older pool during a rolling upgrade) is asked per item; there, an item whose
         call fails answers ERROR."""
         if not self._batch_missing:
-            timeout = None if timeout_s is None else aiohttp.ClientTimeout(total=max(0.001, timeout_s))
-            status, body = await self._post("/v1/batch", _encoder.encode(request), timeout)
+            status, body = await self._post("/v1/batch", _encoder.encode(request), timeout_s)
             if status == 404:
                 log.warning("the pool has no /v1/batch: claiming and finishing one by one")
                 self._batch_missing = True

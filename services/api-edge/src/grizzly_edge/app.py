@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypedDict
 
-import aiohttp
 from grizzly_common.errors import BadRequest, PartnerError, WrongKey
 from grizzly_common.logging import log_fields
 from grizzly_common.messages import error_body
@@ -85,12 +84,13 @@ def create_app(settings: Settings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
-            connector = aiohttp.TCPConnector(limit=settings.pool_connections, keepalive_timeout=60)
-            timeout = aiohttp.ClientTimeout(total=settings.pool_timeout_s, connect=min(settings.pool_timeout_s, 1.0))
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
+            pool = PoolClient(
+                settings.pool_url,
+                token=settings.pool_token,
+                timeout_s=settings.pool_timeout_s,
+                connections=settings.pool_connections,
             )
-            pool = PoolClient(session, settings.pool_url, token=settings.pool_token)
+            stack.push_async_callback(pool.aclose)
             claims = ClaimSettler(pool)
             stack.push_async_callback(claims.drain, timeout_s=5.0)  # after the settler stopped: what is left
             settler = asyncio.create_task(claims.run())

@@ -104,7 +104,8 @@ def create_app(settings: Settings) -> Starlette:
                 ledger_ttl_s=settings.ledger_ttl_s,
                 audit_retention_s=settings.audit_retention_s,
             )
-            pool = PoolClient(session, settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s)
+            pool = PoolClient(settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s)
+            stack.push_async_callback(pool.aclose)
             activity = Activity(redis, sms_log_max=settings.sms_log_max, ttl_s=settings.ledger_ttl_s)
             pusher = Pusher(settings, redis, session, store, pool, activity)
             inbound = InboundConsumer(consumer, pusher, topics.inbound)

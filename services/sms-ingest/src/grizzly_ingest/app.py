@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 from grizzly_common.events import Topics
 from grizzly_common.kafka_client import ensure_topics, make_producer
 from grizzly_common.logging import log_fields
@@ -88,11 +87,8 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(publisher.aclose)  # batches in flight finish before Redis closes
             pool = None
             if settings.pool_url:
-                session = aiohttp.ClientSession()
-                stack.push_async_callback(session.close)
-                pool = PoolClient(
-                    session, settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s
-                )
+                pool = PoolClient(settings.pool_url, token=settings.pool_token, timeout_s=settings.pool_timeout_s)
+                stack.push_async_callback(pool.aclose)
             resolver = Resolver(settings.device_numbers, pool)
             sweeper = asyncio.create_task(publisher.sweep_forever(settings.sweep_interval_s), name="multipart-sweeper")
             stack.push_async_callback(cancel_and_wait, sweeper)
