@@ -4,6 +4,7 @@ HttpError, OSError or TimeoutError, a failed connection is never reused, and kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -123,8 +124,9 @@ async def _read_request(reader: asyncio.StreamReader) -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # closed mid-body
         b"garbage\r\n\r\n",  # not HTTP
         b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n" + b"x" * 70000,  # past the answer cap
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",  # an interim answer
     ],
-    ids=["closed", "truncated", "garbage", "too-large"],
+    ids=["closed", "truncated", "garbage", "too-large", "interim"],
 )
 def test_a_broken_answer_is_an_http_error_and_its_connection_is_dropped(reply: bytes) -> None:
     async def main() -> None:
@@ -171,3 +173,39 @@ def test_connect_failures_and_bad_settings_raise() -> None:
         KeepAliveClient("ftp://example")
     with pytest.raises(ValueError, match="line break"):
         KeepAliveClient("http://127.0.0.1:1", headers={"X-Token": "a\r\nInjected: 1"})
+
+
+def test_bytes_after_the_answer_never_reach_the_next_call() -> None:
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await _read_request(reader)
+                # the answer and the start of another one in the same write
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Le")
+                await writer.drain()
+                with contextlib.suppress(ConnectionError):
+                    await reader.read()  # until the client closes it
+            finally:
+                writer.close()
+
+        async for port in _raw_server(handle):
+            client = KeepAliveClient(f"http://127.0.0.1:{port}")
+            assert await client.request("POST", "/", b"", timeout_s=2.0) == (200, b"ok")
+            assert client._take() is None, "a connection that sent more than its answer is not reused"
+            assert await client.request("POST", "/", b"", timeout_s=2.0) == (200, b"ok")
+            await client.aclose()
+            await asyncio.sleep(0.05)  # the server's handler sees the close
+
+    asyncio.run(main())
+
+
+def test_a_call_that_ends_after_aclose_does_not_keep_its_connection() -> None:
+    async def body(port: int) -> None:
+        client = KeepAliveClient(f"http://127.0.0.1:{port}")
+        call = asyncio.create_task(client.request("POST", "/slow", b"", timeout_s=5.0))
+        await asyncio.sleep(0.2)
+        await client.aclose()
+        assert (await call)[0] == 201
+        assert client._idle == []
+
+    run(body)

@@ -4,8 +4,10 @@ api-edge calls the pool for every GET_NUMBER and FINISH_ACTIVATION batch, and a 
 request object, header multidicts, a timer per phase, connector bookkeeping) cost about three times a small batch's
 own round trip. This one writes the request head in one go, parses the answer with httptools (uvicorn's parser) and
 keeps each connection for the next call. One request per connection at a time, never pipelined, never retried: a
-call that fails (connect, a broken or closed connection, a malformed answer, the timeout) raises HttpError or
-TimeoutError, and its connection is closed, since its answer may still come.
+call that fails (connect, a broken or closed connection, a malformed answer, the timeout, which also bounds the
+connect) raises HttpError, OSError or TimeoutError, and its connection is closed, since its answer may still come.
+An answer must carry a Content-Length or be chunked (uvicorn's always do): one that ends with the connection is an
+HttpError.
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ class _Connection(asyncio.Protocol):
         self._fail(HttpError(f"connection closed{f': {exc}' if exc else ''}"))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._waiter is None:  # bytes after the answer, in the same read: never part of the next call's answer
+            self._fail(HttpError("the server sent data nobody asked for"))
+
+    def on_status(self, status: bytes) -> None:
+        if self._waiter is not None and self._parser.get_status_code() < 200:
+            self._fail(HttpError("interim (1xx) answers are not expected"))
+
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self._max:
@@ -101,7 +111,7 @@ class KeepAliveClient:
         the server's keep-alive timeout, uvicorn's 5 s, so a call never races the server closing it)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+            raise ValueError("the base URL must be http(s)://host[:port][/path]")  # not echoed: it may hold a password
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
@@ -116,6 +126,7 @@ class KeepAliveClient:
         self._idle: list[_Connection] = []
         self._idle_s = idle_s
         self._max_body = max_body_bytes
+        self._closed = False
 
     async def request(self, method: str, path: str, body: bytes = b"", *, timeout_s: float) -> tuple[int, bytes]:
         """One call: the answer's status and body. Raises HttpError, OSError (connect) or TimeoutError."""
@@ -134,7 +145,7 @@ class KeepAliveClient:
             except BaseException:
                 connection.close()  # its answer may still come: never reused
                 raise
-            if keep and not connection.closed:
+            if keep and not connection.closed and not self._closed:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
             else:
@@ -164,5 +175,6 @@ class KeepAliveClient:
 
     async def aclose(self) -> None:
         """Close the idle connections (a call in flight closes its own when it ends)."""
+        self._closed = True
         while self._idle:
             self._idle.pop().close()

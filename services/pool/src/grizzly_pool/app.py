@@ -368,18 +368,27 @@ async def run_batch(state: State, body: BatchRequest) -> BatchResult:
     """Each claim and finish checked and answered exactly as by /v1/claim and /v1/finish, in request order; the
     ones that run go to Redis in one round trip (PoolStore.run_batch)."""
     store = state["store"]
-    day = today()
-    earn_key = await store.earn_key(day)
     claims = [(item, _claim_refused(state, item)) for item in body.claims]
     finishes = [(item, _finish_refused(state, item)) for item in body.finishes]
-    claimed, finished = await store.run_batch(
-        [store.claim_call(**_claim_fields(state, item), earn_key=earn_key, day=day) for item, no in claims if not no],
-        [store.finish_call(f.upstream, f.activation_id, f.status, earn_key) for f, no in finishes if not no],
-    )
+    to_claim = [item for item, refused in claims if refused is None]
+    to_finish = [item for item, refused in finishes if refused is None]
+    claimed: list[Claimed | None | Exception] = []
+    finished: list[Finished | Exception] = []
+    if to_claim or to_finish:
+        day = today()
+        try:
+            earn_key = await store.earn_key(day)
+        except Exception as exc:  # noqa: BLE001 - Redis unreachable: each item answers its own ERROR
+            claimed, finished = [exc] * len(to_claim), [exc] * len(to_finish)
+        else:
+            claimed, finished = await store.run_batch(
+                [store.claim_call(**_claim_fields(state, item), earn_key=earn_key, day=day) for item in to_claim],
+                [store.finish_call(f.upstream, f.activation_id, f.status, earn_key) for f in to_finish],
+            )
     ran_claims, ran_finishes = iter(claimed), iter(finished)
     return BatchResult(
-        claims=[no or _claim_answer(item, next(ran_claims)) for item, no in claims],
-        finishes=[no or _finish_answer(item, next(ran_finishes)) for item, no in finishes],
+        claims=[refused or _claim_answer(item, next(ran_claims)) for item, refused in claims],
+        finishes=[refused or _finish_answer(item, next(ran_finishes)) for item, refused in finishes],
     )
 
 

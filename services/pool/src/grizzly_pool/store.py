@@ -477,16 +477,17 @@ class PoolStore:
         else:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         try:
-            if await connection.can_read():
+            if connection.is_connected and await connection.can_read():
                 # an idle connection has nothing to read unless Redis closed it (a restart, CLIENT KILL, a timeout):
-                # a new one, instead of failing this batch (redis-py's own check is off while it listens for
-                # maintenance notifications)
+                # it reconnects (send_packed_command) instead of failing this batch (redis-py's own check is off while
+                # it listens for maintenance notifications); a connection reset is only seen when sending
                 await connection.disconnect()
             # hiredis's stub types the argument as a 1-tuple; it takes a command of any length
             packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
-            # one deadline for the whole round trip, not one timer per reply (redis-py's per-read timeout was a
-            # tenth of the pool's CPU on the hot path)
-            async with asyncio.timeout(connection.socket_timeout):
+            # one deadline for all the replies, not a timer per reply (redis-py's per-read timeout was a tenth of the
+            # pool's CPU on the hot path); longer for a long pipeline (a script run may take up to about 1 ms)
+            deadline_s = (connection.socket_timeout or 5.0) + len(commands) * 0.001
+            async with asyncio.timeout(deadline_s):
                 await connection.send_packed_command(packed)
                 answers: list[Any] = []
                 for _ in commands:
@@ -495,8 +496,10 @@ class PoolStore:
                     except ResponseError as exc:  # this command's error; the connection is still in step
                         answers.append(exc)
         except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse it
-            await pool.release(connection)
+            try:
+                await connection.disconnect(nowait=True)  # replies may be left unread: never reuse it
+            finally:
+                await pool.release(connection)
             raise
         if len(self._kept) < self._keep:
             self._kept.append(connection)
@@ -661,7 +664,7 @@ class PoolStore:
         if not result:
             return None
         if len(result) == 1:
-            raise ClaimRefused(_text(call[1][4]))
+            raise ClaimRefused(str(call[2][12]))  # the claim id (claim_call's arguments)
         if result[0] == b"more":
             return list(result[1:])
         return Claimed(int(result[0]), int(result[1]), _flag(result[2]), _flag(result[3]))
@@ -751,7 +754,7 @@ class PoolStore:
         for i, (call, reply) in enumerate(zip(claims, replies, strict=False)):
             try:
                 outcome = reply if isinstance(reply, Exception) else self._claim_outcome(call, reply)
-            except ClaimRefused as exc:
+            except Exception as exc:  # noqa: BLE001 - ClaimRefused, or an answer it cannot read: this claim's own
                 outcome = exc
             if isinstance(outcome, list):
                 walks[i] = self._claim_walk(call, reply)

@@ -91,10 +91,14 @@ local function claim(group, dev_key, number)
   -- country, operator, device: the group finish.lua and release.lua give the number back to; prev: the number's
   -- previous activation (its last_act: a number has one open activation at a time), so the admin API walks a
   -- number's history act by act without an index of its own (the chain ends where an activation expired)
-  redis.call('HSET', act_key, 'number', number, 'upstream', upstream, 'service', service,
+  local fields = {'number', number, 'upstream', upstream, 'service', service,
     'country', f[1], 'operator', f[2], 'device', f[3], 'sum', ARGV[4], 'currency', ARGV[5],
-    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day, 'prev', f[6] or '',
-    'claim', claim_id)
+    'request', ARGV[6], 'created_ms', ARGV[7], 'status', 'open', 'sum_u', sum_u, 'day', day, 'prev', f[6] or ''}
+  if claim_id ~= '' then
+    fields[#fields + 1] = 'claim'
+    fields[#fields + 1] = claim_id
+  end
+  redis.call('HSET', act_key, unpack(fields))
   redis.call('HINCRBY', key.sh(number), 'issued', 1)
   local currency = ARGV[5] == '' and 'none' or ARGV[5]
   redis.call('HINCRBY', KEYS[6], upstream .. '|' .. service .. '|' .. f[1] .. '|' .. currency .. '|issued', 1)
