@@ -21,7 +21,7 @@ Result = pool_api.ClaimResult | pool_api.FinishResult
 
 
 class PoolBatcher:
-    def __init__(self, pool: PoolClient, *, max_batch: int = 64, parallel: int = 4) -> None:
+    def __init__(self, pool: PoolClient, *, max_batch: int = 32, parallel: int = 8) -> None:
         """parallel: batches in flight at once (while they are, the next batch fills up)."""
         self._pool = pool
         self._coalescer: Coalescer[tuple[Item, float], Result | Exception] = Coalescer(
