@@ -56,7 +56,7 @@ ADD_PIPELINE: Final = 16  # add_numbers runs sent in one round trip (the import'
 NUMBERS_PER_DEVICE: Final = 64  # a guess for paging the inventory by devices (SIM banks hold 32-512)
 MIGRATE_PAGE: Final = 64  # groups per run of the upgrade migration
 DEVICE_BATCH: Final = 2  # devices heard from or swept (a device coming back or going is recounted whole)
-KEPT_CONNECTIONS: Final = 4  # Redis connections the round trips of pipelined calls keep (api-edge: 4 batches at once)
+KEPT_CONNECTIONS: Final = 8  # Redis connections the round trips of pipelined calls keep (api-edge: 8 batches at once)
 PIPELINED: Final = frozenset({"claim", "finish"})  # scripts whose concurrent calls go to Redis in one pipeline
 _HOLE: Final = f"hole-{uuid.uuid4().hex}"  # stands for a value only the Lua script knows (never in a request)
 
