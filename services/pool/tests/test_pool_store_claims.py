@@ -130,16 +130,17 @@ def test_pipelined_calls_survive_their_kept_connection_being_closed(redis_url: s
         day = store.keys.earn("x")
         calls = [
             store.claim_call(
-                upstream="grizzly",
-                country="ru",
-                operator="any",
-                service="tg",
-                sum="0.35",
-                currency=None,
-                exclude_prefixes=[],
-                request_json="{}",
-                claim_id=f"k{i}",
-                deadline_ms=0,
+                {
+                    "upstream": "grizzly",
+                    "country": "ru",
+                    "operator": "any",
+                    "service": "tg",
+                    "sum": "0.35",
+                    "currency": None,
+                    "exclude_prefixes": [],
+                    "request_json": "{}",
+                    "claim_id": f"k{i}",
+                },
                 earn_key=day,
                 day="x",
             )  # fmt: skip

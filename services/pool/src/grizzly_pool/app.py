@@ -59,7 +59,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grizzly_pool import metrics
 from grizzly_pool.settings import Settings
-from grizzly_pool.store import ANY, RELEASE_BATCH, Claimed, ClaimRefused, Finished, PoolStore, today
+from grizzly_pool.store import (
+    ANY,
+    RELEASE_BATCH,
+    Claimed,
+    ClaimRefused,
+    ClaimRequestFields,
+    Finished,
+    PoolStore,
+    today,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -184,7 +193,7 @@ async def claim(request: Request) -> Response:
 
 
 async def claim_one(state: State, body: ClaimRequest) -> ClaimResult:
-    """One claim, by /v1/claim or on its own (the same checks, metrics and answer as a claim of /v1/batch)."""
+    """One claim, by /v1/claim (the same checks, metrics and answer as a claim of /v1/batch)."""
     refused = _claim_refused(state, body)
     if refused is not None:
         return refused
@@ -206,7 +215,7 @@ def _claim_refused(state: State, body: ClaimRequest) -> ClaimResult | None:
     return None
 
 
-def _claim_fields(state: State, body: ClaimRequest) -> dict[str, Any]:
+def _claim_fields(state: State, body: ClaimRequest) -> ClaimRequestFields:
     """PoolStore.claim's arguments for a claim request."""
     return {
         "upstream": body.upstream,
@@ -382,7 +391,7 @@ async def run_batch(state: State, body: BatchRequest) -> BatchResult:
             claimed, finished = [exc] * len(to_claim), [exc] * len(to_finish)
         else:
             claimed, finished = await store.run_batch(
-                [store.claim_call(**_claim_fields(state, item), earn_key=earn_key, day=day) for item in to_claim],
+                [store.claim_call(_claim_fields(state, item), earn_key=earn_key, day=day) for item in to_claim],
                 [store.finish_call(f.upstream, f.activation_id, f.status, earn_key) for f in to_finish],
             )
     ran_claims, ran_finishes = iter(claimed), iter(finished)

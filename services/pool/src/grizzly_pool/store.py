@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, cast
+from typing import Any, Final, NotRequired, TypedDict, Unpack, cast
 
 import hiredis
 import orjson
@@ -181,6 +181,21 @@ class Claimed:
     activation_id: int
     flashcall: bool
     voice: bool
+
+
+class ClaimRequestFields(TypedDict):
+    """What a claim asks for (PoolStore.claim's keyword arguments)."""
+
+    upstream: str
+    country: str
+    operator: str
+    service: str
+    sum: str  # decimal as text
+    currency: int | None
+    exclude_prefixes: Sequence[str]
+    request_json: str  # the platform's request without its key (the audit trail)
+    claim_id: NotRequired[str]  # api-edge's claim id ("" = an untracked claim)
+    deadline_ms: NotRequired[int]  # when api-edge stops waiting (0 = none)
 
 
 class ClaimRefused(Exception):
@@ -596,48 +611,20 @@ class PoolStore:
         return Snapshot(tuple(services), split, any_rows)
 
     # activations -----------------------------------------------------------------------------------------------
-    async def claim(
-        self,
-        *,
-        upstream: str,
-        country: str,
-        operator: str,
-        service: str,
-        sum: str,
-        currency: int | None,
-        exclude_prefixes: Sequence[str],
-        request_json: str,
-        claim_id: str = "",
-        deadline_ms: int = 0,
-    ) -> Claimed | None:
+    async def claim(self, **request: Unpack[ClaimRequestFields]) -> Claimed | None:
         """One atomic check-and-claim (claim.lua, which also appends the "issued" audit event); None when nothing
         fits (NO_NUMBERS). With a claim_id (api-edge) the claim is refused (ClaimRefused) once that id was released
         or past deadline_ms, and is held until confirm(), finish() or a release."""
         day = today()
-        call = self.claim_call(
-            upstream=upstream, country=country, operator=operator, service=service, sum=sum, currency=currency,
-            exclude_prefixes=exclude_prefixes, request_json=request_json, claim_id=claim_id,
-            deadline_ms=deadline_ms, earn_key=await self.earn_key(day), day=day,
-        )  # fmt: skip
+        call = self.claim_call(request, earn_key=await self.earn_key(day), day=day)
         return await self._claim_walk(call, await self._run(*call))
 
-    def claim_call(
-        self,
-        *,
-        upstream: str,
-        country: str,
-        operator: str,
-        service: str,
-        sum: str,
-        currency: int | None,
-        exclude_prefixes: Sequence[str],
-        request_json: str,
-        claim_id: str,
-        deadline_ms: int,
-        earn_key: str,
-        day: str,
-    ) -> ScriptCall:
+    def claim_call(self, request: ClaimRequestFields, *, earn_key: str, day: str) -> ScriptCall:
         """claim.lua's first run of a claim (see claim()); earn_key: earn_key(day), awaited once by the caller."""
+        upstream, country, operator = request["upstream"], request["country"], request["operator"]
+        service, sum, currency = request["service"], request["sum"], request["currency"]
+        exclude_prefixes, request_json = request["exclude_prefixes"], request["request_json"]
+        claim_id, deadline_ms = request.get("claim_id", ""), request.get("deadline_ms", 0)
         k = self.keys
         if operator == ANY:
             index, terms = k.cg(country), k.ca(country)
