@@ -148,6 +148,13 @@ def server_config(
     return config
 
 
+def freeze_imports() -> None:
+    """Before serving: what is imported by now (modules, classes, functions: most of the process's objects) lives as
+    long as the process; out of the collector's sight, a full collection no longer walks it again and again."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     app: object,
     host: str,
@@ -170,10 +177,7 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         forwarded_allow_ips=forwarded_allow_ips,
     )
-    # what is imported by now (modules, classes, functions: most of the process's objects) lives as long as the
-    # process: out of the collector's sight, a full collection no longer walks it again and again
-    gc.collect()
-    gc.freeze()
+    freeze_imports()
     if also is None:
         uvicorn.Server(config).run()
         return

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 import uvicorn
 from grizzly_common.entry import settings_or_exit
+from grizzly_common.web import freeze_imports, server_config
 
 from grizzly_pool.admin import create_admin_app
 from grizzly_pool.app import create_app, migrate_at_start
@@ -16,24 +16,14 @@ from grizzly_pool.settings import Settings
 
 async def _serve_both(settings: Settings) -> None:
     def server(app: object, host: str, port: int) -> uvicorn.Server:
-        config = uvicorn.Config(
-            app,  # type: ignore[arg-type]
-            host=host,
-            port=port,
-            loop="none",
-            http="httptools",
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            log_config=None,  # keep grizzly_common's JSON logging
-            timeout_graceful_shutdown=20,
-        )
-        # uvicorn.access, left without handlers by access_log=False, must not reach Python's raw last-resort handler
-        logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
+        config = server_config(app, host, port, settings.log_level)
+        config.loop = "none"  # uvloop already runs (serve())
         return uvicorn.Server(config)
 
     await migrate_at_start(settings)
     internal = server(create_app(settings), settings.host, settings.port)
     admin = server(create_admin_app(settings), settings.admin_host, settings.admin_port)
+    freeze_imports()
     tasks = [asyncio.create_task(internal.serve()), asyncio.create_task(admin.serve())]
     # when one server stops (signal, failed bind), stop the other too
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

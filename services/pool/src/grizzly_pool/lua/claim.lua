@@ -73,13 +73,13 @@ local function fits(number)
   return redis.call('HEXISTS', key.hist(number), blocked_field) == 0
 end
 
-local function claim(group, dev_key, number)
+local function claim(group, read, number)
   -- leave the free set (and the blocked-free counters), take a module, open the activation
   local _, _, device = split_group(group)
-  local t = tracker(key)
-  t:touch(device, group)
+  local t = tracker(key, true)
+  t:touch(device, group, false, read)
   remove_free(t, group, number)
-  redis.call('HINCRBY', dev_key, 'active', 1)
+  t:add_active(device, 1)
   t:commit()
   -- numeric unique id that survives a Redis wipe (next_id: grizzly_common.redis_client.NEXT_ID_FUNCTION)
   local id = next_id(KEYS[1])
@@ -110,13 +110,13 @@ local function claim(group, dev_key, number)
   return {number, id, f[4], f[5]}
 end
 
--- the device key when the group can give the service a number now, else nil (a stale index entry is dropped)
+-- when the group can give the service a number now, what was read of it (the tracker's touch() reuses it), else
+-- nil (a stale index entry is dropped)
 local function viable(group)
   units = units - 3
   local size = redis.call('SCARD', key.free(group))
   local _, _, device = split_group(group)
-  local dev_key = key.dev(device)
-  local dev = redis.call('HMGET', dev_key, 'online', 'cap', 'active', 'alive')
+  local dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active', 'alive')
   local left = room(dev)
   if size == 0 or left == 0 then
     set_indexed(key, group, false)
@@ -124,7 +124,7 @@ local function viable(group)
   end
   local blocked = tonumber(redis.call('HGET', key.bf(group), service) or '0')
   if size - blocked <= 0 then return nil end
-  return dev_key
+  return {dev = dev, size = size}
 end
 
 -- look through a group's free set from an SSCAN cursor: the number that fits, or nil and where to resume ('0': done)
@@ -155,12 +155,12 @@ if walk_cursor == '' then
     groups[i], groups[j] = groups[j], groups[i]
   end
   for _, group in ipairs(groups) do
-    local dev_key = viable(group)
-    if dev_key then
+    local read = viable(group)
+    if read then
       local numbers = redis.call('SRANDMEMBER', key.free(group), sample)
       units = units - 1 - #numbers
       for _, number in ipairs(numbers) do
-        if fits(number) then return claim(group, dev_key, number) end
+        if fits(number) then return claim(group, read, number) end
       end
     end
   end
@@ -170,10 +170,10 @@ end
 -- then the whole index, page by page, so a miss means nothing fits; a run that spends its budget returns where the
 -- next run resumes (the page is read again, without the groups it finished)
 if resume_group ~= '' then
-  local dev_key = viable(resume_group)
-  if dev_key then
+  local read = viable(resume_group)
+  if read then
     local number, cursor = scan_group(resume_group, resume_cursor)
-    if number then return claim(resume_group, dev_key, number) end
+    if number then return claim(resume_group, read, number) end
     if cursor ~= '0' then return more(walk_cursor, resume_group, cursor) end
   end
   done[resume_group] = true
@@ -186,10 +186,10 @@ repeat
   for _, group in ipairs(page[2]) do
     if not done[group] then
       if units <= 0 then return more(cursor, '', '0') end
-      local dev_key = viable(group)
-      if dev_key then
+      local read = viable(group)
+      if read then
         local number, group_cursor = scan_group(group, '0')
-        if number then return claim(group, dev_key, number) end
+        if number then return claim(group, read, number) end
         if group_cursor ~= '0' then return more(cursor, group, group_cursor) end
       end
       done[group] = true

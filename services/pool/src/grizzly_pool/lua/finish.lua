@@ -90,7 +90,7 @@ elseif redis.call('HINCRBY', sh_key, 'streak', 1) >= tonumber(ARGV[12]) and redi
   redis.call('RPUSH', ARGV[7], ARGV[14] .. number .. ARGV[15] .. (offline and 'true' or 'false') .. ARGV[16])
 end
 redis.call('ZREM', KEYS[2], ARGV[6])
-local t = tracker(key)
+local t = tracker(key, true)
 free_number(t, ARGV[6], number, a[5], a[6], a[7])
 t:commit()
 audit('"finish"', status)

@@ -46,16 +46,20 @@ local function add_term(acc, term, field, value)
 end
 
 -- a group's free-set size and blocked-free counters ({f = F, b = {service = B(s)}}), read once per script: the
--- tracker keeps them up to date as add_free / remove_free change them, so commit() need not read them again
+-- tracker keeps them up to date as add_free / remove_free change them, so commit() need not read them again (f may
+-- be known before b: touch() with read.size)
 local function group_state(key, cache, group)
   local g = cache[group]
   if not g then
-    g = {f = redis.call('SCARD', key.free(group)), b = {}}
+    g = {f = redis.call('SCARD', key.free(group))}
+    cache[group] = g
+  end
+  if not g.b then
+    g.b = {}
     if g.f > 0 then
       local blocked = redis.call('HGETALL', key.bf(group))
       for i = 1, #blocked, 2 do g.b[blocked[i]] = tonumber(blocked[i + 1]) end
     end
-    cache[group] = g
   end
   return g
 end
@@ -109,21 +113,26 @@ local function members(key, device)
 end
 
 -- tracker: call t:touch(device, group) before changing anything a device's contribution depends on (its free
--- sets, blocked-free counters, active, online, cap), t:commit() once at the end of the script
+-- sets, blocked-free counters, active, online, cap), t:commit() once at the end of the script.
+-- exact: the script changes device hashes only through t:add_active (claim, finish, release), so commit() takes
+-- the device's room from what touch() read and add_active changed, without reading the device again
 local Tracker = {}
 Tracker.__index = Tracker
 
-local function tracker(key)
-  return setmetatable({key = key, devices = {}, acc = {}, groups = {}}, Tracker)
+local function tracker(key, exact)
+  return setmetatable({key = key, devices = {}, acc = {}, groups = {}, exact = exact}, Tracker)
 end
 
--- whole: read the whole device even if it has no limit (set_device: the limit itself changes)
-function Tracker:touch(device, group, whole)
+-- whole: read the whole device even if it has no limit (set_device: the limit itself changes). read: what this
+-- run read already and has not changed since, not read again: dev (HMGET online, cap, active, alive of the
+-- device), size (SCARD of the group's free set)
+function Tracker:touch(device, group, whole, read)
   local d = self.devices[device]
   if not d then
-    local dev = redis.call('HMGET', self.key.dev(device), 'online', 'cap', 'active', 'alive')
+    if read and read.size and group and not self.groups[group] then self.groups[group] = {f = read.size} end
+    local dev = (read and read.dev) or redis.call('HMGET', self.key.dev(device), 'online', 'cap', 'active', 'alive')
     local left = room(dev)
-    d = {whole = whole or left ~= nil, groups = {}}
+    d = {whole = whole or left ~= nil, groups = {}, dev = dev}
     self.devices[device] = d
     if d.whole then
       local all = members(self.key, device)
@@ -138,10 +147,17 @@ function Tracker:touch(device, group, whole)
   end
 end
 
+-- a touched device takes (delta 1) or gives back (-1) a module
+function Tracker:add_active(device, delta)
+  local active = redis.call('HINCRBY', self.key.dev(device), 'active', delta)
+  self.devices[device].dev[3] = tostring(active)
+end
+
 function Tracker:commit()
   local key = self.key
   for device, d in pairs(self.devices) do
-    local dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active', 'alive')
+    local dev = d.dev
+    if not self.exact then dev = redis.call('HMGET', key.dev(device), 'online', 'cap', 'active', 'alive') end
     local left = room(dev)
     if d.whole then
       for _, g in ipairs(members(key, device)) do d.groups[g] = true end
@@ -172,7 +188,7 @@ local function count_free(t, group, number, delta)
     if string.sub(field, 1, 2) == 'b:' then
       local service = string.sub(field, 3)
       local b = redis.call('HINCRBY', key.bf(group), service, delta)
-      if g then g.b[service] = b end
+      if g and g.b then g.b[service] = b end
     end
   end
 end
@@ -195,7 +211,7 @@ local function free_number(t, id, number, country, operator, device)
   local key = t.key
   local group = group_of(country, operator, device)
   t:touch(device, group)
-  redis.call('HINCRBY', key.dev(device), 'active', -1)
+  t:add_active(device, -1)
   local num_key = key.num(number)
   local f = redis.call('HMGET', num_key, 'act', 'online')
   if f[1] ~= id then return end

@@ -20,7 +20,7 @@
 -- free:, bf:, totals, cs:, ca:, cg:, og:).
 -- Returns the number of activations released.
 local key = pool_keys(ARGV[1])
-local t = tracker(key)
+local t = tracker(key, true)
 local mode, retention = ARGV[2], ARGV[3]
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
