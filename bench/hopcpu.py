@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> None:
                         f"{row['busy']:5.2f} {os.getloadavg()[0]:4.1f}",
                         flush=True,
                     )
-                print(f"        trivial: {base['rps']:.0f} req/s, wrk {base['wrk_cpu']:.2f} CPU", flush=True)
+                floor_ms = clients / base["rps"] * 1000
+                print(
+                    f"        trivial: {base['rps']:.0f} req/s, p99 {base['p99_ms']:.1f} ms = "
+                    f"{base['p99_ms'] / floor_ms:.1f}x its floor, wrk {base['wrk_cpu']:.2f} CPU",
+                    flush=True,
+                )
                 time.sleep(0.5)
     finally:
         env.close()
