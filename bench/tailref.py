@@ -1,15 +1,16 @@
-"""The tail any server shows under this load generator: what "p99 against the queueing floor" can be here.
+"""The tail servers that do no partner work show under wrk: what "p99 against the queueing floor" can be here.
 
-    python -m bench.tailref [--clients 200] [--seconds 5] [--rounds 2] [--spin-us 60]
+    python -m bench.tailref [--clients 200] [--seconds 5] [--rounds 2] [--spin-us 60] [--threads 1,2]
 
 Issue #14 asks for p99 <= 1.2x the queueing floor (clients / throughput) at 200 closed-loop clients. This loads,
-with the same wrk as the partner rows (bench/wrkgen.py: 2 threads, bench/wrk.lua), three servers that do no partner
-work at all, in turn:
+with the same wrk script as the partner rows (bench/wrk.lua) and 1 and 2 wrk threads, three servers in turn:
 - raw: a bare uvloop protocol answering a constant HTTP response (no framework; wrk is the bottleneck);
 - raw + spin: the same, busy for --spin-us of CPU per request (about the trivial endpoint's cost), so it saturates
   its one core like a real server;
 - trivial: the trivial Starlette endpoint the partner rows are compared with (bench/trivial.py).
-and prints each one's throughput, p50, p99, slowest request and p99 against its floor.
+and prints each one's throughput, p50, p99, slowest request, p99 against its floor, and mean latency x throughput
+(the requests in flight by Little's law: never more than the clients when the latencies are right; wrk's are not
+always right at 200 connections against a server that saturates its core, and such a run is marked).
 """
 
 from __future__ import annotations
@@ -68,14 +69,15 @@ async def _serve(port: int, spin_s: float) -> None:
     await server.serve_forever()
 
 
-def load(url: str, clients: int, seconds: float) -> dict[str, float]:
-    spec = {"url": url, "concurrency": clients, "body": orjson.dumps({"action": "GET_SERVICES", "key": "k"}).decode()}
+def load(url: str, clients: int, seconds: float, threads: int) -> dict[str, float]:
+    body = orjson.dumps({"action": "GET_SERVICES", "key": "k"}).decode()
+    spec = {"url": url, "concurrency": clients, "threads": threads, "body": body}
     wrkgen._wrk(spec, 1.0)  # warm up
     result, _, _ = wrkgen._wrk(spec, seconds)
     rps = result["requests"] / (result["duration_us"] / 1e6)
     floor_ms = clients / rps * 1000 if rps else float("inf")
     return {"rps": rps, "p50": result["p50_us"] / 1000, "p99": result["p99_us"] / 1000,
-            "max": result["max_us"] / 1000, "floor": floor_ms}  # fmt: skip
+            "max": result["max_us"] / 1000, "floor": floor_ms, "in_flight": result["mean_us"] / 1e6 * rps}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--spin-us", type=float, default=60.0)
+    parser.add_argument("--threads", default="1,2", help="wrk thread counts to load each server with")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the raw server itself, on this port
     args = parser.parse_args(argv)
     if args.serve:
@@ -102,12 +105,16 @@ def main(argv: list[str] | None = None) -> None:
             _wait_port(port)
             targets[name] = f"http://127.0.0.1:{port}/"
         targets["trivial Starlette endpoint"] = f"http://127.0.0.1:{env.start_trivial()}/"
-        print(f"{'server':28s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>8s} {'floor ms':>8s} p99/floor")
+        print(f"{'server':28s} wrk -t {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>8s} {'floor ms':>8s} "
+              "p99/floor in flight")  # fmt: skip
         for _ in range(args.rounds):
             for name, url in targets.items():
-                r = load(url, args.clients, args.seconds)
-                print(f"{name:28s} {r['rps']:8.0f} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:8.1f} {r['floor']:8.1f} "
-                      f"{r['p99'] / r['floor']:9.2f}", flush=True)  # fmt: skip
+                for threads in (int(t) for t in args.threads.split(",")):
+                    r = load(url, args.clients, args.seconds, threads)
+                    wrong = "  latencies wrong" if r["in_flight"] > 1.05 * args.clients else ""
+                    print(f"{name:28s} {threads:6d} {r['rps']:8.0f} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:8.1f} "
+                          f"{r['floor']:8.1f} {r['p99'] / r['floor']:9.2f} {r['in_flight']:9.0f}{wrong}",
+                          flush=True)  # fmt: skip
     finally:
         env.close()
 

@@ -1,8 +1,9 @@
 """wrk as the load generator (when it is installed): C, so it takes far less of the 2 cores than bench/loadgen.py.
 
 The same spec as bench/loadgen.py (url, mode "post" or "cycle", concurrency, duration_s, warmup_s, body / key,
-country, operator, services, finish_status) and a summary with the same fields, plus the generator's own CPU share
-(user + system seconds of the wrk process over the wall time), so a ratio between two targets can be read fairly.
+country, operator, services, finish_status; here also threads, 2 unless given) and a summary with the same fields,
+plus the generator's own CPU share (user + system seconds of the wrk process over the wall time), so a ratio between
+two targets can be read fairly.
 Requests count GET_NUMBER and FINISH_ACTIVATION alike (in "cycle" mode they alternate).
 """
 
@@ -42,7 +43,7 @@ def _command(spec: dict[str, Any], duration_s: float) -> list[str]:
     connections = spec["concurrency"]
     return [
         "wrk",
-        f"-t{min(THREADS, connections)}",
+        f"-t{min(spec.get('threads', THREADS), connections)}",
         f"-c{connections}",
         f"-d{max(1, round(duration_s))}s",
         "--timeout",

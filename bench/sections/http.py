@@ -58,10 +58,16 @@ def generator_note(result: dict[str, Any]) -> str:
 
 
 def tail_note(result: dict[str, Any], concurrency: int) -> str:
-    """p99 against the queueing floor (Little's law: clients / throughput) and the slowest request: given for the
-    trivial endpoint too, so the partner's tail can be read against what the generator and machine show anyway."""
+    """p99 against the queueing floor (Little's law: clients / throughput) and the slowest request, for the trivial
+    endpoint too. With every client always waiting, mean latency x throughput is the client count; when the
+    generator's figures say far more, its latencies are wrong (wrk with 2 threads against a saturated server at 200
+    connections, bench/tailref.py) and the note says so."""
     floor = concurrency / result["ops_per_s"] * 1000 if result["ops_per_s"] else 0.0
-    return f"floor {floor:.1f} ms, p99/floor {result['p99_ms'] / floor if floor else 0:.2f}, max {result['max_ms']} ms"
+    note = f"floor {floor:.1f} ms, p99/floor {result['p99_ms'] / floor if floor else 0:.2f}, max {result['max_ms']} ms"
+    in_flight = result.get("mean_ms", 0.0) * result["ops_per_s"] / 1000
+    if in_flight > 1.1 * concurrency:
+        note += f" (latencies not trustworthy: mean x throughput = {in_flight:.0f} in flight for {concurrency} clients)"
+    return note
 
 
 def hot_path_note(result: dict[str, Any], concurrency: int) -> str:
