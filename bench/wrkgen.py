@@ -79,6 +79,22 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+# how far above the client count mean latency x throughput may be before wrk's latencies count as wrong
+LITTLE_TOLERANCE = 1.1
+
+
+def in_flight(mean_ms: float, ops_per_s: float) -> float:
+    """Requests in flight by Little's law: with every client always waiting, the number of clients."""
+    return mean_ms * ops_per_s / 1000
+
+
+def latencies_wrong(summary: dict[str, Any], clients: int) -> bool:
+    """Whether a run's latencies (run()'s summary) contradict its throughput: wrk's figures sometimes say far more
+    requests in flight than there are connections (at 200 connections against a server that saturates its core, with
+    1 thread as with 2), and its percentiles are then wrong."""
+    return in_flight(summary["mean_ms"], summary["ops_per_s"]) > LITTLE_TOLERANCE * clients
+
+
 def run(spec: dict[str, Any], pids: dict[str, int] | None = None) -> dict[str, Any]:
     """pids: processes (name -> pid) whose CPU per request over the timed run is reported as cpu_us[name]."""
     if spec.get("warmup_s", 0) > 0:

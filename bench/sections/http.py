@@ -59,14 +59,12 @@ def generator_note(result: dict[str, Any]) -> str:
 
 def tail_note(result: dict[str, Any], concurrency: int) -> str:
     """p99 against the queueing floor (Little's law: clients / throughput) and the slowest request, for the trivial
-    endpoint too. With every client always waiting, mean latency x throughput is the client count; when the
-    generator's figures say far more, its latencies are wrong (wrk with 2 threads against a saturated server at 200
-    connections, bench/tailref.py) and the note says so."""
+    endpoint too; with wrk, a run whose latencies contradict its throughput says so (wrkgen.latencies_wrong)."""
     floor = concurrency / result["ops_per_s"] * 1000 if result["ops_per_s"] else 0.0
     note = f"floor {floor:.1f} ms, p99/floor {result['p99_ms'] / floor if floor else 0:.2f}, max {result['max_ms']} ms"
-    in_flight = result.get("mean_ms", 0.0) * result["ops_per_s"] / 1000
-    if in_flight > 1.1 * concurrency:
-        note += f" (latencies not trustworthy: mean x throughput = {in_flight:.0f} in flight for {concurrency} clients)"
+    if result.get("generator") == "wrk" and wrkgen.latencies_wrong(result, concurrency):
+        in_flight = wrkgen.in_flight(result["mean_ms"], result["ops_per_s"])
+        note += f" (latencies wrong: mean x throughput = {in_flight:.0f} in flight for {concurrency} clients)"
     return note
 
 

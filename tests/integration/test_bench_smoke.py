@@ -29,3 +29,31 @@ def test_bench_clients_section_prints_figures() -> None:
     for line in lines:
         assert re.search(r"\s\d[\d,]*\.\d\s", line), line  # an ops/s figure
     assert any("aiohttp ClientSession" in line and "x httpx AsyncClient" in line for line in lines)
+
+
+def test_a_run_whose_latencies_contradict_its_throughput_is_marked() -> None:
+    """Little's law: with every client always waiting, mean latency x throughput is the client count. wrk's
+    figures sometimes say far more (against a saturated server), and the row's note must then say they are wrong."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TAIL_NOTES],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    right, wrong, other_generator = done.stdout.splitlines()
+    assert "floor 20.0 ms, p99/floor 2.00" in right and "wrong" not in right
+    assert "latencies wrong: mean x throughput = 600 in flight for 200 clients" in wrong
+    assert "wrong" not in other_generator  # the aiohttp generator reports no mean latency to check
+
+
+_TAIL_NOTES = """
+from bench.sections.http import tail_note
+run = {"ops_per_s": 10000.0, "p99_ms": 40.0, "max_ms": 90.0, "generator": "wrk"}
+print(tail_note({**run, "mean_ms": 20.5}, 200))
+print(tail_note({**run, "mean_ms": 60.0}, 200))
+print(tail_note({"ops_per_s": 10000.0, "p99_ms": 40.0, "max_ms": 90.0}, 200))
+"""
