@@ -59,10 +59,11 @@ def main(argv: list[str] | None = None) -> None:
                             "warmup_s": 1.0, "duration_s": args.seconds}  # fmt: skip
                     r = wrkgen.run(spec)
                     ratio = r["p99_ms"] / r["floor_ms"] if r["floor_ms"] else 0.0
-                    wrong = "  latencies wrong" if wrkgen.latencies_wrong(r, args.clients) else ""
+                    in_flight = wrkgen.in_flight(r["mean_ms"], r["ops_per_s"])
+                    wrong = wrkgen.latencies_wrong(r["mean_ms"], r["ops_per_s"], args.clients)
                     print(f"{name:28s} {threads:6d} {r['ops_per_s']:8.0f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
                           f"{r['max_ms']:8.1f} {r['floor_ms']:8.1f} {ratio:9.2f} {r['errors']:6d} "
-                          f"{wrkgen.in_flight(r['mean_ms'], r['ops_per_s']):9.0f}{wrong}", flush=True)  # fmt: skip
+                          f"{in_flight:9.0f}{'  latencies wrong' if wrong else ''}", flush=True)  # fmt: skip
     finally:
         env.close()
 

@@ -62,7 +62,7 @@ def tail_note(result: dict[str, Any], concurrency: int) -> str:
     endpoint too; with wrk, a run whose latencies contradict its throughput says so (wrkgen.latencies_wrong)."""
     floor = concurrency / result["ops_per_s"] * 1000 if result["ops_per_s"] else 0.0
     note = f"floor {floor:.1f} ms, p99/floor {result['p99_ms'] / floor if floor else 0:.2f}, max {result['max_ms']} ms"
-    if result.get("generator") == "wrk" and wrkgen.latencies_wrong(result, concurrency):
+    if result.get("generator") == "wrk" and wrkgen.latencies_wrong(result["mean_ms"], result["ops_per_s"], concurrency):
         in_flight = wrkgen.in_flight(result["mean_ms"], result["ops_per_s"])
         note += f" (latencies wrong: mean x throughput = {in_flight:.0f} in flight for {concurrency} clients)"
     return note
